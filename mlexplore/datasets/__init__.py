@@ -1,0 +1,51 @@
+"""Built-in datasets: model data to learn and teach with.
+
+All of them are generated here, with a seed, a size knob, a progress bar and
+an on-disk cache (see :mod:`mlexplore.datasets.cache`). EMT is a fitted
+classical potential, **not DFT**: these sets show how methods behave, not
+what a material does.
+
+=================  ===========================================  ============
+name               what                                         size knob
+=================  ===========================================  ============
+``lattice_alloy``  binary alloy on a fixed FCC/BCC lattice       n_per_composition
+``gold``           Au bulk (strained), slabs, clusters           n_per_group
+``ising_lattice``  Ising spins on a cubic lattice (E and S)      n_per_composition
+=================  ===========================================  ============
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .alloys import lattice_alloy
+from .cache import cache_dir
+from .gold import GOLD_GROUPS, gold
+from .ising import ising_energy, ising_lattice
+from .sampling import sample_occupations
+
+__all__ = ["lattice_alloy", "gold", "ising_lattice", "ising_energy", "sample_occupations", "cache_dir",
+           "GOLD_GROUPS", "REGISTRY", "BuiltinDataset"]
+
+
+@dataclass(frozen=True)
+class BuiltinDataset:
+    """A built-in dataset: its generator, what it is, and which argument sets its size."""
+
+    function: Callable
+    description: str
+    size_parameter: str
+
+
+REGISTRY: dict[str, BuiltinDataset] = {
+    "lattice_alloy": BuiltinDataset(
+        lattice_alloy, "binary alloy (default CuAu) on a fixed FCC 2x2x2 lattice, every composition, "
+        "EMT energy / mixing energy / per-atom energies / forces", "n_per_composition"),
+    "gold": BuiltinDataset(
+        gold, "Au FCC/BCC bulk under strain, (100)/(111) slabs, clusters; rattled; EMT energy, "
+        "per-atom energies, forces", "n_per_group"),
+    "ising_lattice": BuiltinDataset(
+        ising_lattice, "Ising spins on an LxLxL cubic lattice: graph energy E and site values S "
+        "(HydraGNN's multi-task test data)", "n_per_composition"),
+}

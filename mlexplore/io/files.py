@@ -1,0 +1,61 @@
+"""File helpers shared by the readers and writers: compression and atomic writes."""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import gzip
+import lzma
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["open_text", "atomic_write", "strip_compression"]
+
+_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
+def strip_compression(path: str | os.PathLike) -> Path:
+    """``a/b.xyz.gz`` → ``a/b.xyz`` (the name that tells the format)."""
+    p = Path(path)
+    return p.with_suffix("") if p.suffix in _OPENERS else p
+
+
+def open_text(path: str | os.PathLike, mode: str = "r") -> IO[str]:
+    """Open a text file, (de)compressing ``.gz``, ``.bz2`` and ``.xz`` by suffix."""
+    opener = _OPENERS.get(Path(path).suffix)
+    if opener is None:
+        return open(path, mode, encoding="utf-8", newline="\n" if "w" in mode else None)
+    return opener(path, mode + "t", encoding="utf-8")
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, text: bool = True) -> Iterator[Any]:
+    """Write to a temporary file beside ``path`` and rename it over ``path`` at the end.
+
+    An interrupted or failed write leaves any previous ``path`` untouched and
+    no partial file behind. Yields an open text handle (compressed by suffix)
+    or, with ``text=False``, the temporary path to write to.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + "".join(path.suffixes[-1:]),
+                               dir=path.parent)
+    os.close(fd)
+    try:
+        if text:
+            with open_text(tmp, "w") as fh:
+                yield fh
+        else:
+            yield tmp
+        # mkstemp makes the file private (0600); give it the permissions a plain open() would
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

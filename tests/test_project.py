@@ -1,0 +1,28 @@
+"""The project's own promises: CI runs the README's test command, the package installs its CLI."""
+
+import re
+import shutil
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_ci_runs_the_readme_test_command_exactly():
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)\n```", readme, flags=re.S)
+    assert len(blocks) >= 2, "README must open with the demo and the test command"
+    demo, test = blocks[0].strip(), blocks[1].strip()
+    assert demo.endswith("mlexplore demo")
+    assert "pytest" in test
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert test in ci.splitlines(), ".ci/run must contain the README's test command verbatim"
+
+
+def test_torch_is_pinned_on_the_install_line_and_ranged_in_pyproject():
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'"torch>=\d', pyproject)
+    assert '"nglview==3.1.4"' in pyproject and '"setuptools<81"' in pyproject
+
+
+def test_cli_entry_point_is_installed():
+    assert shutil.which("mlexplore") or (Path(__import__("sys").executable).parent / "mlexplore").exists()
