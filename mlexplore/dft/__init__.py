@@ -1,0 +1,14 @@
+"""DFT labelling with GPAW (optional: ``scripts/install_gpaw.sh`` installs it).
+
+``label(structures, out="run.jsonl", settings=DFTSettings(...))`` computes
+spin-polarised PBE energies, forces, stress, per-atom magnetic moments and
+Hirshfeld charges, appending one record per configuration so that a killed
+run resumes where it stopped.
+"""
+
+from .label import failed_records, gpaw_calculator, label, pattern_kept
+from .records import append_record, read_records, records_to_dataset
+from .settings import DEFAULT_MAGMOMS, DFTSettings
+
+__all__ = ["label", "DFTSettings", "DEFAULT_MAGMOMS", "gpaw_calculator", "failed_records", "pattern_kept",
+           "read_records", "append_record", "records_to_dataset"]

@@ -1,0 +1,137 @@
+"""The configurations behind the shipped DFT datasets (deterministic for a seed).
+
+``fept_configurations`` — FePt on a 16-site BCC cell (2×2×2 conventional
+cubic) at a fixed lattice constant, every composition, sampled as in seed 000
+§3.1 scaled down (all configurations when ≤ N exist, else N distinct random
+ones). Fixed volume as in seed 001 §3: the samples are not relaxed, so they
+carry pressure and positive mixing enthalpies, which is what the paper used.
+
+``fe_spin_configurations`` — iron in 2-, 4- and 16-atom cells (BCC, some FCC),
+strained and rattled, each geometry with several collinear initial moment
+patterns (SPEC §7): ``FM``, ``AFM-B2`` (cube corner vs centre), ``AFM-layer``
+(alternating (001) double layers), ``AFM-L10`` (FCC (001) layers), ``random``
+(random ± signs). Initial magnitudes vary in 1.5–3.0 μ_B. The pattern is the
+tag; the SCF decides the final moments.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from ase import Atoms
+from ase.build import bulk
+
+from ..data.dataset import StructureDataset
+from ..datasets.sampling import sample_occupations
+
+__all__ = ["fept_configurations", "fe_spin_configurations", "FEPT_LATTICE_CONSTANT", "FE_BCC_A", "FE_FCC_A"]
+
+#: Å; gives 13.2 Å³/atom, between BCC Fe (11.8) and FCC Pt (15.1).
+FEPT_LATTICE_CONSTANT = 2.98
+#: PBE lattice constants used as the centre of the strain range (Å).
+FE_BCC_A = 2.83
+FE_FCC_A = 3.45
+
+
+def _interleave(groups: list[list[int]]) -> list[int]:
+    """Round-robin over groups, so that any prefix of the order spans all of them."""
+    order, k = [], 0
+    while any(k < len(g) for g in groups):
+        order.extend(g[k] for g in groups if k < len(g))
+        k += 1
+    return order
+
+
+def fept_configurations(n_per_composition: int = 14, seed: int = 0) -> StructureDataset:
+    """FePt, 16 BCC sites, fixed volume; initial moments Fe 3.0, Pt 0.5 μ_B (FM).
+
+    With the default 14 per composition: 1 + 15 × 14 + 1 = 212 configurations,
+    ordered round-robin over compositions.
+    """
+    template = bulk("Fe", "bcc", a=FEPT_LATTICE_CONSTANT, cubic=True).repeat((2, 2, 2))
+    groups = sample_occupations(len(template), n_per_composition, seed=seed)
+    images, tags, where = [], [], []
+    for k, occupations in groups:
+        where.append(list(range(len(images), len(images) + len(occupations))))
+        for occ in occupations:
+            atoms = template.copy()
+            atoms.numbers = np.where(occ, 78, 26)
+            atoms.set_initial_magnetic_moments(np.where(occ, 0.5, 3.0))
+            images.append(atoms)
+            tags.append(("bcc", "fixed-volume"))
+    order = _interleave(where)
+    return StructureDataset.from_atoms([images[i] for i in order], tags=[tags[i] for i in order],
+                                       name="FePt 16-site BCC (GPAW PBE)")
+
+
+def _strained(atoms: Atoms, rng: np.random.Generator, volumetric: float, shear: float,
+              rattle: float) -> tuple[Atoms, list[str]]:
+    tags = []
+    eps = np.eye(3) * rng.uniform(-volumetric, volumetric)
+    if rng.random() < 0.5:
+        off = rng.uniform(-shear, shear, (3, 3))
+        eps += (off + off.T) / 2 * (1 - np.eye(3))
+        tags.append("sheared")
+    atoms.set_cell(atoms.cell.array @ (np.eye(3) + eps), scale_atoms=True)
+    tags.append("strained")
+    if rattle > 0:
+        sigma = rng.uniform(0.0, rattle)
+        atoms.positions += rng.normal(0.0, sigma, atoms.positions.shape)
+        tags.append("rattled")
+    return atoms, tags
+
+
+def _patterns(atoms: Atoms, a0: float, lattice: str, rng: np.random.Generator,
+              n_random: int) -> dict[str, np.ndarray]:
+    """Sign patterns (+1/−1 per atom) of the collinear orders that fit an unstrained cubic cell."""
+    n = len(atoms)
+    units = np.round(atoms.positions / a0 * 2) / 2  # coordinates in lattice constants: 0, 0.5, 1, …
+    out = {"FM": np.ones(n)}
+    if lattice == "bcc":
+        corner = np.isclose(units % 1, 0).all(axis=1)
+        out["AFM-B2"] = np.where(corner, 1.0, -1.0)
+        if n >= 4:
+            out["AFM-layer"] = np.where(np.floor(units[:, 2] + 1e-6) % 2 == 0, 1.0, -1.0)
+    else:
+        out["AFM-L10"] = np.where(np.isclose(units[:, 2] % 1, 0), 1.0, -1.0)
+    for r in range(n_random):
+        signs = rng.choice([-1.0, 1.0], size=n)
+        if abs(signs.sum()) == n:  # all equal would be FM: flip one
+            signs[0] *= -1
+        out[f"random{r}"] = signs
+    return out
+
+
+def fe_spin_configurations(seed: int = 0, n_bcc2: int = 60, n_bcc4: int = 50, n_fcc4: int = 25,
+                           n_bcc16: int = 6) -> StructureDataset:
+    """Iron with collinear moment patterns; see the module docstring.
+
+    Defaults give 60×2 (BCC, 2 atoms: FM, AFM-B2) + 50×4 (BCC 1×1×2: FM,
+    AFM-B2, AFM-layer, random) + 25×3 (FCC 4 atoms: FM, AFM-L10, random) +
+    6×5 (BCC 2×2×2, 16 atoms: FM, AFM-B2, AFM-layer, two random) = 425 configurations;
+    the small cells come first (interleaved), the 16-atom cells last.
+    """
+    rng = np.random.default_rng(seed)
+    blocks: list[list[tuple[Atoms, tuple]]] = []
+    specs = [("bcc", (1, 1, 1), n_bcc2, 0), ("bcc", (1, 1, 2), n_bcc4, 1), ("fcc", (1, 1, 1), n_fcc4, 1),
+             ("bcc", (2, 2, 2), n_bcc16, 2)]
+    for lattice, rep, count, n_random in specs:
+        block = []
+        a0 = FE_BCC_A if lattice == "bcc" else FE_FCC_A
+        for _ in range(count):
+            base = bulk("Fe", lattice, a=a0, cubic=True).repeat(rep)
+            patterns = _patterns(base, a0, lattice, rng, n_random)
+            geometry, gtags = _strained(base, rng, volumetric=0.04, shear=0.03, rattle=0.08)
+            magnitude = rng.uniform(1.5, 3.0)
+            for name, signs in patterns.items():
+                atoms = geometry.copy()
+                atoms.set_initial_magnetic_moments(signs * magnitude)
+                pattern = "random" if name.startswith("random") else name
+                block.append((atoms, (lattice, f"Fe{len(atoms)}", pattern, *gtags)))
+        blocks.append(block)
+    # the three small-cell blocks interleaved, then the 16-atom cells
+    offsets = np.cumsum([0] + [len(b) for b in blocks[:3]])
+    flat = [item for b in blocks[:3] for item in b]
+    order = _interleave([list(range(offsets[i], offsets[i + 1])) for i in range(3)])
+    merged = [flat[i] for i in order] + blocks[3]
+    return StructureDataset.from_atoms([m[0] for m in merged], tags=[m[1] for m in merged],
+                                       name="Fe collinear spins (GPAW PBE)")

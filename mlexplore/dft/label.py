@@ -1,0 +1,198 @@
+"""Label structures with DFT (GPAW): resumable, one record per configuration."""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from ..data.dataset import StructureDataset
+from ..errors import InputError
+from .records import append_record, read_records, records_to_dataset
+from .settings import DFTSettings
+
+__all__ = ["label", "gpaw_calculator", "failed_records", "pattern_kept"]
+
+CalculatorFactory = Callable[[DFTSettings, Atoms, tuple, Any], Any]
+
+
+def gpaw_calculator(settings: DFTSettings, atoms: Atoms, kpts: tuple, txt: Any = None):
+    """A GPAW plane-wave calculator for ``settings`` (needs ``mlexplore[dft]``, see
+    ``scripts/install_gpaw.sh``)."""
+    try:
+        from gpaw import GPAW, PW, FermiDirac
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        raise ImportError("GPAW is not installed: run scripts/install_gpaw.sh "
+                          "(Debian libxc/openblas/fftw + a site config)") from exc
+    return GPAW(mode=PW(settings.ecut), xc=settings.xc, kpts=list(kpts),
+                occupations=FermiDirac(settings.smearing), spinpol=settings.spinpol,
+                maxiter=settings.maxiter, txt=txt, legacy_gpaw=True)
+
+
+def _hirshfeld_charges(calc) -> np.ndarray:
+    from gpaw.analyse.hirshfeld import HirshfeldPartitioning
+
+    return np.asarray(HirshfeldPartitioning(calc).get_charges(), dtype=float)
+
+
+def _as_images(data: StructureDataset | Atoms | Iterable[Atoms]) -> list[Atoms]:
+    if isinstance(data, StructureDataset):
+        images = []
+        for i in range(len(data)):
+            atoms = data.get_atoms(i)
+            atoms.calc = None
+            if "initial_magmoms" in data.atom_labels:
+                atoms.set_initial_magnetic_moments(data.atom_labels["initial_magmoms"][data.atom_slice(i)])
+            images.append(atoms)
+        return images
+    if isinstance(data, Atoms):
+        return [data]
+    images = list(data)
+    for i, a in enumerate(images):
+        if not isinstance(a, Atoms):
+            raise InputError(f"expected ase.Atoms, got {type(a).__name__}", structure=i)
+    return images
+
+
+def _compute(atoms: Atoms, settings: DFTSettings, factory: CalculatorFactory, kpts: tuple,
+             magmoms: np.ndarray, txt: Any) -> dict:
+    work = atoms.copy()
+    work.calc = None
+    work.set_initial_magnetic_moments(magmoms)
+    calc = factory(settings, work, kpts, txt)
+    work.calc = calc
+    result: dict[str, Any] = {}
+    result["energy"] = float(work.get_potential_energy())
+    result["forces"] = work.get_forces()
+    if work.pbc.all():
+        result["stress"] = work.get_stress(voigt=True)
+    if settings.spinpol:
+        result["magmoms"] = np.asarray(work.get_magnetic_moments(), dtype=float)
+        result["magmom"] = float(work.get_magnetic_moment())
+    else:
+        result["magmoms"] = np.zeros(len(work))
+        result["magmom"] = 0.0
+    result["charges"] = _hirshfeld_charges(calc) if settings.hirshfeld else None
+    return result
+
+
+def label(
+    data: StructureDataset | Atoms | Iterable[Atoms],
+    out: str | os.PathLike,
+    settings: DFTSettings | None = None,
+    calculator: CalculatorFactory | None = None,
+    progress: bool = True,
+    retry_failed: bool = False,
+    log_dir: str | os.PathLike | None = None,
+) -> StructureDataset:
+    """Compute DFT labels for every structure, resumably.
+
+    Each finished configuration is appended to the record file ``out`` (JSON
+    lines, see :mod:`mlexplore.dft.records`) with its settings, k-points and
+    timing. Calling again with the same input skips what is already there, so
+    a killed run resumes where it stopped without recomputing or duplicating.
+    A configuration that raises (e.g. SCF not converged within
+    ``settings.maxiter``) is recorded as failed with the error and the run
+    goes on; failures are not retried unless ``retry_failed``.
+
+    Parameters
+    ----------
+    data:
+        Structures; ``initial_magmoms`` (atoms' or a dataset label) seed the
+        spin, else ``settings.magmoms`` per element. Tags and metadata of a
+        dataset are kept in the records.
+    out:
+        Record file (``.jsonl``).
+    settings:
+        :class:`DFTSettings` (default: PBE, 350 eV, k-point density 1.8 Å).
+    calculator:
+        Factory ``(settings, atoms, kpts, txt) -> ASE calculator``; default
+        GPAW (:func:`gpaw_calculator`).
+    log_dir:
+        Folder for one GPAW text log per configuration (default: no logs).
+
+    Returns
+    -------
+    The successful configurations of ``data`` as a :class:`StructureDataset`
+    in input order, with labels ``energy`` (eV), ``forces`` (eV/Å), ``stress``
+    (eV/Å³), ``magmoms``/``magmom`` (μ_B), ``initial_magmoms`` (μ_B),
+    ``charges`` (Hirshfeld Z − N_e, e) and ``charge_transfer`` (N_e − Z, e).
+    """
+    from tqdm.auto import tqdm
+
+    settings = settings or DFTSettings()
+    factory = calculator or gpaw_calculator
+    images = _as_images(data)
+    source = data if isinstance(data, StructureDataset) else None
+    keys = [settings.key(a) for a in images]
+    previous = read_records(out)
+    done = {r["key"] for r in previous if r["status"] == "ok" or not retry_failed}
+    todo = [i for i, k in enumerate(keys) if k not in done]
+    todo = list(dict.fromkeys(todo))  # identical inputs are computed once
+    seen: set[str] = set()
+    n_failed = 0
+    with tqdm(total=len(images), initial=len(images) - len(todo), desc="DFT", unit="config",
+              disable=not progress) as bar:
+        for i in todo:
+            if keys[i] in seen:
+                bar.update(1)
+                continue
+            seen.add(keys[i])
+            atoms = images[i]
+            txt = None if log_dir is None else str(Path(log_dir) / f"{keys[i]}.txt")
+            if txt:
+                Path(log_dir).mkdir(parents=True, exist_ok=True)
+            record: dict[str, Any] = {
+                "key": keys[i], "index": i, "settings": settings.to_dict(),
+                "numbers": atoms.numbers, "positions": atoms.positions, "cell": atoms.cell.array,
+                "pbc": atoms.pbc, "kpts": list(settings.kpts_for(atoms)),
+                "initial_magmoms": settings.initial_magmoms(atoms),
+                "tags": list(source.tags[i]) if source is not None else [],
+                "meta": dict(source.meta[i]) if source is not None else {},
+            }
+            t0 = time.perf_counter()
+            try:
+                record.update(_compute(atoms, settings, factory, tuple(record["kpts"]),
+                                       record["initial_magmoms"], txt))
+                record["status"] = "ok"
+            except Exception as exc:  # one bad configuration must not stop the run
+                n_failed += 1
+                record["status"] = "failed"
+                record["error"] = f"{type(exc).__name__}: {exc}"
+                record["traceback"] = traceback.format_exc(limit=5)
+                warnings.warn(f"DFT configuration {i} failed ({record['error']}); recorded in {out}",
+                              stacklevel=2)
+            record["seconds"] = time.perf_counter() - t0
+            append_record(out, record)
+            bar.update(1)
+            bar.set_postfix(failed=n_failed)
+    by_key = {r["key"]: r for r in read_records(out)}
+    ordered = [by_key[k] for k in dict.fromkeys(keys) if k in by_key and by_key[k]["status"] == "ok"]
+    if not ordered:
+        raise InputError(f"no configuration succeeded; see the errors in {out}", path=out)
+    name = Path(out).stem
+    return records_to_dataset(ordered, name=name)
+
+
+def failed_records(out: str | os.PathLike) -> list[dict]:
+    """The failed records of a run: ``index``, ``key``, ``error``, ``traceback``."""
+    return [r for r in read_records(out) if r["status"] == "failed"]
+
+
+def pattern_kept(initial: np.ndarray, final: np.ndarray, threshold: float = 0.5) -> bool:
+    """Did the SCF keep a collinear moment pattern?
+
+    True when every atom that started with ``|m| > threshold`` (μ_B) still has
+    ``|m| ≥ threshold`` with the same sign. (Atoms seeded with small moments,
+    such as Pt, are free to follow.)
+    """
+    initial, final = np.asarray(initial, float), np.asarray(final, float)
+    big = np.abs(initial) > threshold
+    return bool(np.all((np.abs(final[big]) >= threshold) & (np.sign(final[big]) == np.sign(initial[big]))))

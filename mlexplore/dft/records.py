@@ -1,0 +1,115 @@
+"""The resumable record file of a labelling run: one JSON object per line.
+
+Each finished configuration (or failure) is appended as one line, written in a
+single call, flushed and fsync'ed. A run killed while writing leaves at most a
+partial last line, which :func:`read_records` ignores and :func:`append_record`
+cuts off before writing the next one; nothing finished is ever lost. JSON keeps
+every float exactly (17 significant digits).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.dataset import StructureDataset
+from ..errors import InputError
+
+__all__ = ["append_record", "read_records", "records_to_dataset"]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def append_record(path: str | os.PathLike, record: dict) -> None:
+    """Append ``record`` as one line of ``path``, durably."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(_jsonable(record), sort_keys=True, allow_nan=True) + "\n"
+    with open(path, "a+b") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size:
+            fh.seek(size - 1)
+            if fh.read(1) != b"\n":  # a partial line from an interrupted write: drop it
+                fh.seek(0)
+                data = fh.read()
+                fh.truncate(data.rfind(b"\n") + 1)
+                fh.seek(0, os.SEEK_END)
+        fh.write(line.encode())
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_records(path: str | os.PathLike) -> list[dict]:
+    """All complete records of ``path`` (none if the file does not exist yet)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    with open(path, encoding="utf-8") as fh:
+        lines = fh.read().split("\n")
+    # the last element is "" after a final newline, or a partial line after a kill
+    for line_no, line in enumerate(lines[:-1], start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"damaged record: {exc.msg}", path=path, line=line_no) from None
+    return records
+
+
+def records_to_dataset(records: list[dict], name: str = "") -> StructureDataset:
+    """The successful records as a :class:`StructureDataset`.
+
+    Labels: ``energy`` (eV), ``forces`` (eV/Å), ``stress`` (eV/Å³, Voigt),
+    ``magmom`` (total, μ_B), ``magmoms`` (per atom, μ_B), ``initial_magmoms``
+    (μ_B), and when computed ``charges`` (Hirshfeld partial charge Z − N_e, e)
+    and ``charge_transfer`` (N_e − Z = −charges, e, the LSMS convention).
+    ``meta`` holds the record key, settings, k-points and seconds.
+    """
+    ok = [r for r in records if r.get("status") == "ok"]
+    if not ok:
+        raise InputError("no successful records to make a dataset from")
+    n = len(ok)
+    structure_labels = {
+        "energy": np.array([r["energy"] for r in ok], dtype=float),
+        "magmom": np.array([r["magmom"] for r in ok], dtype=float),
+    }
+    if all("stress" in r for r in ok):
+        structure_labels["stress"] = np.array([r["stress"] for r in ok], dtype=float)
+    atom_labels = {
+        "forces": np.concatenate([np.asarray(r["forces"], dtype=float).reshape(-1, 3) for r in ok]),
+        "magmoms": np.concatenate([np.asarray(r["magmoms"], dtype=float) for r in ok]),
+        "initial_magmoms": np.concatenate([np.asarray(r["initial_magmoms"], dtype=float) for r in ok]),
+    }
+    if all(r.get("charges") is not None for r in ok):
+        charges = np.concatenate([np.asarray(r["charges"], dtype=float) for r in ok])
+        atom_labels["charges"] = charges
+        atom_labels["charge_transfer"] = -charges
+    return StructureDataset(
+        numbers=np.concatenate([r["numbers"] for r in ok]),
+        positions=np.concatenate([np.asarray(r["positions"], dtype=float).reshape(-1, 3) for r in ok]),
+        cells=np.array([r["cell"] for r in ok], dtype=float).reshape(n, 3, 3),
+        pbc=np.array([r["pbc"] for r in ok], dtype=bool).reshape(n, 3),
+        n_atoms=np.array([len(r["numbers"]) for r in ok]),
+        structure_labels=structure_labels,
+        atom_labels=atom_labels,
+        tags=[tuple(r.get("tags", ())) for r in ok],
+        meta=[{"key": r["key"], "seconds": r["seconds"], "kpts": r["kpts"], "settings": r["settings"],
+               **r.get("meta", {})} for r in ok],
+        name=name,
+    )

@@ -1,0 +1,193 @@
+"""DFT labelling: resumable records, failures, settings; GPAW itself when installed."""
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.calculator import Calculator, all_changes
+
+from mlexplore import InputError
+from mlexplore.dft import DFTSettings, append_record, failed_records, label, pattern_kept, read_records
+from mlexplore.dft.configs import fe_spin_configurations, fept_configurations
+
+HAVE_GPAW = importlib.util.find_spec("gpaw") is not None
+
+
+class FakeDFT(Calculator):
+    """A stand-in calculator: a harmonic energy, moments 0.9 × initial; 16-atom cells 'fail'."""
+
+    implemented_properties = ["energy", "forces", "stress", "magmoms", "magmom"]
+    calls = 0
+
+    def calculate(self, atoms=None, properties=["energy"], system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        FakeDFT.calls += 1
+        if len(self.atoms) == 16:
+            raise RuntimeError("SCF did not converge in 3 iterations")
+        m = self.atoms.get_initial_magnetic_moments()
+        self.results = dict(energy=float((self.atoms.positions ** 2).sum()), forces=-2 * self.atoms.positions,
+                            stress=np.arange(6.0), magmoms=0.9 * m, magmom=float(0.9 * m.sum()))
+
+
+def fake(settings, atoms, kpts, txt):
+    return FakeDFT()
+
+
+NO_HIRSHFELD = DFTSettings(hirshfeld=False, kpt_density=2.0)
+
+
+@pytest.fixture
+def configs():
+    return fe_spin_configurations(n_bcc2=2, n_bcc4=1, n_fcc4=1, n_bcc16=1)
+
+
+def test_records_hold_labels_settings_and_tags(configs, tmp_path):
+    out = tmp_path / "run.jsonl"
+    with pytest.warns(UserWarning, match="failed"):
+        ds = label(configs, out, settings=NO_HIRSHFELD, calculator=fake, progress=False)
+    n_small = sum(1 for n in configs.n_atoms if n < 16)
+    assert len(ds) == n_small
+    records = read_records(out)
+    assert len(records) == len(configs)
+    for r in records:
+        assert r["settings"] == NO_HIRSHFELD.to_dict()
+        assert len(r["kpts"]) == 3
+    first = configs[0]
+    np.testing.assert_array_equal(ds.per_structure("forces")[0], -2 * first.positions)
+    np.testing.assert_allclose(ds.per_structure("magmoms")[0], 0.9 * configs.per_structure("initial_magmoms")[0])
+    assert ds.tags[0] == configs.tags[0]
+    np.testing.assert_array_equal(ds.label("stress")[0], np.arange(6.0))
+
+
+def test_failure_is_recorded_and_skipped(configs, tmp_path):
+    out = tmp_path / "run.jsonl"
+    with pytest.warns(UserWarning, match="SCF did not converge"):
+        label(configs, out, settings=NO_HIRSHFELD, calculator=fake, progress=False)
+    failed = failed_records(out)
+    assert len(failed) == sum(configs.n_atoms == 16)
+    assert "RuntimeError: SCF did not converge" in failed[0]["error"]
+    assert "Traceback" in failed[0]["traceback"]
+    # a second run does not retry failures unless asked
+    FakeDFT.calls = 0
+    label(configs, out, settings=NO_HIRSHFELD, calculator=fake, progress=False)
+    assert FakeDFT.calls == 0
+    with pytest.warns(UserWarning):
+        label(configs, out, settings=NO_HIRSHFELD, calculator=fake, progress=False, retry_failed=True)
+    assert FakeDFT.calls == len(failed)
+
+
+def test_killed_run_resumes_without_recomputing_or_duplicating(configs, tmp_path):
+    out = tmp_path / "run.jsonl"
+    small = configs.filter(mask=configs.n_atoms < 16)
+
+    class Killer(FakeDFT):
+        def calculate(self, *args, **kwargs):
+            if FakeDFT.calls == 3:
+                raise KeyboardInterrupt
+            super().calculate(*args, **kwargs)
+
+    FakeDFT.calls = 0
+    with pytest.raises(KeyboardInterrupt):
+        label(small, out, settings=NO_HIRSHFELD, calculator=lambda *a: Killer(), progress=False)
+    assert len(read_records(out)) == 3
+    # the kill may also have cut a line in half
+    with open(out, "a") as fh:
+        fh.write('{"key": "half a rec')
+    assert len(read_records(out)) == 3
+    FakeDFT.calls = 0
+    ds = label(small, out, settings=NO_HIRSHFELD, calculator=fake, progress=False)
+    assert FakeDFT.calls == len(small) - 3
+    records = read_records(out)
+    assert len(records) == len(small) and len({r["key"] for r in records}) == len(small)
+    assert len(ds) == len(small)
+    assert all(json.loads(line) for line in out.read_text().splitlines())
+
+
+def test_changed_settings_are_a_new_calculation(configs, tmp_path):
+    out = tmp_path / "run.jsonl"
+    small = configs[:2]
+    label(small, out, settings=NO_HIRSHFELD, calculator=fake, progress=False)
+    FakeDFT.calls = 0
+    label(small, out, settings=DFTSettings(hirshfeld=False, ecut=500.0), calculator=fake, progress=False)
+    assert FakeDFT.calls == 2
+
+
+def test_damaged_record_file_names_the_line(tmp_path):
+    out = tmp_path / "run.jsonl"
+    append_record(out, {"key": "a", "status": "ok"})
+    with open(out, "a") as fh:
+        fh.write("not json\n")
+    with pytest.raises(InputError, match="line 2"):
+        read_records(out)
+
+
+def test_settings_validation_and_kpoints():
+    with pytest.raises(InputError, match="ecut"):
+        DFTSettings(ecut=-1)
+    with pytest.raises(InputError, match="kpts"):
+        DFTSettings(kpts=(0, 1, 1))
+    fe2 = bulk("Fe", "bcc", a=2.83, cubic=True)
+    assert DFTSettings(kpt_density=1.8).kpts_for(fe2) == (4, 4, 4)
+    assert DFTSettings(kpt_density=1.8).kpts_for(fe2.repeat(2)) == (2, 2, 2)
+    assert DFTSettings(kpts=(3, 3, 1)).kpts_for(fe2) == (3, 3, 1)
+    assert DFTSettings().key(fe2) == DFTSettings().key(fe2.copy())
+    assert DFTSettings().key(fe2) != DFTSettings(ecut=400).key(fe2)
+
+
+def test_pattern_kept():
+    assert pattern_kept([2.5, -2.5], [2.2, -2.1])
+    assert not pattern_kept([2.5, -2.5], [2.2, 2.1])  # flipped to FM
+    assert not pattern_kept([2.5, -2.5], [0.1, -0.1])  # collapsed
+    assert pattern_kept([3.0, 0.5], [2.6, 0.3])  # small Pt moment is free
+
+
+def test_configuration_sets_have_the_stated_sizes_and_patterns():
+    fept = fept_configurations()
+    assert len(fept) == 212 and set(fept.n_atoms) == {16}
+    assert fept.formulas[:17] == sorted(set(fept.formulas), key=lambda f: fept.formulas.index(f))[:17]
+    fe = fe_spin_configurations()
+    assert len(fe) == 425 and set(fe.n_atoms) == {2, 4, 16}
+    assert fe.n_atoms[-1] == 16 and (fe.n_atoms[:395] < 16).all()
+    for i in range(len(fe)):
+        m = fe.per_structure("initial_magmoms")[i] if i < 50 else None
+        if m is not None and ("AFM-B2" in fe.tags[i] or "AFM-L10" in fe.tags[i] or "AFM-layer" in fe.tags[i]):
+            assert abs(m.sum()) < 1e-12  # antiferromagnets start with zero net moment
+    assert {"FM", "AFM-B2", "AFM-layer", "AFM-L10", "random"} <= set(fe.all_tags)
+    # same seed, same configurations
+    np.testing.assert_array_equal(fe.positions, fe_spin_configurations().positions)
+
+
+@pytest.mark.skipif(not HAVE_GPAW, reason="GPAW not installed (scripts/install_gpaw.sh)")
+def test_label_reproduces_gpaw_called_directly(tmp_path):
+    from gpaw import GPAW, PW, FermiDirac
+    from gpaw.analyse.hirshfeld import HirshfeldPartitioning
+
+    atoms = bulk("Fe", "bcc", a=2.85, cubic=True)
+    atoms.positions[1] += [0.05, 0.0, -0.03]
+    atoms.set_initial_magnetic_moments([2.0, 2.0])
+    settings = DFTSettings(ecut=250.0, kpts=(2, 2, 2), smearing=0.2)
+    ds = label(atoms, tmp_path / "fe2.jsonl", settings=settings, progress=False)
+
+    ref = atoms.copy()
+    ref.calc = GPAW(mode=PW(250.0), xc="PBE", kpts=[2, 2, 2], occupations=FermiDirac(0.2), spinpol=True,
+                    txt=None, legacy_gpaw=True)
+    assert ds.label("energy")[0] == pytest.approx(ref.get_potential_energy(), abs=1e-6)
+    np.testing.assert_allclose(ds.label("forces"), ref.get_forces(), atol=1e-5)
+    np.testing.assert_allclose(ds.label("magmoms"), ref.get_magnetic_moments(), atol=1e-5)
+    np.testing.assert_allclose(ds.label("stress")[0], ref.get_stress(), atol=1e-6)
+    q = np.asarray(HirshfeldPartitioning(ref.calc).get_charges())
+    np.testing.assert_allclose(ds.label("charges"), q, atol=1e-5)
+    np.testing.assert_allclose(ds.label("charge_transfer"), -q, atol=1e-5)
+    assert 1.5 < ds.label("magmoms").mean() < 3.0  # ferromagnetic iron
+
+
+@pytest.mark.skipif(not HAVE_GPAW, reason="GPAW not installed (scripts/install_gpaw.sh)")
+def test_gpaw_failure_is_recorded(tmp_path):
+    atoms = bulk("Fe", "bcc", a=2.85, cubic=True)
+    settings = DFTSettings(ecut=200.0, kpts=(1, 1, 1), maxiter=2, hirshfeld=False)
+    out = tmp_path / "fail.jsonl"
+    with pytest.warns(UserWarning, match="failed"), pytest.raises(InputError, match="no configuration succeeded"):
+        label(atoms, out, settings=settings, progress=False)
+    assert "onvergence" in failed_records(out)[0]["error"] or "converge" in failed_records(out)[0]["error"]
