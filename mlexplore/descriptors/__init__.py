@@ -1,0 +1,33 @@
+"""Descriptors: atom-centred symmetry functions with forces, on CPU or GPU.
+
+- :class:`SymmetryFunctions` — the torch module (``compute``, ``feature_names``,
+  autograd to positions and spins); :func:`from_preset` for the papers' sets.
+- Terms (:mod:`.terms`): G2, G4, G5, G9, Gauss-Fourier radial / bi-radial /
+  angular 001 / 002, spin 000 / 000b / 001 / F1–F6.
+- Cutoffs (:mod:`.cutoffs`): cosine, polynomial, tanh³, Fourier-spline window.
+- Neighbour pairs and triplets (:mod:`.neighbors`): vesin on CPU, batched torch
+  on any device.
+"""
+
+from .cutoffs import CUTOFFS, cosine, cutoff_function, fourier_spline, polynomial, tanh3
+from .neighbors import Neighbors, neighbor_pairs, pair_vectors, triplets
+from .presets import LOEFFLER_AU_AS_PRINTED, PRESETS, from_preset, preset_terms
+from .symmetry import SymmetryFunctions
+from .terms import (G2, G4, G5, G9, SPIN_LOCAL_KINDS, SPIN_PAIR_KINDS, GaussFourierAngular001,
+                    GaussFourierAngular002, GaussFourierBiRadial, GaussFourierRadial, SpinGaussPair,
+                    SpinGaussSelf, SpinLocal, SpinPair, SpinSelf, Term)
+
+__all__ = [
+    "SymmetryFunctions", "from_preset", "preset_terms", "PRESETS", "LOEFFLER_AU_AS_PRINTED",
+    "G2", "G4", "G5", "G9", "GaussFourierRadial", "GaussFourierBiRadial", "GaussFourierAngular001",
+    "GaussFourierAngular002", "SpinSelf", "SpinPair", "SpinGaussSelf", "SpinGaussPair", "SpinLocal", "Term",
+    "SPIN_PAIR_KINDS", "SPIN_LOCAL_KINDS", "cosine", "polynomial", "tanh3", "fourier_spline",
+    "cutoff_function", "CUTOFFS", "Neighbors", "neighbor_pairs", "pair_vectors", "triplets",
+]
+from .helpers import (correlation_score, correlation_search, distance_histogram, eta_from_attenuation, g2_maximum,
+                      neighbor_angles, rs_at_rdf_modes, tpi, tpi_classwise)
+from .scalers import SCALER_KINDS, EnergyBaseline, Scaler
+
+__all__ += ["g2_maximum", "eta_from_attenuation", "distance_histogram", "rs_at_rdf_modes", "neighbor_angles",
+            "correlation_score", "correlation_search", "tpi", "tpi_classwise", "Scaler", "SCALER_KINDS",
+            "EnergyBaseline"]

@@ -1,0 +1,82 @@
+"""Named parameter sets from the papers (SPEC §4)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from ..errors import InputError
+from .symmetry import SymmetryFunctions
+from .terms import G2, G4, G9, SpinGaussPair, SpinGaussSelf, Term
+
+__all__ = ["PRESETS", "preset_terms", "from_preset", "LOEFFLER_AU_AS_PRINTED"]
+
+#: Bloore (002) appendix A.1, R_c = 6 Å.
+_BLOORE_RADIAL = [G2(eta, rs) for eta, rs in itertools.product(
+    (1.5, 6.25, 25.0), (1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0))]
+_BLOORE_ANGULAR = [G4(eta, zeta, lam) for eta, lam, zeta in itertools.product(
+    (0.000357, 0.028569, 0.089277), (-1, 1), (1, 2, 4))]
+#: Appendix A.2 spin terms: 8 S1 and 12 S2 (SANNIP 001 form).
+_BLOORE_SPIN = ([SpinGaussSelf(0.035711, xi, alpha) for xi, alpha in
+                 ((1, 0), (2, 0), (1, 1), (2, 1), (1, 2), (2, 4), (1, 3), (2, 9))]
+                + [SpinGaussPair("dot", eta, alpha) for eta, alpha in itertools.product(
+                    (0.000357, 0.035711, 0.028569, 0.089277), (0.0, 35.0, 70.0))])
+
+#: Table 1 of 004 exactly as printed: G2 η (Å⁻²) and G9 (η, λ, ζ).
+LOEFFLER_AU_AS_PRINTED = {
+    "g2_eta": (0.006428, 0.012856, 0.010357, 0.051424, 0.102848, 0.205696, 0.411392, 0.822784),
+    "g9": ((0.000357, 1, 2), (0.005357, 1, 2), (0.010357, 1, 2), (0.015357, -1, 2), (0.020357, -1, 2),
+           (0.025357, -1, 2), (0.030357, 1, 3), (0.035357, 1, 3), (0.040357, 1, 3), (0.045357, -1, 3),
+           (0.050357, -1, 3), (0.055357, -1, 3), (0.60357, 1, 4), (0.65357, 1, 4), (0.70357, 1, 4),
+           (0.075357, -1, 4), (0.080357, -1, 4), (0.085357, -1, 4)),
+}
+
+
+def _loeffler_terms(rs: float = 0.0) -> list[Term]:
+    """Table 1 of 004 with its two evident typos corrected.
+
+    G2: the η column doubles from row to row (0.006428 · 2^k) except row 3,
+    printed 0.010357 — read as 0.025712. G9: η grows by 0.005 per row
+    (0.000357 + 0.005 k) except rows 13–15, printed 0.60357/0.65357/0.70357 —
+    read as 0.060357/0.065357/0.070357 (a dropped 0; η ≈ 0.6 Å⁻² would vanish
+    beyond 2 Å, below gold's nearest-neighbour distance). The printed values
+    are in :data:`LOEFFLER_AU_AS_PRINTED`.
+    """
+    g2_eta = list(LOEFFLER_AU_AS_PRINTED["g2_eta"])
+    g2_eta[2] = 0.025712
+    g9 = [list(row) for row in LOEFFLER_AU_AS_PRINTED["g9"]]
+    for k in (12, 13, 14):
+        g9[k][0] = round(g9[k][0] / 10, 6)
+    return [G2(eta, rs) for eta in g2_eta] + [G9(eta, zeta, lam, rs) for eta, lam, zeta in g9]
+
+
+PRESETS: dict[str, dict] = {
+    "bloore-fe-bp": {"terms": _BLOORE_RADIAL + _BLOORE_ANGULAR, "cutoff": 6.0, "cutoff_function": "cosine",
+                     "doc": "Bloore (002) A.1: 24 G2 + 18 G4, R_c = 6 Å, cosine cutoff"},
+    "bloore-fe-sannip": {"terms": _BLOORE_RADIAL + _BLOORE_ANGULAR + _BLOORE_SPIN, "cutoff": 6.0,
+                         "cutoff_function": "cosine",
+                         "doc": "Bloore (002) A.2: bloore-fe-bp + 8 S1 + 12 S2 spin terms (SANNIP 001)"},
+    "loeffler-au": {"terms": _loeffler_terms(), "cutoff": 6.0, "cutoff_function": "polynomial",
+                    "doc": "Salazar (004) table 1: 8 G2 + 18 G9, R_c = 6 Å, r_s = 0 (two typos corrected)"},
+}
+
+
+def preset_terms(name: str) -> list[Term]:
+    """The term list of a preset."""
+    if name not in PRESETS:
+        raise InputError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}", field="preset")
+    return list(PRESETS[name]["terms"])
+
+
+def from_preset(name: str, elements: Sequence[str] | None = None, cutoff_function: str | None = None,
+                **kwargs) -> SymmetryFunctions:
+    """A :class:`SymmetryFunctions` with a named parameter set (``bloore-fe-bp``,
+    ``bloore-fe-sannip``, ``loeffler-au``). ``cutoff_function`` overrides the
+    preset's (e.g. compare cosine with polynomial, 004 §3.2)."""
+    terms = preset_terms(name)
+    spec = PRESETS[name]
+    return SymmetryFunctions(terms, cutoff=spec["cutoff"], cutoff_function=cutoff_function or spec["cutoff_function"],
+                             elements=elements, **kwargs)
+
+
+SymmetryFunctions.from_preset = staticmethod(from_preset)

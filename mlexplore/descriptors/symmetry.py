@@ -1,0 +1,474 @@
+"""`SymmetryFunctions`: per-atom descriptors as a differentiable torch module.
+
+    sf = SymmetryFunctions([G2(1.5, 2.0), G4(0.03, 1, -1)], cutoff=6.0, elements=["Cu", "Au"])
+    G = sf.compute(dataset)                      # (N_atoms, n_features) tensor
+    sf.feature_names                             # one readable name per column
+
+    batch = sf.prepare(dataset[:10])             # tensors; positions may require grad
+    batch["positions"].requires_grad_(True)
+    E = model(sf(**batch)).sum()
+    F = -torch.autograd.grad(E, batch["positions"])[0]   # forces, eV/Å
+
+Columns: radial terms first, then angular, then spin; each family in the order
+the terms were given. Element-resolved (``elements`` given): the radial block
+repeats per neighbour element (in the order of ``elements``), the angular block
+per unordered neighbour-element pair (e1, e2), e1 ≤ e2 in that order — the
+same featurisation for every central element (002 §3.2.1). Spin terms are not
+element-resolved. With ``elements=None`` every block is element-agnostic.
+
+Everything is vectorised over all pairs and triplets of a batch of structures;
+``compute`` works through large datasets in chunks of structures so memory
+stays bounded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.data import atomic_numbers, chemical_symbols
+from torch import nn
+
+from ..data.dataset import StructureDataset
+from ..errors import InputError
+from .cutoffs import cutoff_function as _cutoff_by_name
+from .neighbors import Neighbors, neighbor_pairs, pair_vectors, triplets
+from .terms import (G2, G4, G5, G9, GaussFourierAngular001, GaussFourierAngular002, GaussFourierBiRadial,
+                    GaussFourierRadial, SpinGaussPair, SpinGaussSelf, SpinLocal, SpinPair, SpinSelf, Term)
+
+__all__ = ["SymmetryFunctions"]
+
+_RADIAL = (G2, GaussFourierRadial)
+_ANGULAR = (G4, G5, G9, GaussFourierBiRadial, GaussFourierAngular001, GaussFourierAngular002)
+_SPIN = (SpinSelf, SpinPair, SpinGaussSelf, SpinGaussPair, SpinLocal)
+
+
+def _safe_norm(v: torch.Tensor) -> torch.Tensor:
+    """|v| along the last axis, with gradient 0 (not NaN) at v = 0."""
+    n2 = (v * v).sum(-1)
+    pos = n2 > 0
+    return torch.where(pos, torch.sqrt(torch.where(pos, n2, torch.ones_like(n2))), torch.zeros_like(n2))
+
+
+def _safe_div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a / b, 0 where b == 0 (gradients stay finite)."""
+    nz = b != 0
+    return torch.where(nz, a / torch.where(nz, b, torch.ones_like(b)), torch.zeros_like(a))
+
+
+def _window(d: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Fourier-spline windows for distances ``d (M, 1)`` and term parameters ``(T,)`` → ``(M, T)``."""
+    lo = p["rs"] - p["eps_down"]
+    hi = p["rs"] + p["eps_up"]
+    u_down = (math.pi * (d - lo) / (2 * p["eps_down"])).clamp(0, math.pi / 2)
+    u_up = (math.pi * (d - hi) / (2 * p["eps_up"])).clamp(-math.pi / 2, 0)
+    down = 1 - torch.cos(u_down) ** p["xi_down"]
+    up = 1 - torch.cos(u_up) ** p["xi_up"]
+    zero = torch.zeros_like(down)
+    return torch.where((d >= lo) & (d < p["rs"]), down, torch.where((d >= p["rs"]) & (d < hi), up, zero))
+
+
+def _gf_radial(d: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Gauss-Fourier radial parts ``exp(−η (d − R_sr)²) f_B(d)`` → ``(M, T)``."""
+    d = d[:, None]
+    return torch.exp(-p["eta"] * (d - p["centre"]) ** 2) * _window(d, p)
+
+
+class SymmetryFunctions(nn.Module):
+    """Atom-centred symmetry functions (BP, Gauss-Fourier, spin) as an ``nn.Module``.
+
+    Parameters
+    ----------
+    terms:
+        Term specifications (:mod:`mlexplore.descriptors.terms`), in column order
+        within each family.
+    cutoff:
+        R_c in Å for the BP terms and the spin terms (the Gauss-Fourier terms
+        carry their own window; the neighbour list covers the larger of the two).
+    cutoff_function:
+        ``"cosine"`` (BP), ``"polynomial"`` (n2p2) or ``"tanh3"``.
+    elements:
+        Chemical symbols for element-resolved features, or None for
+        element-agnostic ones.
+    neighbor_method:
+        ``"auto"`` (torch on CUDA, vesin on CPU), ``"vesin"`` or ``"torch"``.
+    """
+
+    def __init__(
+        self,
+        terms: Sequence[Term],
+        cutoff: float = 6.0,
+        cutoff_function: str = "cosine",
+        elements: Sequence[str] | None = None,
+        neighbor_method: str = "auto",
+    ) -> None:
+        super().__init__()
+        if not terms:
+            raise InputError("a descriptor needs at least one term", field="terms")
+        if not (cutoff > 0 and math.isfinite(cutoff)):
+            raise InputError(f"the cutoff R_c must be positive, got {cutoff}", field="cutoff")
+        for t in terms:
+            if not isinstance(t, _RADIAL + _ANGULAR + _SPIN):
+                raise InputError(f"not a descriptor term: {t!r}", field="terms")
+        self.cutoff = float(cutoff)
+        self.cutoff_name = cutoff_function
+        self._fc = _cutoff_by_name(cutoff_function)
+        if elements is not None:
+            elements = list(elements)
+            unknown = [e for e in elements if e not in atomic_numbers]
+            if unknown:
+                raise InputError(f"unknown element(s) {unknown}", field="elements")
+            if len(set(elements)) != len(elements):
+                raise InputError(f"elements listed twice: {elements}", field="elements")
+        self.elements = elements
+        self.neighbor_method = neighbor_method
+        self.radial = [t for t in terms if isinstance(t, _RADIAL)]
+        self.angular = [t for t in terms if isinstance(t, _ANGULAR)]
+        self.spin = [t for t in terms if isinstance(t, _SPIN)]
+        reach = [t.reach for t in self.radial if isinstance(t, GaussFourierRadial)]
+        reach += [max(t.ij.reach, t.ik.reach) for t in self.angular if hasattr(t, "ij")]
+        self.neighbor_cutoff = max([self.cutoff] + reach)
+        # element lookup: atomic number -> column block (−1 = not listed)
+        lookup = torch.full((len(chemical_symbols),), -1, dtype=torch.long)
+        if elements is not None:
+            for k, e in enumerate(elements):
+                lookup[atomic_numbers[e]] = k
+        self.register_buffer("_element_index", lookup, persistent=False)
+        n_el = len(elements) if elements is not None else 1
+        pair_index = torch.zeros((n_el, n_el), dtype=torch.long)
+        k = 0
+        for a in range(n_el):
+            for b in range(a, n_el):
+                pair_index[a, b] = pair_index[b, a] = k
+                k += 1
+        self.register_buffer("_pair_index", pair_index, persistent=False)
+        self._params: dict[str, dict[str, torch.Tensor]] = {}
+        self._build_params()
+
+    # ------------------------------------------------------------------ setup
+    def _family_params(self, cls, attrs: Sequence[str], source: list) -> None:
+        chosen = [t for t in source if type(t) is cls]
+        if chosen:
+            self._params[cls.__name__] = {
+                a: torch.tensor([float(getattr(t, a)) for t in chosen], dtype=torch.float64) for a in attrs}
+
+    def _gf_params(self, terms: list[GaussFourierRadial]) -> dict[str, torch.Tensor]:
+        return {
+            "eta": torch.tensor([t.eta for t in terms], dtype=torch.float64),
+            "centre": torch.tensor([t.centre for t in terms], dtype=torch.float64),
+            "rs": torch.tensor([t.rs for t in terms], dtype=torch.float64),
+            "eps_down": torch.tensor([t.eps_down for t in terms], dtype=torch.float64),
+            "eps_up": torch.tensor([t.eps_up for t in terms], dtype=torch.float64),
+            "xi_down": torch.tensor([float(t.xi_down) for t in terms], dtype=torch.float64),
+            "xi_up": torch.tensor([float(t.xi_up) for t in terms], dtype=torch.float64),
+        }
+
+    def _build_params(self) -> None:
+        self._family_params(G2, ("eta", "rs"), self.radial)
+        self._family_params(G4, ("eta", "zeta", "lam"), self.angular)
+        self._family_params(G5, ("eta", "zeta", "lam"), self.angular)
+        self._family_params(G9, ("eta", "zeta", "lam", "rs"), self.angular)
+        gfr = [t for t in self.radial if isinstance(t, GaussFourierRadial)]
+        if gfr:
+            self._params["GaussFourierRadial"] = self._gf_params(gfr)
+        for cls in (GaussFourierBiRadial, GaussFourierAngular001, GaussFourierAngular002):
+            chosen = [t for t in self.angular if type(t) is cls]
+            if chosen:
+                p = {"ij": self._gf_params([t.ij for t in chosen]), "ik": self._gf_params([t.ik for t in chosen])}
+                if cls is not GaussFourierBiRadial:
+                    p["eta_theta"] = torch.tensor([t.eta_theta for t in chosen], dtype=torch.float64)
+                    p["cos_s"] = torch.cos(torch.tensor([t.theta_s for t in chosen], dtype=torch.float64))
+                    p["sin_s"] = torch.sin(torch.tensor([t.theta_s for t in chosen], dtype=torch.float64))
+                self._params[cls.__name__] = p
+
+    def _p(self, name: str, like: torch.Tensor) -> Any:
+        def move(x):
+            if isinstance(x, dict):
+                return {k: move(v) for k, v in x.items()}
+            return x.to(device=like.device, dtype=like.dtype)
+
+        return move(self._params[name])
+
+    # ------------------------------------------------------------- metadata
+    @property
+    def n_element_blocks(self) -> int:
+        return 1 if self.elements is None else len(self.elements)
+
+    @property
+    def element_pairs(self) -> list[tuple[str, str]]:
+        """Neighbour-element pairs of the angular blocks, in column order."""
+        if self.elements is None:
+            return [("*", "*")]
+        e = self.elements
+        return [(e[a], e[b]) for a in range(len(e)) for b in range(a, len(e))]
+
+    @property
+    def n_features(self) -> int:
+        return (len(self.radial) * self.n_element_blocks + len(self.angular) * len(self.element_pairs)
+                + len(self.spin))
+
+    @property
+    def feature_names(self) -> list[str]:
+        """One readable name per column, e.g. ``G2(eta=1.5, rs=2)[Fe]``."""
+        names = []
+        blocks = [None] if self.elements is None else self.elements
+        for e in blocks:
+            names += [t.label() + ("" if e is None else f"[{e}]") for t in self.radial]
+        for a, b in self.element_pairs:
+            names += [t.label() + ("" if self.elements is None else f"[{a}-{b}]") for t in self.angular]
+        names += [t.label() for t in self.spin]
+        return names
+
+    @property
+    def feature_families(self) -> list[str]:
+        """``"radial"``, ``"angular"`` or ``"spin"`` for every column."""
+        return (["radial"] * (len(self.radial) * self.n_element_blocks)
+                + ["angular"] * (len(self.angular) * len(self.element_pairs)) + ["spin"] * len(self.spin))
+
+    @property
+    def terms(self) -> list[Term]:
+        return self.radial + self.angular + self.spin
+
+    def extra_repr(self) -> str:
+        return (f"{len(self.radial)} radial, {len(self.angular)} angular, {len(self.spin)} spin terms; "
+                f"R_c={self.cutoff} Å ({self.cutoff_name}); elements={self.elements}; "
+                f"{self.n_features} features")
+
+    # ---------------------------------------------------------------- input
+    def prepare(self, data: StructureDataset | Atoms | Sequence[Atoms], device: Any = "cpu",
+                dtype: torch.dtype = torch.float64) -> dict[str, torch.Tensor]:
+        """Tensors for :meth:`forward`: positions, numbers, cells, pbc, n_atoms (+ magmoms)."""
+        ds = _as_dataset(data)
+        out = {
+            "positions": torch.as_tensor(ds.positions, dtype=dtype, device=device).clone(),
+            "numbers": torch.as_tensor(ds.numbers, device=device),
+            "cells": torch.as_tensor(ds.cells, dtype=dtype, device=device),
+            "pbc": torch.as_tensor(ds.pbc, device=device),
+            "n_atoms": torch.as_tensor(ds.n_atoms, device=device),
+        }
+        if self.spin:
+            name = next((k for k in ("magmoms", "initial_magmoms") if k in ds.atom_labels), None)
+            if name is None:
+                raise InputError("spin terms need per-atom magnetic moments: the dataset has no 'magmoms' "
+                                 "(or 'initial_magmoms') label", field="magmoms")
+            out["magmoms"] = torch.as_tensor(ds.atom_labels[name], dtype=dtype, device=device).clone()
+        return out
+
+    # --------------------------------------------------------------- forward
+    def forward(self, positions: torch.Tensor, numbers: torch.Tensor, cells: torch.Tensor, pbc: torch.Tensor,
+                n_atoms: torch.Tensor, magmoms: torch.Tensor | None = None,
+                neighbors: Neighbors | None = None) -> torch.Tensor:
+        """Features ``(N, n_features)`` for a batch (see module docstring for the layout).
+
+        ``positions`` (Å) and ``magmoms`` (μ_B; shape ``(N,)`` collinear or
+        ``(N, 3)``) may require grad. ``neighbors`` can be passed to reuse a list.
+        """
+        N = positions.shape[0]
+        if numbers.shape[0] != N:
+            raise InputError(f"{numbers.shape[0]} atomic numbers for {N} positions", field="numbers")
+        if self.spin and magmoms is None:
+            raise InputError("spin terms need per-atom magnetic moments (magmoms)", field="magmoms")
+        batch = torch.repeat_interleave(torch.arange(len(n_atoms), device=positions.device), n_atoms)
+        if self.elements is not None:
+            el = self._element_index.to(positions.device)[numbers]
+            if (el < 0).any():
+                z = int(numbers[el < 0][0])
+                raise InputError(f"element {chemical_symbols[z]} is not among the descriptor's elements "
+                                 f"{self.elements}", field="elements")
+        else:
+            el = torch.zeros_like(numbers)
+        if neighbors is None:
+            neighbors = neighbor_pairs(positions, cells, pbc, n_atoms, self.neighbor_cutoff,
+                                       method=self.neighbor_method)
+        vec = pair_vectors(positions, cells.to(positions.dtype), batch, neighbors)
+        d = _safe_norm(vec)
+        blocks = []
+        if self.radial:
+            blocks.append(self._radial(N, neighbors, el, d))
+        if self.angular:
+            blocks.append(self._angular(N, neighbors, el, vec, d))
+        if self.spin:
+            blocks.append(self._spin(N, neighbors, vec, d, magmoms.to(positions.dtype)))
+        return torch.cat(blocks, dim=1)
+
+    def _radial(self, N, nb, el, d):
+        n_el = self.n_element_blocks
+        values = {}
+        if "G2" in self._params:
+            p = self._p("G2", d)
+            fc = self._fc(d, self.cutoff)[:, None]
+            values[G2] = torch.exp(-p["eta"] * (d[:, None] - p["rs"]) ** 2) * fc
+        if "GaussFourierRadial" in self._params:
+            values[GaussFourierRadial] = _gf_radial(d, self._p("GaussFourierRadial", d))
+        v = _in_order(self.radial, values)
+        key = nb.centers * n_el + el[nb.neighbors]
+        out = torch.zeros((N * n_el, v.shape[1]), dtype=d.dtype, device=d.device).index_add(0, key, v)
+        return out.view(N, n_el * v.shape[1])
+
+    def _angular(self, N, nb, el, vec, d):
+        p_idx, q_idx = triplets(nb, N)
+        rij, rik = vec[p_idx], vec[q_idx]
+        dij, dik = d[p_idx], d[q_idx]
+        cos = _safe_div((rij * rik).sum(-1), dij * dik)
+        values = {}
+        bp = [c for c in (G4, G5, G9) if c.__name__ in self._params]
+        if bp:
+            fij, fik = self._fc(dij, self.cutoff), self._fc(dik, self.cutoff)
+            for cls in bp:
+                p = self._p(cls.__name__, d)
+                ang = 2.0 ** (1 - p["zeta"]) * (1 + p["lam"] * cos[:, None]) ** p["zeta"]
+                if cls is G4:
+                    djk = _safe_norm(rik - rij)
+                    rad = torch.exp(-p["eta"] * (dij ** 2 + dik ** 2 + djk ** 2)[:, None])
+                    cut = (fij * fik * self._fc(djk, self.cutoff))[:, None]
+                elif cls is G5:
+                    rad = torch.exp(-p["eta"] * (dij ** 2 + dik ** 2)[:, None])
+                    cut = (fij * fik)[:, None]
+                else:
+                    rad = torch.exp(-p["eta"] * ((dij[:, None] - p["rs"]) ** 2 + (dik[:, None] - p["rs"]) ** 2))
+                    cut = (fij * fik)[:, None]
+                values[cls] = ang * rad * cut
+        gf = [c for c in (GaussFourierBiRadial, GaussFourierAngular001, GaussFourierAngular002)
+              if c.__name__ in self._params]
+        if gf:
+            sin = _safe_div(_safe_norm(torch.linalg.cross(rij, rik)), dij * dik)
+            for cls in gf:
+                p = self._p(cls.__name__, d)
+                # ordered double sum over j ≠ k: both (j, k) and (k, j) of each unordered pair
+                rad = (_gf_radial(dij, p["ij"]) * _gf_radial(dik, p["ik"])
+                       + _gf_radial(dik, p["ij"]) * _gf_radial(dij, p["ik"]))
+                if cls is GaussFourierBiRadial:
+                    values[cls] = rad
+                else:
+                    cos_diff = cos[:, None] * p["cos_s"] + sin[:, None] * p["sin_s"]
+                    values[cls] = torch.exp(-p["eta_theta"] * (1 - cos_diff)) * rad
+        v = _in_order(self.angular, values)
+        n_pairs = len(self.element_pairs)
+        pid = self._pair_index.to(d.device)[el[nb.neighbors[p_idx]], el[nb.neighbors[q_idx]]]
+        key = nb.centers[p_idx] * n_pairs + pid
+        out = torch.zeros((N * n_pairs, v.shape[1]), dtype=d.dtype, device=d.device).index_add(0, key, v)
+        return out.view(N, n_pairs * v.shape[1])
+
+    def _spin(self, N, nb, vec, d, magmoms):
+        if magmoms.dim() == 1:
+            S = torch.zeros((N, 3), dtype=magmoms.dtype, device=magmoms.device)
+            S = S.index_put((torch.arange(N, device=S.device), torch.full((N,), 2, device=S.device)), magmoms)
+        elif magmoms.shape == (N, 3):
+            S = magmoms
+        else:
+            raise InputError(f"magmoms must have shape ({N},) or ({N}, 3), got {tuple(magmoms.shape)}",
+                             field="magmoms")
+        i, j = nb.centers, nb.neighbors
+        within = d < self.cutoff
+        fc = self._fc(d, self.cutoff) * within
+        Si, Sj = S[i], S[j]
+        rhat = vec * _safe_div(torch.ones_like(d), d)[:, None]
+        si_r, sj_r = (Si * rhat).sum(-1), (Sj * rhat).sum(-1)
+        dot = (Si * Sj).sum(-1)
+        q = {"dot": dot, "dm": (torch.linalg.cross(Si, Sj) * rhat).sum(-1), "dipole": si_r * sj_r,
+             "cross": dot - si_r * sj_r}
+
+        def to_atoms(v):
+            return torch.zeros(N, dtype=v.dtype, device=v.device).index_add(0, i, v)
+
+        s2 = (S * S).sum(-1)
+        need_local = any(isinstance(t, SpinLocal) for t in self.spin)
+        if need_local:
+            M = torch.zeros_like(S).index_add(0, i, Sj * fc[:, None])
+            norm_S = _safe_norm(S)
+            A = to_atoms(norm_S[j] * fc)
+            W = to_atoms(fc)
+            Mfull = M + S  # including the central atom, f_c(0) = 1
+            unit_M = Mfull * _safe_div(torch.ones_like(s2), _safe_norm(Mfull))[:, None]
+            cos_pair = _safe_div((Sj * unit_M[i]).sum(-1), norm_S[j])
+            cos_self = _safe_div((S * unit_M).sum(-1), norm_S)
+            F5 = (to_atoms(fc * cos_pair) + cos_self) / (W + 1)
+        cols = []
+        for t in self.spin:
+            if isinstance(t, SpinSelf):
+                cols.append(s2 ** int(t.xi))
+            elif isinstance(t, SpinPair):
+                cols.append(to_atoms(q[t.kind] ** int(t.xi) * fc))
+            elif isinstance(t, SpinGaussSelf):
+                pos = s2 > 0
+                mag = torch.where(pos, torch.where(pos, s2, torch.ones_like(s2)) ** (t.xi / 2), torch.zeros_like(s2))
+                cols.append(torch.exp(-t.eta * (mag - t.alpha) ** 2))
+            elif isinstance(t, SpinGaussPair):
+                cols.append(to_atoms(torch.exp(-t.eta * (q[t.kind] - t.alpha) ** 2) * fc))
+            else:  # SpinLocal
+                if t.kind == "F1":
+                    cols.append(torch.exp(-t.eta * (A - t.alpha) ** 2))
+                elif t.kind == "F2":
+                    cols.append(torch.exp(-t.eta * (_safe_norm(M) - t.alpha) ** 2))
+                elif t.kind == "F3":
+                    cols.append(torch.exp(-t.eta * ((S * M).sum(-1) - t.alpha) ** 2))
+                elif t.kind == "F4":
+                    cols.append(_safe_div(_safe_norm(Mfull), A + norm_S))
+                elif t.kind == "F5":
+                    cols.append(F5)
+                else:  # F6
+                    cols.append((to_atoms(fc * (cos_pair - F5[i]) ** 2) + (cos_self - F5) ** 2) / (W + 1))
+        return torch.stack(cols, dim=1)
+
+    # --------------------------------------------------------------- compute
+    def compute(self, data: StructureDataset | Atoms | Sequence[Atoms], device: Any = "cpu",
+                dtype: torch.dtype = torch.float64, max_atoms_per_chunk: int = 4096,
+                progress: bool = False) -> torch.Tensor:
+        """Features of every atom of ``data``, shape ``(N_atoms, n_features)``, on ``device``.
+
+        Works through the structures in chunks of at most ``max_atoms_per_chunk``
+        atoms (a structure is never split), without building autograd graphs.
+        """
+        from tqdm.auto import tqdm
+
+        ds = _as_dataset(data)
+        chunks = _chunks(ds.n_atoms, max_atoms_per_chunk)
+        out = []
+        with torch.no_grad():
+            for a, b in tqdm(chunks, desc="features", disable=not progress or len(chunks) < 2):
+                batch = self.prepare(ds[a:b], device=device, dtype=dtype)
+                out.append(self(**batch))
+        return torch.cat(out) if out else torch.zeros((0, self.n_features), dtype=dtype, device=device)
+
+
+def _in_order(terms: list[Term], values: dict[type, torch.Tensor]) -> torch.Tensor:
+    """Columns of all families, rearranged to the order the terms were given."""
+    families = [cls for cls in values]
+    stacked = torch.cat([values[c] for c in families], dim=1)
+    start, pos = 0, {}
+    for c in families:
+        pos[c] = start
+        start += values[c].shape[1]
+    seen = {c: 0 for c in families}
+    order = []
+    for t in terms:
+        c = type(t)
+        order.append(pos[c] + seen[c])
+        seen[c] += 1
+    if order == list(range(len(order))):
+        return stacked
+    return stacked[:, torch.as_tensor(order, device=stacked.device)]
+
+
+def _chunks(n_atoms: np.ndarray, max_atoms: int) -> list[tuple[int, int]]:
+    bounds, start, total = [], 0, 0
+    for s, n in enumerate(n_atoms):
+        if total + n > max_atoms and s > start:
+            bounds.append((start, s))
+            start, total = s, 0
+        total += int(n)
+    if start < len(n_atoms):
+        bounds.append((start, len(n_atoms)))
+    return bounds
+
+
+def _as_dataset(data: StructureDataset | Atoms | Sequence[Atoms]) -> StructureDataset:
+    if isinstance(data, StructureDataset):
+        return data
+    if isinstance(data, Atoms):
+        return StructureDataset.from_atoms([data])
+    return StructureDataset.from_atoms(list(data))
