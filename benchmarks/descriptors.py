@@ -107,7 +107,7 @@ def main() -> None:
         def ds_deriv():
             for k in acsf:
                 acsf[k].derivatives(images[k][:5 * args.scale] if k == "Fe" else images[k][:50 * args.scale],
-                                    n_jobs=1, method="analytical")
+                                    n_jobs=1, method="analytical", attach=True)
 
         t_ds = best_of(ds_feat, 1)
         rows.append(("dscribe ACSF features (n_jobs=1)", t_ds))

@@ -30,7 +30,8 @@ from mlexplore.dft.export import export_dataset  # noqa: E402
 #: The settings of the shipped data. Changing them changes every record key:
 #: the old records stay in the file but are no longer matched.
 SETTINGS = {
-    "fe_spin": DFTSettings(ecut=400.0, kpt_density=1.8, smearing=0.1, magmoms={"Fe": 2.5}),
+    "fe_spin": DFTSettings(ecut=350.0, kpt_density=1.8, smearing=0.1, magmoms={"Fe": 2.5},
+                           mixer={"kind": "dif", "beta": 0.05, "nmaxold": 5, "weight": 50.0}),
     "fept": DFTSettings(ecut=350.0, kpts=(2, 2, 2), smearing=0.1, magmoms={"Fe": 3.0, "Pt": 0.5}),
 }
 CONFIGS = {"fe_spin": fe_spin_configurations, "fept": fept_configurations}

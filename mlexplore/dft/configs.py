@@ -101,13 +101,15 @@ def _patterns(atoms: Atoms, a0: float, lattice: str, rng: np.random.Generator,
     return out
 
 
-def fe_spin_configurations(seed: int = 0, n_bcc2: int = 60, n_bcc4: int = 50, n_fcc4: int = 25,
-                           n_bcc16: int = 6) -> StructureDataset:
+def fe_spin_configurations(seed: int = 0, n_bcc2: int = 120, n_bcc4: int = 30, n_fcc4: int = 15,
+                           n_bcc16: int = 3) -> StructureDataset:
     """Iron with collinear moment patterns; see the module docstring.
 
-    Defaults give 60×2 (BCC, 2 atoms: FM, AFM-B2) + 50×4 (BCC 1×1×2: FM,
-    AFM-B2, AFM-layer, random) + 25×3 (FCC 4 atoms: FM, AFM-L10, random) +
-    6×5 (BCC 2×2×2, 16 atoms: FM, AFM-B2, AFM-layer, two random) = 425 configurations;
+    Defaults give 120×2 (BCC, 2 atoms: FM, AFM-B2) + 30×4 (BCC 1×1×2: FM,
+    AFM-B2, AFM-layer, random) + 15×3 (FCC 4 atoms: FM, AFM-L10, random) +
+    3×5 (BCC 2×2×2, 16 atoms: FM, AFM-B2, AFM-layer, two random) = 420
+    configurations, weighted towards the cheap cells (a 16-atom cell costs as
+    much as ~30 two-atom ones);
     the small cells come first (interleaved), the 16-atom cells last.
     """
     rng = np.random.default_rng(seed)

@@ -31,9 +31,16 @@ def gpaw_calculator(settings: DFTSettings, atoms: Atoms, kpts: tuple, txt: Any =
     except ImportError as exc:  # pragma: no cover - depends on the machine
         raise ImportError("GPAW is not installed: run scripts/install_gpaw.sh "
                           "(Debian libxc/openblas/fftw + a site config)") from exc
+    extra = {}
+    if settings.mixer is not None:
+        from gpaw.mixer import Mixer, MixerDif, MixerSum
+
+        m = dict(settings.mixer)
+        cls = {"dif": MixerDif, "sum": MixerSum, "plain": Mixer}[m.pop("kind", "dif")]
+        extra["mixer"] = cls(**m)
     return GPAW(mode=PW(settings.ecut), xc=settings.xc, kpts=list(kpts),
                 occupations=FermiDirac(settings.smearing), spinpol=settings.spinpol,
-                maxiter=settings.maxiter, txt=txt, legacy_gpaw=True)
+                maxiter=settings.maxiter, txt=txt, legacy_gpaw=True, **extra)
 
 
 def _hirshfeld_charges(calc) -> np.ndarray:

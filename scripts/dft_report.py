@@ -1,0 +1,62 @@
+#!/usr/bin/env python
+"""Print the data card numbers of the DFT record files (counts, ranges, timing, SCF pattern retention).
+
+    .venv/bin/python scripts/dft_report.py
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mlexplore.dft import read_records, records_to_dataset  # noqa: E402
+from mlexplore.dft.configs import fe_spin_configurations, fept_configurations  # noqa: E402
+from mlexplore.dft.export import finish_dataset  # noqa: E402
+
+PLANNED = {"fe_spin": len(fe_spin_configurations()), "fept": len(fept_configurations())}
+
+
+def main() -> None:
+    for name in ("fe_spin", "fept"):
+        path = ROOT / "data" / "dft" / f"{name}.jsonl"
+        records = read_records(path)
+        ok = [r for r in records if r["status"] == "ok"]
+        failed = [r for r in records if r["status"] == "failed"]
+        print(f"== {name}: {len(ok)} ok, {len(failed)} failed, of {PLANNED[name]} planned")
+        if not ok:
+            continue
+        secs = np.array([r["seconds"] for r in records])
+        print(f"   CPU time {secs.sum() / 3600:.2f} h (one core), per configuration "
+              f"{np.median(secs):.0f} s median, {secs.min():.0f}–{secs.max():.0f} s")
+        ds = finish_dataset(name, records_to_dataset(ok, name=name))
+        e = ds.label("energy") / ds.n_atoms
+        print(f"   energy per atom {e.min():.3f} … {e.max():.3f} eV; |forces| max "
+              f"{np.linalg.norm(ds.label('forces'), axis=1).max():.3f} eV/Å")
+        m = ds.label("magmoms")
+        sizes = Counter(int(n) for n in ds.n_atoms)
+        print(f"   cells {dict(sorted(sizes.items()))}; tags {dict(Counter(t for tt in ds.tags for t in tt))}")
+        if name == "fept":
+            fe, pt = m[ds.numbers == 26], m[ds.numbers == 78]
+            print(f"   moments Fe {fe.min():.2f} … {fe.max():.2f} μB, Pt {pt.min():.2f} … {pt.max():.2f} μB")
+            ct = ds.label("charge_transfer")
+            print(f"   charge transfer Fe {ct[ds.numbers == 26].mean():+.3f} e, Pt {ct[ds.numbers == 78].mean():+.3f} e (mean)")
+            if "mixing_energy" in ds:
+                mix = ds.label("mixing_energy")
+                print(f"   mixing enthalpy {mix.min() * 1000:.1f} … {mix.max() * 1000:.1f} meV/atom")
+        else:
+            print(f"   |moments| {np.abs(m).min():.2f} … {np.abs(m).max():.2f} μB")
+            kept = ds.label("pattern_kept")
+            for pattern in ("FM", "AFM-B2", "AFM-layer", "AFM-L10", "random"):
+                sel = np.array([pattern in t for t in ds.tags])
+                if sel.any():
+                    print(f"   SCF kept {pattern:<9} {kept[sel].sum():3d} / {sel.sum():3d}")
+
+
+if __name__ == "__main__":
+    main()
