@@ -74,7 +74,11 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=1)
     parser.add_argument("--chunk", type=int, default=50, help="structures per batch")
     parser.add_argument("--no-dscribe", action="store_true")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice; use 1 when another job holds a core)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cuau, fe = structures(args.scale)
     n_atoms = cuau.n_total_atoms + fe.n_total_atoms
     sets = [(cuau, from_preset("bloore-fe-bp", elements=["Cu", "Au"]).to(args.device)),
@@ -107,7 +111,7 @@ def main() -> None:
         def ds_deriv():
             for k in acsf:
                 acsf[k].derivatives(images[k][:5 * args.scale] if k == "Fe" else images[k][:50 * args.scale],
-                                    n_jobs=1, method="analytical", attach=True)
+                                    n_jobs=1, method="auto", attach=True)
 
         t_ds = best_of(ds_feat, 1)
         rows.append(("dscribe ACSF features (n_jobs=1)", t_ds))

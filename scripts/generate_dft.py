@@ -41,7 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("names", nargs="*", default=["fe_spin", "fept"], choices=sorted(CONFIGS))
     parser.add_argument("--limit", type=int, default=None, help="stop after the first N configurations")
-    parser.add_argument("--export-every", type=int, default=10,
+    parser.add_argument("--export-every", type=int, default=1,
                         help="export the package file every N configurations")
     args = parser.parse_args()
     for name in args.names:

@@ -42,3 +42,15 @@ def small_dataset():
     ds = StructureDataset.from_atoms(labelled_images(), name="small")
     ds.meta[1]["source"] = "42"  # a string that looks like a number must stay a string
     return ds
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: on a 2-core machine where another job holds a core, torch's
+    OpenMP threads wait on each other and small tensor ops get 30× slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

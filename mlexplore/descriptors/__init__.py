@@ -31,3 +31,6 @@ from .scalers import SCALER_KINDS, EnergyBaseline, Scaler
 __all__ += ["g2_maximum", "eta_from_attenuation", "distance_histogram", "rs_at_rdf_modes", "neighbor_angles",
             "correlation_score", "correlation_search", "tpi", "tpi_classwise", "Scaler", "SCALER_KINDS",
             "EnergyBaseline"]
+from .config import descriptor_from_config, descriptor_to_config
+
+__all__ += ["descriptor_to_config", "descriptor_from_config"]

@@ -1,0 +1,146 @@
+"""Behler-Parrinello / HDNNP potential (002 §2.2, 2.4; 004 §1.3.2).
+
+``E = Σ_i E_i`` with ``E_i = MLP_{element(i)}(scaled G_i)`` — one atomic network
+per element, or (``shared=True``) the thesis' single "multi-task network" with
+one output per element (002 §3.2.1). Forces are ``−∂E/∂R`` by autograd through
+the descriptor. Optional per-atom heads (charges, moments) share the hidden
+layers of the atomic network.
+
+The model carries its own normalisation as buffers (feature shift/scale,
+per-element reference energies, energy scale), set by
+:func:`mlexplore.training.fit`, so a saved model predicts the same numbers
+after loading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from ase.data import atomic_numbers
+from torch import nn
+
+from ..descriptors.symmetry import SymmetryFunctions
+from ..errors import InputError
+
+__all__ = ["BPNN", "ACTIVATIONS", "mlp"]
+
+ACTIVATIONS = {"tanh": nn.Tanh, "softplus": nn.Softplus, "relu": nn.ReLU, "silu": nn.SiLU}
+
+
+def mlp(n_in: int, hidden: Sequence[int], n_out: int, activation: str) -> nn.Sequential:
+    """Dense network ``n_in → hidden… → n_out`` with ``activation`` between layers."""
+    if activation not in ACTIVATIONS:
+        raise InputError(f"unknown activation {activation!r}; choose from {', '.join(ACTIVATIONS)}",
+                         field="activation")
+    layers: list[nn.Module] = []
+    width = n_in
+    for h in hidden:
+        if h < 1:
+            raise InputError(f"hidden layer widths must be ≥ 1, got {list(hidden)}", field="hidden")
+        layers += [nn.Linear(width, h), ACTIVATIONS[activation]()]
+        width = h
+    layers.append(nn.Linear(width, n_out))
+    return nn.Sequential(*layers)
+
+
+class BPNN(nn.Module):
+    """Atomic neural-network potential on symmetry-function descriptors.
+
+    Parameters
+    ----------
+    descriptor:
+        The :class:`SymmetryFunctions` (its elements define the networks).
+    hidden:
+        Hidden layer widths (thesis default 2 × 25; n2p2 default 2 × 25 tanh).
+    activation:
+        ``"tanh"``, ``"softplus"``, ``"relu"`` or ``"silu"`` (forces need a
+        smooth activation: ReLU gives discontinuous forces).
+    shared:
+        One network with an output per element instead of one network per
+        element (002 §3.2.1).
+    atom_outputs:
+        Names of extra per-atom targets (e.g. ``("charges", "magmoms")``) predicted
+        by extra outputs of the atomic networks.
+    """
+
+    def __init__(self, descriptor: SymmetryFunctions, hidden: Sequence[int] = (25, 25),
+                 activation: str = "tanh", shared: bool = False, atom_outputs: Sequence[str] = ()) -> None:
+        super().__init__()
+        if descriptor.elements is None:
+            raise InputError("a BPNN needs an element-resolved descriptor (pass elements=[...])",
+                             field="elements")
+        self.descriptor = descriptor
+        self.elements = list(descriptor.elements)
+        self.hidden = [int(h) for h in hidden]
+        self.activation = activation
+        self.shared = bool(shared)
+        self.atom_outputs = list(atom_outputs)
+        n_f = descriptor.n_features
+        n_out = 1 + len(self.atom_outputs)
+        n_el = len(self.elements)
+        if self.shared:
+            self.net = mlp(n_f, self.hidden, n_el * n_out, activation)
+        else:
+            self.nets = nn.ModuleList([mlp(n_f, self.hidden, n_out, activation) for _ in self.elements])
+        self.register_buffer("feature_shift", torch.zeros(n_f))
+        self.register_buffer("feature_scale", torch.ones(n_f))
+        self.register_buffer("reference_energy", torch.zeros(n_el))
+        self.register_buffer("energy_scale", torch.ones(()))
+        self.register_buffer("output_shift", torch.zeros(max(len(self.atom_outputs), 1)))
+        self.register_buffer("output_scale", torch.ones(max(len(self.atom_outputs), 1)))
+        lookup = torch.full((119,), -1, dtype=torch.long)
+        for k, e in enumerate(self.elements):
+            lookup[atomic_numbers[e]] = k
+        self.register_buffer("_element_index", lookup, persistent=False)
+
+    def config(self) -> dict:
+        """Constructor arguments (besides the descriptor) as plain data."""
+        return {"hidden": self.hidden, "activation": self.activation, "shared": self.shared,
+                "atom_outputs": self.atom_outputs}
+
+    def atomic_outputs(self, features: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:
+        """Raw network outputs per atom, ``(N, 1 + n_atom_outputs)`` (normalised units)."""
+        el = self._element_index[numbers]
+        if (el < 0).any():
+            raise InputError(f"element Z={int(numbers[el < 0][0])} is not one of the model's {self.elements}",
+                             field="numbers")
+        x = (features - self.feature_shift) / self.feature_scale
+        n_out = 1 + len(self.atom_outputs)
+        if self.shared:
+            out = self.net(x).view(len(x), len(self.elements), n_out)
+            return out[torch.arange(len(x), device=x.device), el]
+        out = torch.zeros((len(x), n_out), dtype=x.dtype, device=x.device)
+        for k, net in enumerate(self.nets):
+            sel = torch.nonzero(el == k, as_tuple=True)[0]
+            if len(sel):
+                out = out.index_put((sel,), net(x[sel]))
+        return out
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``{"energy": (S,) eV, "energies": (N,) eV, <atom output>: (N,)}`` for a batch
+        (the dict of :meth:`SymmetryFunctions.prepare`, optionally with ``neighbors``)."""
+        positions, numbers, n_atoms = batch["positions"], batch["numbers"], batch["n_atoms"]
+        cells, pbc = batch["cells"], batch["pbc"]
+        neighbors = batch.get("neighbors")
+        g = self.descriptor(positions, numbers, cells, pbc, n_atoms, neighbors=neighbors)
+        raw = self.atomic_outputs(g, numbers)
+        el = self._element_index[numbers]
+        e_atom = raw[:, 0] * self.energy_scale + self.reference_energy[el]
+        batch = torch.repeat_interleave(torch.arange(len(n_atoms), device=positions.device), n_atoms)
+        energy = torch.zeros(len(n_atoms), dtype=e_atom.dtype, device=e_atom.device).index_add(0, batch, e_atom)
+        out = {"energy": energy, "energies": e_atom}
+        for k, name in enumerate(self.atom_outputs):
+            out[name] = raw[:, 1 + k] * self.output_scale[k] + self.output_shift[k]
+        return out
+
+    def energy_and_forces(self, batch: dict[str, torch.Tensor], create_graph: bool = False
+                          ) -> dict[str, torch.Tensor]:
+        """Forward plus ``forces = −∂E/∂R`` (eV/Å) by autograd; ``create_graph`` for force training."""
+        positions = batch["positions"]
+        if not positions.requires_grad:
+            positions = positions.detach().requires_grad_(True)
+        out = self({**batch, "positions": positions})  # type: ignore[arg-type]
+        grad = torch.autograd.grad(out["energy"].sum(), positions, create_graph=create_graph)[0]
+        out["forces"] = -grad
+        return out

@@ -1,0 +1,81 @@
+"""Saving and loading trained models: one file with the descriptor, normalisation and weights.
+
+Files are written atomically (temporary file + rename): an interrupted save never
+leaves a damaged checkpoint behind, and the previous one stays intact. They hold
+only plain data and tensors, so :func:`load_model` uses ``torch.load(weights_only=True)``
+(loading a checkpoint cannot run code).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..descriptors.config import descriptor_from_config, descriptor_to_config
+from ..errors import InputError
+from ..io.files import atomic_write
+from ..models.bpnn import BPNN
+
+__all__ = ["save_model", "load_model", "MODEL_FORMAT"]
+
+MODEL_FORMAT = "mlexplore-model"
+_CLASSES = {"BPNN": BPNN}
+
+
+def _plain(value: Any) -> Any:
+    """Python builtins only (numpy scalars/arrays → float/int/list), so weights-only loading works."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def save_model(model: BPNN, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` (and JSON-like ``extra``: history, metrics, …) to ``path`` atomically."""
+    name = type(model).__name__
+    if name not in _CLASSES:
+        raise InputError(f"cannot save a {name}; supported: {list(_CLASSES)}")
+    payload = {
+        "format": MODEL_FORMAT, "version": 1, "model_class": name, "model_config": _plain(model.config()),
+        "descriptor": _plain(descriptor_to_config(model.descriptor)),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "extra": _plain(extra or {}),
+    }
+    path = Path(path)
+    with atomic_write(path, text=False) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def load_model(path: str | os.PathLike, map_location: Any = "cpu", return_extra: bool = False):
+    """Read a model written by :func:`save_model` (optionally with its ``extra`` dict)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise InputError(f"not a readable mlexplore model file: {exc}", path=path) from exc
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise InputError("not an mlexplore model file", path=path)
+    cls = _CLASSES.get(payload["model_class"])
+    if cls is None:
+        raise InputError(f"unknown model class {payload['model_class']!r}", path=path)
+    model = cls(descriptor_from_config(payload["descriptor"]), **payload["model_config"])
+    state = payload["state_dict"]
+    float_dtypes = {v.dtype for v in state.values() if v.is_floating_point()}
+    if len(float_dtypes) == 1:  # keep the precision the model was trained in
+        model.to(dtype=float_dtypes.pop())
+    model.load_state_dict(state)
+    model.eval()
+    return (model, payload["extra"]) if return_extra else model

@@ -1,0 +1,172 @@
+"""BPNN training: accuracy on EMT gold, forces, checkpoints, interruption, determinism, errors."""
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+from ase.calculators.emt import EMT
+from ase.eos import EquationOfState
+from ase.units import GPa
+
+from mlexplore import InputError
+from mlexplore.analysis import r2, rmse
+from mlexplore.data import random_split
+from mlexplore.datasets import gold, lattice_alloy
+from mlexplore.descriptors import G2, G4, SymmetryFunctions
+from mlexplore.models import BPNN
+from mlexplore.training import Potential, TrainingError, fit, load_model, predict, save_model
+
+
+def radial_descriptor(elements=("Au",)):
+    terms = [G2(eta, rs) for eta in (1.0, 4.0) for rs in np.linspace(2.2, 5.2, 7)]
+    return SymmetryFunctions(terms, cutoff=5.5, elements=list(elements))
+
+
+@pytest.fixture(scope="module")
+def trained_gold(tmp_path_factory):
+    ds = gold(n_per_group=12, progress=False)
+    train, val, test = random_split(ds, (0.7, 0.15, 0.15), seed=0)
+    torch.manual_seed(0)
+    model = BPNN(radial_descriptor(), hidden=(16, 16), activation="tanh")
+    ckpt = tmp_path_factory.mktemp("ckpt")
+    history = fit(model, train, val, epochs=300, lr=5e-3, batch_size=8, patience=60, progress=False,
+                  device="cpu", checkpoint_dir=ckpt)
+    return model, history, test, ckpt
+
+
+def test_bpnn_reaches_emt_accuracy_on_gold(trained_gold):
+    model, history, test, _ = trained_gold
+    p = predict(model, test)
+    e_rmse = rmse(test.label("energy") / test.n_atoms, p["energy"] / test.n_atoms) * 1000
+    f_rmse = rmse(test.label("forces"), p["forces"])
+    assert e_rmse < 10.0, f"energy RMSE {e_rmse:.1f} meV/atom"
+    assert f_rmse < 0.15, f"force RMSE {f_rmse:.3f} eV/Å"
+    assert r2(test.label("forces"), p["forces"]) > 0.95
+    assert history.val_loss[history.best_epoch] == min(history.val_loss)
+    assert len(history.metrics["val_forces_rmse"]) == len(history.epoch)
+
+
+def test_save_load_predicts_identical_numbers(trained_gold, tmp_path):
+    model, _, test, ckpt = trained_gold
+    save_model(model, tmp_path / "m.pt", extra={"note": "test"})
+    again, extra = load_model(tmp_path / "m.pt", return_extra=True)
+    a, b = predict(model, test), predict(again, test)
+    np.testing.assert_array_equal(a["energy"], b["energy"])
+    np.testing.assert_array_equal(a["forces"], b["forces"])
+    assert extra["note"] == "test"
+    best = load_model(ckpt / "best.pt")  # the checkpoint written during training is the best model
+    np.testing.assert_array_equal(predict(best, test)["energy"], a["energy"])
+
+
+def test_ase_calculator_equation_of_state(trained_gold):
+    model, _, _, _ = trained_gold
+    calc = Potential(model).as_ase_calculator()
+
+    def eos(c):
+        vols, energies = [], []
+        for a in np.linspace(3.95, 4.17, 9):
+            atoms = bulk("Au", "fcc", a=a, cubic=True)
+            atoms.calc = c
+            vols.append(atoms.get_volume())
+            energies.append(atoms.get_potential_energy())
+        v0, e0, b = EquationOfState(vols, energies).fit()
+        return (4 * v0) ** (1 / 3) / 4 ** (1 / 3), b / GPa
+
+    a_nn, b_nn = eos(calc)
+    a_emt, b_emt = eos(EMT())
+    assert a_nn == pytest.approx(a_emt, rel=0.01)
+    assert b_nn == pytest.approx(b_emt, rel=0.25)
+    # forces and stress from the calculator agree with finite differences of its energy
+    atoms = bulk("Au", "fcc", a=4.08, cubic=True)
+    atoms.rattle(0.05, seed=3)
+    atoms.calc = calc
+    from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
+
+    np.testing.assert_allclose(atoms.get_forces(), calculate_numerical_forces(atoms, eps=1e-5), atol=1e-6)
+    np.testing.assert_allclose(atoms.get_stress(), calculate_numerical_stress(atoms, eps=1e-6), atol=1e-7)
+    assert np.abs(atoms.get_stress()).max() > 1e-4  # a strained cell: a real comparison
+
+
+def test_forces_are_minus_energy_gradient():
+    torch.manual_seed(1)
+    sf = SymmetryFunctions([G2(1.0, 2.5), G2(0.5, 3.5), G4(0.02, 1, -1), G4(0.01, 2, 1)], cutoff=5.0,
+                           elements=["Cu", "Au"])
+    model = BPNN(sf, hidden=(8,), activation="softplus").double()
+    atoms = lattice_alloy("CuAu", n_per_composition=1, compositions=[10], rattle=0.1, progress=False)
+    batch = sf.prepare(atoms)
+    f = model.energy_and_forces(batch)["forces"].detach()
+    h = 1e-5
+    for a, c in [(0, 0), (5, 2), (17, 1)]:
+        plus, minus = batch["positions"].clone(), batch["positions"].clone()
+        plus[a, c] += h
+        minus[a, c] -= h
+        with torch.no_grad():
+            ep = model({**batch, "positions": plus})["energy"].sum()
+            em = model({**batch, "positions": minus})["energy"].sum()
+        assert float(f[a, c]) == pytest.approx(-(ep - em).item() / (2 * h), rel=1e-6, abs=1e-9)
+
+
+def _small_alloy():
+    ds = lattice_alloy("CuAu", n_per_composition=2, rattle=0.05, progress=False)
+    return random_split(ds, (0.8, 0.2), seed=0)
+
+
+def test_same_seed_same_history():
+    train, val = _small_alloy()
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(5)
+        model = BPNN(radial_descriptor(("Cu", "Au")), hidden=(8,), shared=True)
+        h = fit(model, train, val, epochs=4, lr=1e-2, batch_size=8, seed=3, progress=False, device="cpu")
+        runs.append(h)
+    assert runs[0].train_loss == runs[1].train_loss and runs[0].val_loss == runs[1].val_loss
+
+
+def test_interrupted_fit_keeps_best_checkpoint(tmp_path):
+    train, val = _small_alloy()
+    torch.manual_seed(0)
+    model = BPNN(radial_descriptor(("Cu", "Au")), hidden=(8,))
+
+    def stop_at_5(epoch, history):
+        if epoch == 5:
+            raise KeyboardInterrupt
+
+    h = fit(model, train, val, epochs=50, lr=1e-2, batch_size=8, progress=False, device="cpu",
+            checkpoint_dir=tmp_path, callback=stop_at_5)
+    assert h.interrupted and len(h.epoch) == 6  # epochs 0–5 finished before the interrupt
+    best = load_model(tmp_path / "best.pt")
+    np.testing.assert_array_equal(predict(best, val)["energy"], predict(model, val)["energy"])
+    assert (tmp_path / "last.pt").exists()
+    assert not list(tmp_path.glob("*.tmp*"))  # atomic writes leave nothing behind
+
+
+def test_per_atom_head_learns_emt_atomic_energies():
+    train, val = _small_alloy()
+    torch.manual_seed(0)
+    model = BPNN(radial_descriptor(("Cu", "Au")), hidden=(16,), atom_outputs=["energies"])
+    h = fit(model, train, val, targets=["energy", "energies"], epochs=60, lr=1e-2, batch_size=8, progress=False,
+            device="cpu")
+    p = predict(model, val, forces=False)
+    assert "energies" in p and p["energies"].shape == (val.n_total_atoms,)
+    assert r2(val.label("energies"), p["energies"]) > 0.8
+    assert h.metrics["val_energies_rmse"][-1] < h.metrics["val_energies_rmse"][0]
+
+
+def test_clear_errors():
+    train, val = _small_alloy()
+    model = BPNN(radial_descriptor(("Cu", "Au")), hidden=(4,))
+    with pytest.raises(InputError, match="target 'charges' is not in the training set"):
+        fit(model, train, targets=["energy", "charges"], epochs=1, progress=False)
+    with pytest.raises(InputError, match="validation set is empty"):
+        fit(model, train, val[[]], epochs=1, progress=False)
+    with pytest.raises(InputError, match="no output for target 'mixing_energy'"):
+        fit(model, train, targets=["mixing_energy"], epochs=1, progress=False)
+    with pytest.raises(InputError, match="element-resolved"):
+        BPNN(SymmetryFunctions([G2(1.0)], cutoff=4.0))
+    with pytest.raises(InputError, match="unknown activation"):
+        BPNN(radial_descriptor(), activation="sigmoidish")
+    bad = train.copy()
+    bad.add_label("energy", bad.label("energy") * 1e200, per_atom=False)
+    with pytest.raises(TrainingError, match="loss became .* at epoch 0, batch 0"):
+        fit(BPNN(radial_descriptor(("Cu", "Au")), hidden=(4,)), bad, epochs=2, lr=1e3, normalise=False,
+            progress=False, device="cpu")
