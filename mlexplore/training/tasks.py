@@ -1,0 +1,234 @@
+"""Training multi-task networks (fixed-lattice MLP of 000, graph network of 001) and comparing
+STL/MTL task combinations (001 table 1).
+
+A task model has ``tasks`` (``{name: "structure" | "site"}``), ``encode(dataset,
+device, dtype)`` giving its input, and ``forward(inputs, normalised)`` giving
+``(S,)`` per-structure and ``(N,)`` per-site predictions.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..analysis.metrics import r2, rmse
+from ..data.dataset import StructureDataset
+from ..data.splits import random_split, stratified_split
+from ..errors import InputError
+from ..models.graph import GraphNet
+from ..models.lattice import LatticeMLP
+from .fit import History, TrainingError, resolve_device
+
+__all__ = ["fit_tasks", "predict_tasks", "compare_tasks", "task_combinations", "format_task_table"]
+
+
+def _targets(ds: StructureDataset, model: LatticeMLP, device, dtype) -> dict[str, torch.Tensor]:
+    out = {}
+    for name, kind in model.tasks.items():
+        if name not in ds:
+            raise InputError(f"target {name!r} is not in the dataset (it has: {', '.join(ds.label_names)})",
+                             field="targets")
+        per_atom = ds.is_per_atom(name)
+        if (kind == "site") != per_atom:
+            raise InputError(f"task {name!r} is declared {kind!r} but the label is "
+                             f"{'per-atom' if per_atom else 'per-structure'}", field="tasks")
+        v = ds.label(name).astype(np.float64)
+        if v.ndim != 1:
+            raise InputError(f"lattice tasks need scalar labels; {name!r} has shape {v.shape}", field="targets")
+        out[name] = torch.as_tensor(v, dtype=dtype, device=device)
+    return out
+
+
+def fit_tasks(model, train: StructureDataset, val: StructureDataset | None = None,
+                loss_weights: dict[str, float] | None = None, epochs: int = 500, lr: float = 1e-4,
+                batch_fraction: float = 0.1, patience: int | None = 50, device: Any = "auto",
+                dtype: torch.dtype = torch.float32, seed: int = 0, progress: bool = False,
+                callback=None) -> History:
+    """Train a task model (Adam, batch = 10 % of the training set, as in 000).
+
+    Targets are standardised per task on the training set. The loss is
+    ``Σ_t α_t · RMSE_t`` of the standardised targets (000's ``Σ α_i ||y_i − ŷ_i||``,
+    divided by √n so it does not grow with the batch). Early stopping on the
+    validation loss; the best weights are kept.
+    """
+    from tqdm.auto import tqdm
+
+    if len(train) == 0 or (val is not None and len(val) == 0):
+        raise InputError("empty training or validation set", field="train" if len(train) == 0 else "val")
+    device = resolve_device(device)
+    model.to(device=device, dtype=dtype)
+    alpha = {t: 1.0 for t in model.tasks}
+    alpha.update(loss_weights or {})
+    y_tr = _targets(train, model, device, dtype)
+    for k, name in enumerate(model.tasks):
+        model.target_shift[k] = y_tr[name].mean()
+        model.target_scale[k] = max(float(y_tr[name].std()), 1e-12) if len(y_tr[name]) > 1 else 1.0
+    x_tr = model.encode(train, device=device, dtype=dtype)
+    x_va = model.encode(val, device=device, dtype=dtype) if val is not None else None
+    y_va = _targets(val, model, device, dtype) if val is not None else None
+    atom_index = torch.as_tensor(train.offsets, device=device)
+    sliced_by_model = not isinstance(x_tr, torch.Tensor)  # graphs: the model cuts the mini-batch
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    batch = max(1, int(round(batch_fraction * len(train))))
+    history = History()
+    best = copy.deepcopy(model.state_dict())
+
+    def loss_of(x, y) -> tuple[torch.Tensor, dict[str, float]]:
+        pred = model(x, normalised=True)
+        parts = {}
+        total = 0.0
+        for k, name in enumerate(model.tasks):
+            target = (y[name] - model.target_shift[k]) / model.target_scale[k]
+            r = torch.sqrt(((pred[name] - target) ** 2).mean())
+            parts[name] = r
+            total = total + alpha[name] * r
+        return total, parts
+
+    try:
+        for epoch in tqdm(range(epochs), desc="lattice MLP", disable=not progress):
+            t0 = time.perf_counter()
+            model.train()
+            order = torch.randperm(len(train), generator=gen).to(device)
+            for b, start in enumerate(range(0, len(train), batch)):
+                idx = torch.sort(order[start:start + batch]).values
+                counts = atom_index[idx + 1] - atom_index[idx]
+                atoms = (torch.repeat_interleave(atom_index[idx] - (torch.cumsum(counts, 0) - counts), counts)
+                         + torch.arange(int(counts.sum()), device=device))
+                y_b = {k: v[atoms] if model.tasks[k] == "site" else v[idx] for k, v in y_tr.items()}
+                x_b = model.select(x_tr, idx) if sliced_by_model else x_tr[idx]
+                loss, _ = loss_of(x_b, y_b)
+                if not torch.isfinite(loss):
+                    raise TrainingError(f"the loss became {float(loss.detach())} at epoch {epoch}, batch {b}")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            model.eval()
+            with torch.no_grad():
+                tl, tparts = loss_of(x_tr, y_tr)
+                vl, vparts = loss_of(x_va, y_va) if val is not None else (tl, tparts)
+            history.epoch.append(epoch)
+            history.train_loss.append(float(tl))
+            history.val_loss.append(float(vl))
+            history.lr.append(lr)
+            history.seconds.append(time.perf_counter() - t0)
+            for k, name in enumerate(model.tasks):
+                history.add(f"train_{name}_rmse", float(tparts[name]) * float(model.target_scale[k]))
+                history.add(f"val_{name}_rmse", float(vparts[name]) * float(model.target_scale[k]))
+            if float(vl) < history.best_val_loss:
+                history.best_val_loss, history.best_epoch = float(vl), epoch
+                best = copy.deepcopy(model.state_dict())
+            if callback is not None and callback(epoch, history) is False:
+                break
+            if patience is not None and epoch - history.best_epoch >= patience:
+                history.stopped_early = True
+                break
+    except KeyboardInterrupt:
+        history.interrupted = True
+    model.load_state_dict(best)
+    return history
+
+
+def predict_tasks(model, dataset: StructureDataset) -> dict[str, np.ndarray]:
+    """Predictions per task in physical units: ``(n,)`` per structure, ``(N,)`` per site."""
+    p = next(model.parameters())
+    x = model.encode(dataset, device=p.device, dtype=p.dtype)
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+    return {k: v.cpu().numpy().reshape(-1) for k, v in out.items()}
+
+
+def task_combinations(targets: Sequence[str]) -> list[tuple[str, ...]]:
+    """Every non-empty subset of the targets, singles first (H, C, M, HC, HM, CM, HCM)."""
+    return [c for r in range(1, len(targets) + 1) for c in itertools.combinations(targets, r)]
+
+
+def compare_tasks(dataset: StructureDataset, targets: Sequence[str], combinations: Sequence[Sequence[str]] | None = None,
+                  model: str = "lattice", n_runs: int = 3, fractions: Sequence[float] = (0.8, 0.1, 0.1),
+                  stratify: bool = True, epochs: int = 500, lr: float = 1e-4, batch_fraction: float = 0.1,
+                  elements: Sequence[str] | None = None, device: Any = "auto", seed: int = 0,
+                  progress: bool = True, **model_kwargs) -> list[dict]:
+    """Train every STL and MTL combination of ``targets`` ``n_runs`` times; score on held-out test sets.
+
+    ``model``: ``"lattice"`` (:class:`LatticeMLP`, 000; kwargs ``width``,
+    ``activation``) or ``"graph"`` (:class:`GraphNet`, 001; kwargs ``cutoff``,
+    ``width``, ``layers``, ``head``).
+
+    Each run r uses the split with seed ``seed + r`` (stratified by composition
+    by default) and the same split for every combination, so the combinations
+    are compared on equal footing. Returns one row per (combination, target):
+    ``{"tasks", "target", "rmse_mean", "rmse_std", "r2_mean", "r2_std",
+    "seconds_mean", "fom"}`` with ``fom = 1 / (time × RMSE)`` (002 eq 4.7).
+    """
+    from tqdm.auto import tqdm
+
+    if n_runs < 1:
+        raise InputError("n_runs must be ≥ 1", field="n_runs")
+    targets = list(targets)
+    for t in targets:
+        if t not in dataset:
+            raise InputError(f"target {t!r} is not in the dataset (it has: {', '.join(dataset.label_names)})",
+                             field="targets")
+    combos = [tuple(c) for c in (combinations or task_combinations(targets))]
+    elements = list(elements or dataset.elements)
+    kinds = {t: "site" if dataset.is_per_atom(t) else "structure" for t in targets}
+    scores: dict[tuple, dict[str, list]] = {}
+    jobs = [(r, c) for r in range(n_runs) for c in combos]
+    for r, combo in tqdm(jobs, desc="STL/MTL runs", disable=not progress):
+        split = (stratified_split if stratify else random_split)(dataset, fractions, seed=seed + r)
+        train, val, test = split if len(split) == 3 else (split[0], None, split[1])
+        torch.manual_seed(seed + r)
+        tasks = {t: kinds[t] for t in combo}
+        if model == "lattice":
+            net = LatticeMLP(int(dataset.n_atoms[0]), elements, tasks, **model_kwargs)
+        elif model == "graph":
+            net = GraphNet(elements, tasks, **model_kwargs)
+        else:
+            raise InputError(f"model must be 'lattice' or 'graph', got {model!r}", field="model")
+        t0 = time.perf_counter()
+        fit_tasks(net, train, val, epochs=epochs, lr=lr, batch_fraction=batch_fraction, device=device,
+                  seed=seed + r)
+        seconds = time.perf_counter() - t0
+        pred = predict_tasks(net, test)
+        for t in combo:
+            ref = test.label(t).reshape(-1)
+            s = scores.setdefault((combo, t), {"rmse": [], "r2": [], "seconds": []})
+            s["rmse"].append(rmse(ref, pred[t]))
+            s["r2"].append(r2(ref, pred[t]))
+            s["seconds"].append(seconds)
+    rows = []
+    for (combo, t), s in scores.items():
+        rm, tm = float(np.mean(s["rmse"])), float(np.mean(s["seconds"]))
+        rows.append({"tasks": "+".join(combo), "n_tasks": len(combo), "target": t,
+                     "rmse_mean": rm, "rmse_std": float(np.std(s["rmse"])),
+                     "r2_mean": float(np.mean(s["r2"])), "r2_std": float(np.std(s["r2"])),
+                     "seconds_mean": tm, "fom": 1.0 / (tm * rm) if rm > 0 and tm > 0 else math.inf,
+                     "n_runs": len(s["rmse"])})
+    return rows
+
+
+def format_task_table(rows: list[dict]) -> str:
+    """The comparison as a text table in the layout of 001 table 1 (one column per target)."""
+    targets = list(dict.fromkeys(r["target"] for r in rows))
+    combos = list(dict.fromkeys(r["tasks"] for r in rows))
+    cell = {(r["tasks"], r["target"]): r for r in rows}
+    width = max(12, *(len(c) for c in combos))
+    lines = [f"{'model':<{width}} " + " ".join(f"{t + ' RMSE (mean ± std)':>30}" for t in targets)
+             + f" {'time s':>8}"]
+    for c in combos:
+        parts = []
+        for t in targets:
+            r = cell.get((c, t))
+            parts.append(f"{r['rmse_mean']:>16.4g} ± {r['rmse_std']:<11.2g}" if r else f"{'-':>30}")
+        secs = next(r["seconds_mean"] for r in rows if r["tasks"] == c)
+        label = ("STL " if "+" not in c else "MTL ") + c
+        lines.append(f"{label:<{width + 4}}" + " ".join(parts) + f" {secs:8.2f}")
+    return "\n".join(lines)

@@ -1,0 +1,77 @@
+"""GraphNet (001): graph construction, invariances, sub-graph batching, learning, STL/MTL comparison."""
+
+import numpy as np
+import pytest
+import torch
+
+from mlexplore import InputError
+from mlexplore.analysis import r2
+from mlexplore.data import stratified_split
+from mlexplore.datasets import lattice_alloy
+from mlexplore.models import GraphNet
+from mlexplore.training import compare_tasks, fit_tasks, predict_tasks
+
+
+@pytest.fixture(scope="module")
+def alloy():
+    return lattice_alloy("CuAu", n_per_composition=4, rattle=0.05, progress=False)
+
+
+def test_shapes_and_permutation_invariance(alloy):
+    torch.manual_seed(0)
+    g = GraphNet(["Cu", "Au"], {"mixing_energy": "structure", "energies": "site"}, cutoff=4.0, width=8,
+                 layers=2).double()
+    sub = alloy[:3]
+    out = g(g.encode(sub, dtype=torch.float64))
+    assert out["mixing_energy"].shape == (3,) and out["energies"].shape == (96,)
+    perm = np.random.default_rng(0).permutation(32)
+    atoms = sub[0]
+    shuffled = atoms[perm]
+    from mlexplore import StructureDataset
+
+    a = g(g.encode(StructureDataset.from_atoms([atoms]), dtype=torch.float64))
+    b = g(g.encode(StructureDataset.from_atoms([shuffled]), dtype=torch.float64))
+    assert torch.allclose(a["mixing_energy"], b["mixing_energy"])
+    assert torch.allclose(a["energies"][perm], b["energies"])
+
+
+def test_subgraph_equals_encoding_the_subset(alloy):
+    torch.manual_seed(1)
+    g = GraphNet(["Cu", "Au"], {"mixing_energy": "structure", "energies": "site"}, cutoff=4.0, width=8,
+                 layers=2).double()
+    whole = g.encode(alloy, dtype=torch.float64)
+    idx = torch.tensor([1, 4, 7])
+    direct = g(g.encode(alloy[[1, 4, 7]], dtype=torch.float64))
+    cut = g(GraphNet.select(whole, idx))
+    for k in direct:
+        assert torch.allclose(direct[k], cut[k])
+
+
+def test_graphnet_learns_mixing_energy_and_atomic_energies(alloy):
+    train, val, test = stratified_split(alloy, (0.7, 0.15, 0.15), seed=0)
+    torch.manual_seed(0)
+    g = GraphNet(["Cu", "Au"], {"mixing_energy": "structure", "energies": "site"}, cutoff=4.0, width=16, layers=2)
+    h = fit_tasks(g, train, val, epochs=40, lr=3e-3, device="cpu")
+    p = predict_tasks(g, test)
+    assert r2(test.label("energies"), p["energies"]) > 0.7
+    assert h.val_loss[h.best_epoch] < h.val_loss[0]
+
+
+def test_compare_tasks_with_graphs(alloy):
+    rows = compare_tasks(alloy, ["mixing_energy", "energies"], model="graph", n_runs=2, epochs=3, lr=3e-3,
+                         device="cpu", progress=False, cutoff=4.0, width=8, layers=1)
+    assert {(r["tasks"], r["target"]) for r in rows} == {
+        ("mixing_energy", "mixing_energy"), ("energies", "energies"), ("mixing_energy+energies", "mixing_energy"),
+        ("mixing_energy+energies", "energies")}
+    with pytest.raises(InputError, match="model must be"):
+        compare_tasks(alloy, ["energies"], model="transformer", n_runs=1, epochs=1, progress=False)
+
+
+def test_errors():
+    with pytest.raises(InputError, match="kind must be"):
+        GraphNet(["Cu"], {"x": "edge"})
+    with pytest.raises(InputError, match="unknown element"):
+        GraphNet(["Qq"], {"x": "site"})
+    g = GraphNet(["Cu"], {"energies": "site"}, cutoff=4.0)
+    with pytest.raises(InputError, match="not among"):
+        g.encode(lattice_alloy("CuAu", n_per_composition=1, compositions=[4], progress=False))

@@ -1,0 +1,72 @@
+"""Fixed-lattice STL/MTL networks (seed 000) and the task-combination comparison (001 table 1)."""
+
+import numpy as np
+import pytest
+import torch
+
+from mlexplore import InputError, StructureDataset
+from mlexplore.analysis import r2
+from mlexplore.data import stratified_split
+from mlexplore.datasets import ising_lattice, lattice_alloy
+from mlexplore.models import LatticeMLP, site_occupations
+from mlexplore.training import (compare_tasks, fit_tasks, format_task_table, predict_tasks,
+                                task_combinations)
+
+
+@pytest.fixture(scope="module")
+def ising():
+    return ising_lattice(L=3, n_per_composition=20, progress=False)
+
+
+def test_site_occupations_one_hot(ising):
+    x = site_occupations(ising, ["H", "He"])
+    assert x.shape == (len(ising), 27 * 2)
+    np.testing.assert_array_equal(x.reshape(len(ising), 27, 2).sum(-1), 1)
+    up = ising.numbers.reshape(len(ising), 27) == 2
+    np.testing.assert_array_equal(x.reshape(len(ising), 27, 2)[..., 1], up)
+    with pytest.warns(UserWarning, match="dropped"):
+        mixed = StructureDataset.concatenate([ising[:2], lattice_alloy("CuAu", n_per_composition=1,
+                                                                      compositions=[3], progress=False)])
+    with pytest.raises(InputError, match="same lattice"):
+        site_occupations(mixed, ["H", "He"])
+    with pytest.raises(InputError, match="not one of"):
+        site_occupations(ising, ["H"])
+
+
+def test_architecture_stl_and_mtl():
+    stl = LatticeMLP(32, ["Cu", "Au"], {"energy": "structure"}, width=200)
+    mtl = LatticeMLP(32, ["Cu", "Au"], {"energy": "structure", "charge": "site"}, width=200)
+    assert not stl.is_multitask and mtl.is_multitask
+    assert mtl.heads["energy"][0].out_features == 100 and mtl.heads["charge"][2].out_features == 32
+    out = mtl(torch.zeros((5, 64)))
+    assert out["energy"].shape == (5,) and out["charge"].shape == (5 * 32,)  # sites flattened like atoms
+    with pytest.raises(InputError, match="kind must be"):
+        LatticeMLP(8, ["Cu"], {"x": "graph"})
+
+
+def test_fit_tasks_learns_the_ising_energy(ising):
+    train, val, test = stratified_split(ising, (0.7, 0.15, 0.15), seed=0)
+    torch.manual_seed(0)
+    model = LatticeMLP(27, ["H", "He"], {"energy": "structure"}, width=64)
+    h = fit_tasks(model, train, val, epochs=200, lr=1e-3, device="cpu")
+    p = predict_tasks(model, test)
+    assert r2(test.label("energy"), p["energy"]) > 0.8
+    assert h.best_epoch >= 0 and h.val_loss[h.best_epoch] == min(h.val_loss)
+    with pytest.raises(InputError, match="declared 'structure'"):
+        fit_tasks(LatticeMLP(27, ["H", "He"], {"site_value": "structure"}), train, epochs=1, device="cpu")
+
+
+def test_compare_tasks_returns_every_combination_with_mean_and_std(ising):
+    assert task_combinations(["H", "C", "M"]) == [("H",), ("C",), ("M",), ("H", "C"), ("H", "M"), ("C", "M"),
+                                                  ("H", "C", "M")]
+    rows = compare_tasks(ising, ["energy", "site_value"], n_runs=2, epochs=20, lr=1e-3, width=32, device="cpu",
+                         progress=False)
+    got = {(r["tasks"], r["target"]) for r in rows}
+    assert got == {("energy", "energy"), ("site_value", "site_value"), ("energy+site_value", "energy"),
+                   ("energy+site_value", "site_value")}
+    for r in rows:
+        assert r["n_runs"] == 2 and np.isfinite(r["rmse_mean"]) and r["rmse_std"] >= 0 and r["fom"] > 0
+    table = format_task_table(rows)
+    assert "MTL energy+site_value" in table and "±" in table
+    with pytest.raises(InputError, match="target 'charge'"):
+        compare_tasks(ising, ["charge"], n_runs=1, epochs=1, progress=False)
