@@ -3,8 +3,10 @@
 from .calculator import MLExploreCalculator, Potential
 from .checkpoint import load_model, save_model
 from .fit import History, TrainingError, fit, predict, resolve_device
+from .protocols import BASELINES, bag_of_models, fit_baseline, structure_features
 from .tasks import compare_tasks, fit_tasks, format_task_table, predict_tasks, task_combinations
 
 __all__ = ["fit", "predict", "History", "TrainingError", "resolve_device", "save_model", "load_model",
            "Potential", "MLExploreCalculator", "fit_tasks", "predict_tasks", "compare_tasks",
-           "task_combinations", "format_task_table"]
+           "task_combinations", "format_task_table", "bag_of_models", "fit_baseline", "structure_features",
+           "BASELINES"]
