@@ -2,6 +2,7 @@
 
 from .calculator import MLExploreCalculator, Potential
 from .checkpoint import load_model, save_model
+from .ensemble import fit_ensemble
 from .fit import History, TrainingError, fit, predict, resolve_device
 from .protocols import BASELINES, bag_of_models, fit_baseline, structure_features
 from .tasks import compare_tasks, fit_tasks, format_task_table, predict_tasks, task_combinations
@@ -9,4 +10,4 @@ from .tasks import compare_tasks, fit_tasks, format_task_table, predict_tasks, t
 __all__ = ["fit", "predict", "History", "TrainingError", "resolve_device", "save_model", "load_model",
            "Potential", "MLExploreCalculator", "fit_tasks", "predict_tasks", "compare_tasks",
            "task_combinations", "format_task_table", "bag_of_models", "fit_baseline", "structure_features",
-           "BASELINES"]
+           "BASELINES", "fit_ensemble"]

@@ -1,0 +1,73 @@
+"""Training speed: time per epoch of BPNN (energy + forces) and GraphNet, and the vectorised-ensemble speed-up.
+
+    python benchmarks/training.py [--device cuda] [--threads 1] [--members 12]
+
+Fixed data (EMT gold for the BPNN, the CuAu lattice alloy for GraphNet and the
+ensemble of LatticeMLPs); prints seconds per epoch and, for the ensemble, the
+ratio sequential / vectorised for the same number of members and epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from mlexplore.data import stratified_split
+from mlexplore.datasets import gold, lattice_alloy
+from mlexplore.descriptors import G2, SymmetryFunctions
+from mlexplore.models import BPNN, GraphNet, LatticeMLP
+from mlexplore.training import fit, fit_ensemble, fit_tasks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--members", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--n", type=int, default=20, help="CuAu configurations per composition")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = args.device
+    rows = []
+
+    au = gold(n_per_group=20, progress=False)
+    sf = SymmetryFunctions([G2(eta, rs) for eta in (1.0, 4.0) for rs in np.linspace(2.2, 5.2, 7)], cutoff=5.5,
+                           elements=["Au"])
+    model = BPNN(sf, hidden=(25, 25))
+    h = fit(model, au, au[:10], epochs=args.epochs, progress=False, device=dev, patience=None)
+    rows.append((f"BPNN energy+forces, {au.n_total_atoms} atoms", float(np.median(h.seconds))))
+
+    alloy = lattice_alloy("CuAu", n_per_composition=args.n, progress=False)
+    train, val, _ = stratified_split(alloy, (0.8, 0.1, 0.1))
+    g = GraphNet(["Cu", "Au"], {"mixing_energy": "structure", "energies": "site"}, cutoff=5.0, width=20, layers=3)
+    h = fit_tasks(g, train, val, epochs=args.epochs, lr=1e-3, device=dev, patience=None)
+    rows.append((f"GraphNet MTL, {len(train)} structures", float(np.median(h.seconds))))
+
+    tasks = {"mixing_energy": "structure", "energies": "site"}
+
+    def make(k):
+        torch.manual_seed(k)
+        return LatticeMLP(32, ["Cu", "Au"], tasks, width=200)
+
+    t0 = time.perf_counter()
+    for k in range(args.members):
+        fit_tasks(make(k), train, val, epochs=args.epochs, lr=1e-4, device=dev, patience=None)
+    t_seq = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fit_ensemble(make, args.members, train, val, epochs=args.epochs, lr=1e-4, device=dev)
+    t_vec = time.perf_counter() - t0
+    rows.append((f"{args.members} LatticeMLPs one by one ({args.epochs} epochs)", t_seq))
+    rows.append((f"{args.members} LatticeMLPs vectorised ({args.epochs} epochs)", t_vec))
+    print(f"device {dev}, torch threads {torch.get_num_threads()}")
+    for name, t in rows:
+        print(f"{name:<55} {t:9.3f} s{'/epoch' if 'one by one' not in name and 'vectorised' not in name else ''}")
+    print(f"ensemble speed-up (sequential / vectorised): {t_seq / t_vec:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
