@@ -24,7 +24,7 @@ differ.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 from ..errors import InputError
 

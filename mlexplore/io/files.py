@@ -6,13 +6,16 @@ import bz2
 import contextlib
 import gzip
 import lzma
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["open_text", "atomic_write", "strip_compression"]
+from ..errors import InputError
+
+__all__ = ["open_text", "atomic_write", "strip_compression", "parse_number"]
 
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
@@ -59,3 +62,17 @@ def atomic_write(path: str | os.PathLike, text: bool = True) -> Iterator[Any]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def parse_number(token: str, path: Any, line: int, field: str, integer: bool = False) -> float:
+    """``float(token)``, or an :class:`InputError` naming file, line and field for text,
+    NaN/inf, or (with ``integer``) a fractional value."""
+    try:
+        x = float(token)
+    except ValueError:
+        raise InputError(f"{token!r} is not a number", path=path, line=line, field=field) from None
+    if not math.isfinite(x):
+        raise InputError(f"non-finite value {token!r}", path=path, line=line, field=field)
+    if integer and x != int(x):
+        raise InputError(f"{token!r} is not an integer", path=path, line=line, field=field)
+    return x

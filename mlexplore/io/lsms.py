@@ -27,7 +27,7 @@ from ase.units import Bohr, Rydberg
 
 from ..data.dataset import StructureDataset
 from ..errors import InputError
-from .files import atomic_write, open_text
+from .files import atomic_write, open_text, parse_number
 
 __all__ = ["read_lsms", "write_lsms", "mixing_energy"]
 
@@ -39,25 +39,13 @@ def _natural_key(p: Path) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
 
 
-def _number(token: str, path, line: int, field: str, integer: bool = False) -> float:
-    try:
-        x = float(token)
-    except ValueError:
-        raise InputError(f"{token!r} is not a number", path=path, line=line, field=field) from None
-    if not np.isfinite(x):
-        raise InputError(f"non-finite value {token!r}", path=path, line=line, field=field)
-    if integer and x != int(x):
-        raise InputError(f"{token!r} is not an integer", path=path, line=line, field=field)
-    return x
-
-
 def _read_one(path: Path, length_scale: float, n_atoms: int | None) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     with open_text(path) as fh:
         lines = fh.read().splitlines()
     if not lines or not lines[0].split():
         raise InputError("empty first line: expected the total energy (Rydberg)", path=path, line=1,
                          field="energy")
-    energy_ry = _number(lines[0].split()[0], path, 1, "energy")
+    energy_ry = parse_number(lines[0].split()[0], path, 1, "energy")
     rows = []
     for line_no, line in enumerate(lines[1:], start=2):
         fields = line.split()
@@ -67,7 +55,7 @@ def _read_one(path: Path, length_scale: float, n_atoms: int | None) -> tuple[flo
             missing = ", ".join(_FIELDS[len(fields):])
             raise InputError(f"missing field(s) {missing}: found {len(fields)} of {len(_FIELDS)} "
                              f"({' '.join(_FIELDS)})", path=path, line=line_no, field=_FIELDS[len(fields)])
-        values = [_number(tok, path, line_no, name, integer=name in ("Z", "index"))
+        values = [parse_number(tok, path, line_no, name, integer=name in ("Z", "index"))
                   for tok, name in zip(fields, _FIELDS)]
         z = int(values[0])
         if not 1 <= z < len(chemical_symbols):

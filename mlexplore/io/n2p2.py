@@ -34,22 +34,12 @@ from ase.units import Bohr, Hartree
 
 from ..data.dataset import StructureDataset
 from ..errors import InputError
-from .files import atomic_write, open_text
+from .files import atomic_write, open_text, parse_number
 
 __all__ = ["read_n2p2", "write_n2p2"]
 
 _UNITS = {"eV-angstrom": (1.0, 1.0), "hartree-bohr": (Hartree, Bohr)}
 _ATOM_FIELDS = ("x", "y", "z", "element", "c", "n", "fx", "fy", "fz")
-
-
-def _float(tok: str, path, line: int, field: str) -> float:
-    try:
-        x = float(tok)
-    except ValueError:
-        raise InputError(f"{tok!r} is not a number", path=path, line=line, field=field) from None
-    if not np.isfinite(x):
-        raise InputError(f"non-finite value {tok!r}", path=path, line=line, field=field)
-    return x
 
 
 def _parse_comment(text: str) -> tuple[list[str], dict]:
@@ -106,7 +96,7 @@ def read_n2p2(path: str | os.PathLike, units: str = "eV-angstrom", check: bool =
                 if len(fields) != 4:
                     raise InputError(f"'lattice' needs 3 numbers, found {len(fields) - 1}",
                                      path=path, line=line_no, field="lattice")
-                current["lattice"].append([_float(t, path, line_no, "lattice") for t in fields[1:]])
+                current["lattice"].append([parse_number(t, path, line_no, "lattice") for t in fields[1:]])
             elif key == "atom":
                 if len(fields) != 10:
                     missing = _ATOM_FIELDS[len(fields) - 1] if len(fields) < 10 else None
@@ -116,17 +106,17 @@ def read_n2p2(path: str | os.PathLike, units: str = "eV-angstrom", check: bool =
                 el = fields[4]
                 if el not in atomic_numbers:
                     raise InputError(f"unknown element {el!r}", path=path, line=line_no, field="element")
-                nums = [_float(t, path, line_no, name) for t, name in zip(fields[1:4] + fields[5:],
+                nums = [parse_number(t, path, line_no, name) for t, name in zip(fields[1:4] + fields[5:],
                                                                           _ATOM_FIELDS[:3] + _ATOM_FIELDS[4:])]
                 current["atoms"].append((atomic_numbers[el], nums))
             elif key == "energy":
                 if len(fields) != 2:
                     raise InputError("'energy' needs one number", path=path, line=line_no, field="energy")
-                current["energy"] = _float(fields[1], path, line_no, "energy")
+                current["energy"] = parse_number(fields[1], path, line_no, "energy")
             elif key == "charge":
                 if len(fields) != 2:
                     raise InputError("'charge' needs one number", path=path, line=line_no, field="charge")
-                current["charge"] = _float(fields[1], path, line_no, "charge")
+                current["charge"] = parse_number(fields[1], path, line_no, "charge")
             elif key == "end":
                 if current["energy"] is None:
                     raise InputError(f"the structure that begins on line {current['line']} has no 'energy'",

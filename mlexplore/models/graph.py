@@ -21,6 +21,7 @@ from ..data.dataset import StructureDataset
 from ..descriptors.cutoffs import cosine
 from ..descriptors.neighbors import neighbor_pairs, pair_vectors
 from ..errors import InputError
+from .lattice import check_tasks
 
 __all__ = ["GraphNet", "GatedConv"]
 
@@ -63,11 +64,7 @@ class GraphNet(nn.Module):
     def __init__(self, elements: Sequence[str], tasks: dict[str, str], cutoff: float = 7.0, width: int = 20,
                  layers: int = 6, head: Sequence[int] = (50, 25), n_gaussians: int = 20) -> None:
         super().__init__()
-        if not tasks:
-            raise InputError("at least one task is needed", field="tasks")
-        for name, kind in tasks.items():
-            if kind not in ("structure", "site"):
-                raise InputError(f"task {name!r}: kind must be 'structure' or 'site', got {kind!r}", field="tasks")
+        check_tasks(tasks)
         if cutoff <= 0:
             raise InputError(f"cutoff must be positive, got {cutoff}", field="cutoff")
         unknown = [e for e in elements if e not in atomic_numbers]

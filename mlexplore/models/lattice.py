@@ -22,7 +22,16 @@ from ..data.dataset import StructureDataset
 from ..errors import InputError
 from .bpnn import ACTIVATIONS
 
-__all__ = ["LatticeMLP", "site_occupations"]
+__all__ = ["LatticeMLP", "site_occupations", "check_tasks"]
+
+
+def check_tasks(tasks: dict[str, str]) -> None:
+    """Raise unless ``tasks`` maps at least one name to ``"structure"`` or ``"site"``."""
+    if not tasks:
+        raise InputError("at least one task is needed", field="tasks")
+    for name, kind in tasks.items():
+        if kind not in ("structure", "site"):
+            raise InputError(f"task {name!r}: kind must be 'structure' or 'site', got {kind!r}", field="tasks")
 
 
 def site_occupations(dataset: StructureDataset, elements: Sequence[str]) -> np.ndarray:
@@ -67,11 +76,7 @@ class LatticeMLP(nn.Module):
     def __init__(self, n_sites: int, elements: Sequence[str], tasks: dict[str, str], width: int = 200,
                  activation: str = "relu") -> None:
         super().__init__()
-        if not tasks:
-            raise InputError("at least one task is needed", field="tasks")
-        for name, kind in tasks.items():
-            if kind not in ("structure", "site"):
-                raise InputError(f"task {name!r}: kind must be 'structure' or 'site', got {kind!r}", field="tasks")
+        check_tasks(tasks)
         if activation not in ACTIVATIONS:
             raise InputError(f"unknown activation {activation!r}", field="activation")
         if width < len(tasks):

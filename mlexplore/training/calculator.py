@@ -43,7 +43,7 @@ class MLExploreCalculator(Calculator):
         energy = out["energy"].sum()
         inputs = [pos, strain] if periodic else [pos]
         grads = torch.autograd.grad(energy, inputs)
-        self.results["energy"] = self.results["free_energy"] = float(energy)
+        self.results["energy"] = self.results["free_energy"] = float(energy.detach())
         self.results["energies"] = out["energies"].detach().cpu().numpy()
         self.results["forces"] = -grads[0].detach().cpu().numpy()
         if periodic:

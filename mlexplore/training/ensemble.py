@@ -19,7 +19,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from ..data.dataset import StructureDataset
 from ..errors import InputError
-from .fit import History, TrainingError, resolve_device
+from .fit import History, TrainingError, atoms_of, resolve_device
 from .tasks import _targets
 
 __all__ = ["fit_ensemble"]
@@ -80,9 +80,7 @@ def fit_ensemble(make_model: Callable[[int], torch.nn.Module], n_models: int, tr
         order = torch.randperm(len(train), generator=gen).to(device)
         for b, start in enumerate(range(0, len(train), batch)):
             idx = torch.sort(order[start:start + batch]).values
-            counts = offsets[idx + 1] - offsets[idx]
-            atoms = (torch.repeat_interleave(offsets[idx] - (torch.cumsum(counts, 0) - counts), counts)
-                     + torch.arange(int(counts.sum()), device=device))
+            atoms = atoms_of(offsets, idx)
             y_b = {k: v[atoms] if first.tasks[k] == "site" else v[idx] for k, v in y_tr.items()}
             losses = batched_loss(params, buffers, x_tr[idx], y_b)
             if not torch.isfinite(losses).all():
@@ -96,13 +94,7 @@ def fit_ensemble(make_model: Callable[[int], torch.nn.Module], n_models: int, tr
             vl = batched_loss(params, buffers, x_va, y_va)
         seconds = time.perf_counter() - t0
         for k, h in enumerate(histories):
-            h.epoch.append(epoch)
-            h.train_loss.append(float(tl[k]))
-            h.val_loss.append(float(vl[k]))
-            h.lr.append(lr)
-            h.seconds.append(seconds / n_models)
-            if float(vl[k]) < h.best_val_loss:
-                h.best_val_loss, h.best_epoch = float(vl[k]), epoch
+            if h.log_epoch(epoch, float(tl[k]), float(vl[k]), lr, seconds / n_models):
                 for name, v in params.items():
                     best[name][k] = v.detach()[k]
     for k, m in enumerate(members):

@@ -29,7 +29,7 @@ from ..errors import InputError
 from ..models.bpnn import BPNN
 from .checkpoint import save_model
 
-__all__ = ["fit", "predict", "History", "TrainingError", "resolve_device"]
+__all__ = ["fit", "predict", "History", "TrainingError", "resolve_device", "atoms_of"]
 
 
 class TrainingError(RuntimeError):
@@ -64,6 +64,26 @@ class History:
     def add(self, name: str, value: float) -> None:
         self.metrics.setdefault(name, []).append(float(value))
 
+    def log_epoch(self, epoch: int, train_loss: float, val_loss: float, lr: float, seconds: float) -> bool:
+        """Append one epoch; return True (and remember it) when the validation loss improved."""
+        self.epoch.append(epoch)
+        self.train_loss.append(float(train_loss))
+        self.val_loss.append(float(val_loss))
+        self.lr.append(float(lr))
+        self.seconds.append(float(seconds))
+        if float(val_loss) < self.best_val_loss:
+            self.best_val_loss, self.best_epoch = float(val_loss), epoch
+            return True
+        return False
+
+
+def atoms_of(offsets: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Flat atom indices of the structures ``idx`` (in that order), given each structure's first atom
+    (``offsets``, length n + 1)."""
+    counts = offsets[idx + 1] - offsets[idx]
+    return (torch.repeat_interleave(offsets[idx] - (torch.cumsum(counts, 0) - counts), counts)
+            + torch.arange(int(counts.sum()), device=idx.device))
+
 
 class _PreparedSet:
     """A dataset as tensors on the device with its neighbour list built once."""
@@ -84,10 +104,7 @@ class _PreparedSet:
         t = self.tensors
         idx = torch.sort(idx).values
         counts = t["n_atoms"][idx]
-        starts = self.atom_offsets[idx]
-        new_starts = torch.cumsum(counts, 0) - counts
-        atom_idx = torch.repeat_interleave(starts - new_starts, counts) + torch.arange(int(counts.sum()),
-                                                                                      device=idx.device)
+        atom_idx = atoms_of(self.atom_offsets, idx)
         keep = torch.zeros(len(self.ds), dtype=torch.bool, device=idx.device)
         keep[idx] = True
         pair_sel = keep[self.structure_of_atom[self.nb.centers]]
@@ -255,18 +272,13 @@ def fit(
             train_loss, train_rmse = evaluate(tr)
             val_loss, val_rmse = evaluate(va) if va is not None else (train_loss, train_rmse)
             sched.step(val_loss)
-            history.epoch.append(epoch)
-            history.train_loss.append(train_loss)
-            history.val_loss.append(val_loss)
-            history.lr.append(opt.param_groups[0]["lr"])
-            history.seconds.append(time.perf_counter() - t0)
+            improved = history.log_epoch(epoch, train_loss, val_loss, opt.param_groups[0]["lr"],
+                                         time.perf_counter() - t0)
             for k, v in train_rmse.items():
                 history.add(f"train_{k}_rmse", v)
             for k, v in val_rmse.items():
                 history.add(f"val_{k}_rmse", v)
-            improved = val_loss < history.best_val_loss
             if improved:
-                history.best_val_loss, history.best_epoch = val_loss, epoch
                 best_state = copy.deepcopy(model.state_dict())
                 if ckpt is not None:
                     save_model(model, ckpt / "best.pt", extra={"history": history.as_dict(), "epoch": epoch})

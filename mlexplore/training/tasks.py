@@ -24,7 +24,7 @@ from ..data.splits import random_split, stratified_split
 from ..errors import InputError
 from ..models.graph import GraphNet
 from ..models.lattice import LatticeMLP
-from .fit import History, TrainingError, resolve_device
+from .fit import History, TrainingError, atoms_of, resolve_device
 
 __all__ = ["fit_tasks", "predict_tasks", "compare_tasks", "task_combinations", "format_task_table"]
 
@@ -99,9 +99,7 @@ def fit_tasks(model, train: StructureDataset, val: StructureDataset | None = Non
             order = torch.randperm(len(train), generator=gen).to(device)
             for b, start in enumerate(range(0, len(train), batch)):
                 idx = torch.sort(order[start:start + batch]).values
-                counts = atom_index[idx + 1] - atom_index[idx]
-                atoms = (torch.repeat_interleave(atom_index[idx] - (torch.cumsum(counts, 0) - counts), counts)
-                         + torch.arange(int(counts.sum()), device=device))
+                atoms = atoms_of(atom_index, idx)
                 y_b = {k: v[atoms] if model.tasks[k] == "site" else v[idx] for k, v in y_tr.items()}
                 x_b = model.select(x_tr, idx) if sliced_by_model else x_tr[idx]
                 loss, _ = loss_of(x_b, y_b)
@@ -114,16 +112,11 @@ def fit_tasks(model, train: StructureDataset, val: StructureDataset | None = Non
             with torch.no_grad():
                 tl, tparts = loss_of(x_tr, y_tr)
                 vl, vparts = loss_of(x_va, y_va) if val is not None else (tl, tparts)
-            history.epoch.append(epoch)
-            history.train_loss.append(float(tl))
-            history.val_loss.append(float(vl))
-            history.lr.append(lr)
-            history.seconds.append(time.perf_counter() - t0)
+            improved = history.log_epoch(epoch, float(tl), float(vl), lr, time.perf_counter() - t0)
             for k, name in enumerate(model.tasks):
                 history.add(f"train_{name}_rmse", float(tparts[name]) * float(model.target_scale[k]))
                 history.add(f"val_{name}_rmse", float(vparts[name]) * float(model.target_scale[k]))
-            if float(vl) < history.best_val_loss:
-                history.best_val_loss, history.best_epoch = float(vl), epoch
+            if improved:
                 best = copy.deepcopy(model.state_dict())
             if callback is not None and callback(epoch, history) is False:
                 break
