@@ -70,3 +70,12 @@ def test_compare_tasks_returns_every_combination_with_mean_and_std(ising):
     assert "MTL energy+site_value" in table and "±" in table
     with pytest.raises(InputError, match="target 'charge'"):
         compare_tasks(ising, ["charge"], n_runs=1, epochs=1, progress=False)
+    with pytest.raises(InputError, match="vary must be"):
+        compare_tasks(ising, ["energy"], n_runs=1, epochs=1, progress=False, vary="data")
+
+
+def test_compare_tasks_independent_initialisations(ising):
+    """001's protocol: one split, N initialisations — the spread then comes from the weights alone."""
+    rows = compare_tasks(ising, ["energy"], n_runs=3, epochs=5, lr=1e-3, width=16, device="cpu", progress=False,
+                         vary="init")
+    assert len(rows) == 1 and rows[0]["n_runs"] == 3 and rows[0]["rmse_std"] > 0

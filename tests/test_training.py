@@ -106,6 +106,14 @@ def test_forces_are_minus_energy_gradient():
         assert float(f[a, c]) == pytest.approx(-(ep - em).item() / (2 * h), rel=1e-6, abs=1e-9)
 
 
+def test_forces_need_a_gradient_path():
+    sf = SymmetryFunctions([G2(1.0, 2.5)], cutoff=5.0, elements=["Cu", "Au"])
+    model = BPNN(sf, hidden=(4,)).double()
+    batch = sf.prepare(lattice_alloy("CuAu", n_per_composition=1, compositions=[5], progress=False))
+    with torch.no_grad(), pytest.raises(InputError, match="autograd, which is switched off"):
+        model.energy_and_forces(batch)
+
+
 def _small_alloy():
     ds = lattice_alloy("CuAu", n_per_composition=2, rattle=0.05, progress=False)
     return random_split(ds, (0.8, 0.2), seed=0)

@@ -137,10 +137,16 @@ class BPNN(nn.Module):
     def energy_and_forces(self, batch: dict[str, torch.Tensor], create_graph: bool = False
                           ) -> dict[str, torch.Tensor]:
         """Forward plus ``forces = −∂E/∂R`` (eV/Å) by autograd; ``create_graph`` for force training."""
+        if not torch.is_grad_enabled():
+            raise InputError("forces are −∂E/∂R by autograd, which is switched off here (torch.no_grad or "
+                             "inference_mode); call energy_and_forces outside it", field="forces")
         positions = batch["positions"]
         if not positions.requires_grad:
             positions = positions.detach().requires_grad_(True)
         out = self({**batch, "positions": positions})  # type: ignore[arg-type]
+        if not out["energy"].requires_grad:
+            raise InputError("the energy does not depend on the positions through autograd, so there are no "
+                             "forces (were the features computed without a gradient path?)", field="forces")
         grad = torch.autograd.grad(out["energy"].sum(), positions, create_graph=create_graph)[0]
         out["forces"] = -grad
         return out

@@ -148,16 +148,19 @@ def compare_tasks(dataset: StructureDataset, targets: Sequence[str], combination
                   model: str = "lattice", n_runs: int = 3, fractions: Sequence[float] = (0.8, 0.1, 0.1),
                   stratify: bool = True, epochs: int = 500, lr: float = 1e-4, batch_fraction: float = 0.1,
                   elements: Sequence[str] | None = None, device: Any = "auto", seed: int = 0,
-                  progress: bool = True, **model_kwargs) -> list[dict]:
+                  vary: str = "split", progress: bool = True, **model_kwargs) -> list[dict]:
     """Train every STL and MTL combination of ``targets`` ``n_runs`` times; score on held-out test sets.
 
     ``model``: ``"lattice"`` (:class:`LatticeMLP`, 000; kwargs ``width``,
     ``activation``) or ``"graph"`` (:class:`GraphNet`, 001; kwargs ``cutoff``,
     ``width``, ``layers``, ``head``).
 
-    Each run r uses the split with seed ``seed + r`` (stratified by composition
-    by default) and the same split for every combination, so the combinations
-    are compared on equal footing. Returns one row per (combination, target):
+    ``vary="split"`` (000: repeated shuffled splits): run r uses the split with
+    seed ``seed + r`` (stratified by composition by default) and initial weights
+    from seed ``seed + r``. ``vary="init"`` (001: an ensemble of independently
+    initialised models): every run uses the split of ``seed`` and only the
+    initial weights change. Within a run every combination gets the same split,
+    so the combinations are compared on equal footing. Returns one row per (combination, target):
     ``{"tasks", "target", "rmse_mean", "rmse_std", "r2_mean", "r2_std",
     "seconds_mean", "fom"}`` with ``fom = 1 / (time × RMSE)`` (002 eq 4.7).
     """
@@ -165,6 +168,8 @@ def compare_tasks(dataset: StructureDataset, targets: Sequence[str], combination
 
     if n_runs < 1:
         raise InputError("n_runs must be ≥ 1", field="n_runs")
+    if vary not in ("split", "init"):
+        raise InputError(f"vary must be 'split' or 'init', got {vary!r}", field="vary")
     targets = list(targets)
     for t in targets:
         if t not in dataset:
@@ -176,7 +181,8 @@ def compare_tasks(dataset: StructureDataset, targets: Sequence[str], combination
     scores: dict[tuple, dict[str, list]] = {}
     jobs = [(r, c) for r in range(n_runs) for c in combos]
     for r, combo in tqdm(jobs, desc="STL/MTL runs", disable=not progress):
-        split = (stratified_split if stratify else random_split)(dataset, fractions, seed=seed + r)
+        split_seed = seed + r if vary == "split" else seed
+        split = (stratified_split if stratify else random_split)(dataset, fractions, seed=split_seed)
         train, val, test = split if len(split) == 3 else (split[0], None, split[1])
         torch.manual_seed(seed + r)
         tasks = {t: kinds[t] for t in combo}
