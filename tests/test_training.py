@@ -178,3 +178,34 @@ def test_clear_errors():
     with pytest.raises(TrainingError, match="loss became .* at epoch 0, batch 0"):
         fit(BPNN(radial_descriptor(("Cu", "Au")), hidden=(4,)), bad, epochs=2, lr=1e3, normalise=False,
             progress=False, device="cpu")
+
+
+def test_classwise_blocks_and_pca_initialisation():
+    from mlexplore.descriptors import G4, tpi_classwise
+
+    sf = SymmetryFunctions([G2(1.0, 2.5), G2(1.0, 3.5), G2(0.5, 4.5), G4(0.01, 1, -1), G4(0.02, 2, 1)],
+                           cutoff=5.0, elements=["Cu", "Au"])
+    model = BPNN(sf, hidden=(25, 25), classwise=True)
+    net = model.nets[0]
+    n_r, n_a = 3 * 2, 2 * 3  # element-resolved radial and angular columns
+    assert [len(g) for g in net.groups] == [n_r, n_a]
+    assert net.first_layer.in_features == sf.n_features + n_r + n_a
+    n_params = sum(p.numel() for p in net.parameters())
+    i = sf.n_features
+    # 002 §3.2.3's text: the first dense layer sees all inputs *and* the class outputs (2i inputs);
+    # eq 3.27 counts that layer as (i + 1) h1, i.e. as if it saw i inputs — 25·i parameters fewer.
+    assert n_params == (n_r + 1) * n_r + (n_a + 1) * n_a + (2 * i + 1) * 25 + 26 * 25 + 26
+    assert n_params / i == pytest.approx(tpi_classwise(n_r, n_a, 0, (25, 25)) + 25)
+    train, val = _small_alloy()
+    torch.manual_seed(0)
+    h = fit(model, train, val, targets=["energy"], epochs=3, progress=False, device="cpu", pca_init=4)
+    assert len(h.epoch) == 3
+    # PCA initialisation: the first neurons project onto orthonormal principal axes
+    fresh = BPNN(sf, hidden=(8,)).double()
+    feats = sf.compute(train)
+    fresh.feature_shift.copy_(feats.mean(0))
+    fresh.feature_scale.copy_(feats.std(0).clamp(min=1e-9))
+    ratios = fresh.init_from_pca(feats, 3)
+    w = fresh.nets[0].first_layer.weight.detach()[:3]
+    assert torch.allclose(w @ w.T, torch.eye(3, dtype=w.dtype), atol=1e-10)
+    assert ratios[0] >= ratios[1] >= ratios[2] and ratios.sum() <= 1

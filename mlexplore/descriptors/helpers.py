@@ -143,7 +143,9 @@ def tpi(n_inputs: int, hidden: Sequence[int] = (25, 25), n_outputs: int = 1) -> 
 
 
 def tpi_classwise(n_radial: int, n_angular: int, n_spin: int = 0, hidden: Sequence[int] = (25, 25)) -> float:
-    """TPI of the class-wise ("CNN") network of 002 eq 3.27–3.28: a dense block per basis class."""
+    """TPI of the class-wise ("CNN") network as printed in 002 eq 3.27–3.28: a dense block per basis
+    class. (The equation counts the first dense layer as ``(i + 1) h1``; the text, which
+    :class:`mlexplore.models.BPNN` follows, feeds it the class outputs too, adding ``i · h1``.)"""
     n = n_radial + n_angular + n_spin
     blocks = sum((k + 1) * k for k in (n_radial, n_angular, n_spin) if k)
     return (blocks + tpi(n, hidden) * n) / n

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from ase.data import atomic_numbers
 from torch import nn
@@ -23,7 +24,7 @@ from torch import nn
 from ..descriptors.symmetry import SymmetryFunctions
 from ..errors import InputError
 
-__all__ = ["BPNN", "ACTIVATIONS", "mlp"]
+__all__ = ["BPNN", "AtomicNet", "ACTIVATIONS", "mlp"]
 
 ACTIVATIONS = {"tanh": nn.Tanh, "softplus": nn.Softplus, "relu": nn.ReLU, "silu": nn.SiLU}
 
@@ -44,6 +45,39 @@ def mlp(n_in: int, hidden: Sequence[int], n_out: int, activation: str) -> nn.Seq
     return nn.Sequential(*layers)
 
 
+class AtomicNet(nn.Module):
+    """Dense atomic network, optionally with the class-wise blocks of 002 §3.2.3.
+
+    With ``families`` (one of ``"radial"``, ``"angular"``, ``"spin"`` per input
+    column), each class gets its own square dense layer (``n_c → n_c``, the
+    "convolution by basis class"); their outputs are concatenated with *all*
+    inputs and fed to the fully connected layers.
+    """
+
+    def __init__(self, n_in: int, hidden: Sequence[int], n_out: int, activation: str,
+                 families: Sequence[str] | None = None) -> None:
+        super().__init__()
+        self.groups: list[list[int]] = []
+        self.blocks = nn.ModuleList()
+        if families is not None:
+            for fam in dict.fromkeys(families):
+                cols = [k for k, f in enumerate(families) if f == fam]
+                self.groups.append(cols)
+                self.blocks.append(nn.Sequential(nn.Linear(len(cols), len(cols)), ACTIVATIONS[activation]()))
+        self.main = mlp(n_in + sum(len(g) for g in self.groups), hidden, n_out, activation)
+        for k, cols in enumerate(self.groups):
+            self.register_buffer(f"_cols{k}", torch.tensor(cols, dtype=torch.long), persistent=False)
+
+    @property
+    def first_layer(self) -> nn.Linear:
+        return self.main[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.groups:
+            x = torch.cat([x] + [blk(x[:, getattr(self, f"_cols{k}")]) for k, blk in enumerate(self.blocks)], dim=1)
+        return self.main(x)
+
+
 class BPNN(nn.Module):
     """Atomic neural-network potential on symmetry-function descriptors.
 
@@ -62,10 +96,14 @@ class BPNN(nn.Module):
     atom_outputs:
         Names of extra per-atom targets (e.g. ``("charges", "magmoms")``) predicted
         by extra outputs of the atomic networks.
+    classwise:
+        Add the class-wise dense blocks of 002 §3.2.3 (radial / angular / spin)
+        in front of the fully connected layers.
     """
 
     def __init__(self, descriptor: SymmetryFunctions, hidden: Sequence[int] = (25, 25),
-                 activation: str = "tanh", shared: bool = False, atom_outputs: Sequence[str] = ()) -> None:
+                 activation: str = "tanh", shared: bool = False, atom_outputs: Sequence[str] = (),
+                 classwise: bool = False) -> None:
         super().__init__()
         if descriptor.elements is None:
             raise InputError("a BPNN needs an element-resolved descriptor (pass elements=[...])",
@@ -76,13 +114,19 @@ class BPNN(nn.Module):
         self.activation = activation
         self.shared = bool(shared)
         self.atom_outputs = list(atom_outputs)
+        self.classwise = bool(classwise)
+        if activation not in ACTIVATIONS:
+            raise InputError(f"unknown activation {activation!r}; choose from {', '.join(ACTIVATIONS)}",
+                             field="activation")
+        families = descriptor.feature_families if self.classwise else None
         n_f = descriptor.n_features
         n_out = 1 + len(self.atom_outputs)
         n_el = len(self.elements)
         if self.shared:
-            self.net = mlp(n_f, self.hidden, n_el * n_out, activation)
+            self.net = AtomicNet(n_f, self.hidden, n_el * n_out, activation, families)
         else:
-            self.nets = nn.ModuleList([mlp(n_f, self.hidden, n_out, activation) for _ in self.elements])
+            self.nets = nn.ModuleList([AtomicNet(n_f, self.hidden, n_out, activation, families)
+                                       for _ in self.elements])
         self.register_buffer("feature_shift", torch.zeros(n_f))
         self.register_buffer("feature_scale", torch.ones(n_f))
         self.register_buffer("reference_energy", torch.zeros(n_el))
@@ -97,7 +141,28 @@ class BPNN(nn.Module):
     def config(self) -> dict:
         """Constructor arguments (besides the descriptor) as plain data."""
         return {"hidden": self.hidden, "activation": self.activation, "shared": self.shared,
-                "atom_outputs": self.atom_outputs}
+                "atom_outputs": self.atom_outputs, "classwise": self.classwise}
+
+    def init_from_pca(self, features: torch.Tensor, n_components: int) -> np.ndarray:
+        """Set the first ``n_components`` neurons of every first hidden layer to the principal components
+        of the (scaled) training features (002 §3.2.2); the other neurons keep their random weights —
+        the thesis recommends exactly that. Returns the explained-variance ratios used."""
+        from sklearn.decomposition import PCA
+
+        x = ((features - self.feature_shift) / self.feature_scale).detach().cpu().numpy()
+        n = min(n_components, x.shape[1], x.shape[0], self.hidden[0] if self.hidden else 0)
+        if n < 1:
+            raise InputError("n_components must be ≥ 1 and the network needs a hidden layer", field="n_components")
+        pca = PCA(n_components=n).fit(x)
+        comps = torch.as_tensor(pca.components_, dtype=self.feature_shift.dtype)
+        nets = [self.net] if self.shared else list(self.nets)
+        with torch.no_grad():
+            for net in nets:
+                w = net.first_layer.weight
+                w[:n].zero_()
+                w[:n, : comps.shape[1]] = comps.to(w)
+                net.first_layer.bias[:n] = -(torch.as_tensor(pca.mean_, dtype=w.dtype) @ comps.to(w).T)
+        return pca.explained_variance_ratio_
 
     def atomic_outputs(self, features: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:
         """Raw network outputs per atom, ``(N, 1 + n_atom_outputs)`` (normalised units)."""

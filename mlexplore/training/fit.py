@@ -129,7 +129,8 @@ def _check_targets(ds: StructureDataset, targets: Sequence[str], what: str) -> N
                              field="targets")
 
 
-def _normalise(model: BPNN, train: StructureDataset, device, dtype, feature_scaling: str) -> None:
+def _normalise(model: BPNN, train: StructureDataset, device, dtype, feature_scaling: str,
+               pca_init: int | None) -> None:
     feats = model.descriptor.compute(train, device="cpu", dtype=torch.float64)
     sc = Scaler(feature_scaling).fit(feats)
     model.feature_shift.copy_(torch.as_tensor(sc.shift_))
@@ -139,6 +140,8 @@ def _normalise(model: BPNN, train: StructureDataset, device, dtype, feature_scal
     model.reference_energy.copy_(torch.tensor([refs.get(e, 0.0) for e in model.elements]))
     resid = base.residual(train) / train.n_atoms
     model.energy_scale.fill_(max(float(np.std(resid)), 1e-3))
+    if pca_init:
+        model.init_from_pca(feats.to(device=model.feature_shift.device, dtype=model.feature_shift.dtype), pca_init)
     for k, name in enumerate(model.atom_outputs):
         v = train.label(name)
         model.output_shift[k] = float(np.mean(v))
@@ -163,6 +166,7 @@ def fit(
     dtype: torch.dtype = torch.float64,
     seed: int = 0,
     checkpoint_dir: str | os.PathLike | None = None,
+    pca_init: int | None = None,
     callback: Callable[[int, History], bool | None] | None = None,
     progress: bool = True,
 ) -> History:
@@ -182,6 +186,9 @@ def fit(
         Epochs without a better validation loss before stopping (None: never).
     checkpoint_dir:
         Where ``best.pt`` and ``last.pt`` are written (atomically) during training.
+    pca_init:
+        Initialise that many first-layer neurons with the principal components of the
+        training features (002 §3.2.2; :meth:`BPNN.init_from_pca`).
     callback:
         Called after every epoch with ``(epoch, history)``; return ``False`` to stop.
     """
@@ -203,7 +210,7 @@ def fit(
     torch_gen = torch.Generator().manual_seed(seed)
     model.to(device=device, dtype=dtype)
     if normalise:
-        _normalise(model, train, device, dtype, feature_scaling)
+        _normalise(model, train, device, dtype, feature_scaling, pca_init)
     need_forces = "forces" in targets
     tr = _PreparedSet(model, train, device, dtype, targets)
     va = _PreparedSet(model, val, device, dtype, targets) if val is not None else None
