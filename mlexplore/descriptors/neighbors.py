@@ -109,7 +109,7 @@ def _image_ranges(cells: torch.Tensor, pbc: torch.Tensor, cutoff: float) -> torc
     return torch.where(pbc, n, torch.zeros_like(n))
 
 
-def _torch_pairs(positions, cells, pbc, n_atoms, cutoff, max_candidates=2 ** 24):
+def _torch_pairs(positions, cells, pbc, n_atoms, cutoff, max_candidates=2 ** 22):
     device = positions.device
     pos = positions.detach()
     cel = cells.detach().to(pos.dtype)
