@@ -20,7 +20,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from ..data.dataset import StructureDataset
 from ..errors import InputError
 from .fit import History, TrainingError, atoms_of, resolve_device
-from .tasks import _targets
+from .tasks import _targets, standardise_targets
 
 __all__ = ["fit_ensemble"]
 
@@ -48,9 +48,7 @@ def fit_ensemble(make_model: Callable[[int], torch.nn.Module], n_models: int, tr
                          "fit_tasks", field="make_model")
     y_tr = _targets(train, first, device, dtype)
     for m in members:
-        for k, name in enumerate(m.tasks):
-            m.target_shift[k] = y_tr[name].mean()
-            m.target_scale[k] = max(float(y_tr[name].std()), 1e-12) if len(y_tr[name]) > 1 else 1.0
+        standardise_targets(m, y_tr)
     x_tr = first.encode(train, device=device, dtype=dtype)
     x_va = first.encode(val, device=device, dtype=dtype) if val is not None else x_tr
     y_va = _targets(val, first, device, dtype) if val is not None else y_tr

@@ -77,6 +77,16 @@ class History:
         return False
 
 
+def _stop_after(history: "History", epoch: int, patience: int | None, callback) -> bool:
+    """Run the epoch callback and the early-stopping rule; True when training should stop."""
+    if callback is not None and callback(epoch, history) is False:
+        return True
+    if patience is not None and epoch - history.best_epoch >= patience:
+        history.stopped_early = True
+        return True
+    return False
+
+
 def atoms_of(offsets: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """Flat atom indices of the structures ``idx`` (in that order), given each structure's first atom
     (``offsets``, length n + 1)."""
@@ -292,10 +302,7 @@ def fit(
             if ckpt is not None:
                 save_model(model, ckpt / "last.pt", extra={"history": history.as_dict(), "epoch": epoch})
             bar.set_postfix({f"val {k}": f"{v:.3g}" for k, v in val_rmse.items()})
-            if callback is not None and callback(epoch, history) is False:
-                break
-            if patience is not None and epoch - history.best_epoch >= patience:
-                history.stopped_early = True
+            if _stop_after(history, epoch, patience, callback):
                 break
     except KeyboardInterrupt:
         history.interrupted = True

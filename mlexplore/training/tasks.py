@@ -24,7 +24,7 @@ from ..data.splits import random_split, stratified_split
 from ..errors import InputError
 from ..models.graph import GraphNet
 from ..models.lattice import LatticeMLP
-from .fit import History, TrainingError, atoms_of, resolve_device
+from .fit import History, TrainingError, _stop_after, atoms_of, resolve_device
 
 __all__ = ["fit_tasks", "predict_tasks", "compare_tasks", "task_combinations", "format_task_table"]
 
@@ -44,6 +44,14 @@ def _targets(ds: StructureDataset, model: LatticeMLP, device, dtype) -> dict[str
             raise InputError(f"lattice tasks need scalar labels; {name!r} has shape {v.shape}", field="targets")
         out[name] = torch.as_tensor(v, dtype=dtype, device=device)
     return out
+
+
+def standardise_targets(model, targets: dict[str, torch.Tensor]) -> None:
+    """Set the model's per-task target shift and scale to the training mean and standard deviation."""
+    for k, name in enumerate(model.tasks):
+        y = targets[name]
+        model.target_shift[k] = y.mean()
+        model.target_scale[k] = max(float(y.std()), 1e-12) if len(y) > 1 else 1.0
 
 
 def fit_tasks(model, train: StructureDataset, val: StructureDataset | None = None,
@@ -67,9 +75,7 @@ def fit_tasks(model, train: StructureDataset, val: StructureDataset | None = Non
     alpha = {t: 1.0 for t in model.tasks}
     alpha.update(loss_weights or {})
     y_tr = _targets(train, model, device, dtype)
-    for k, name in enumerate(model.tasks):
-        model.target_shift[k] = y_tr[name].mean()
-        model.target_scale[k] = max(float(y_tr[name].std()), 1e-12) if len(y_tr[name]) > 1 else 1.0
+    standardise_targets(model, y_tr)
     x_tr = model.encode(train, device=device, dtype=dtype)
     x_va = model.encode(val, device=device, dtype=dtype) if val is not None else None
     y_va = _targets(val, model, device, dtype) if val is not None else None
@@ -118,10 +124,7 @@ def fit_tasks(model, train: StructureDataset, val: StructureDataset | None = Non
                 history.add(f"val_{name}_rmse", float(vparts[name]) * float(model.target_scale[k]))
             if improved:
                 best = copy.deepcopy(model.state_dict())
-            if callback is not None and callback(epoch, history) is False:
-                break
-            if patience is not None and epoch - history.best_epoch >= patience:
-                history.stopped_early = True
+            if _stop_after(history, epoch, patience, callback):
                 break
     except KeyboardInterrupt:
         history.interrupted = True
