@@ -1,0 +1,164 @@
+"""Plotly figures (SPEC §8). Each function takes arrays or library results and returns a ``go.Figure``.
+
+- :func:`parity_plot` — prediction vs reference with point-density colouring and y = x (001 fig 4).
+- :func:`error_pdf` — error PDFs of several models: mean curve and ±1 std band (001 fig 5).
+- :func:`learning_curves` — train/validation loss or RMSE per task against epoch.
+- :func:`rdf_plot` — g(r), total and partial.
+- :func:`basis_over_rdf` — radial basis functions over the RDF (002 fig 2.17).
+- :func:`pca_map` — a PCA map coloured by a value or a category, hover shows the structure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from scipy.stats import gaussian_kde
+
+from ..analysis.metrics import r2, rmse
+from ..errors import InputError
+
+__all__ = ["parity_plot", "error_pdf", "error_pdf_band", "learning_curves", "rdf_plot", "basis_over_rdf",
+           "pca_map"]
+
+
+def _flat(x: Any) -> np.ndarray:
+    return np.asarray(x, dtype=float).reshape(-1)
+
+
+def parity_plot(reference: Any, predicted: Any, title: str = "", unit: str = "", max_points: int = 20000,
+                seed: int = 0) -> go.Figure:
+    """Predicted against reference, points coloured by their local density (Gaussian KDE), with
+    y = x and the RMSE and R² in the title. Large sets are subsampled to ``max_points`` for drawing
+    (the scores use every point)."""
+    y, p = _flat(reference), _flat(predicted)
+    if y.shape != p.shape or y.size == 0:
+        raise InputError(f"{y.size} reference values and {p.size} predictions", field="predicted")
+    score = f"RMSE {rmse(y, p):.4g}{' ' + unit if unit else ''}, R² {r2(y, p):.4f}"
+    idx = np.arange(y.size)
+    if y.size > max_points:
+        idx = np.sort(np.random.default_rng(seed).choice(y.size, max_points, replace=False))
+    ys, ps = y[idx], p[idx]
+    try:
+        density = gaussian_kde(np.vstack([ys, ps]))(np.vstack([ys, ps]))
+    except (np.linalg.LinAlgError, ValueError):  # all points on a line: no 2-D density
+        density = np.ones_like(ys)
+    lo, hi = float(min(ys.min(), ps.min())), float(max(ys.max(), ps.max()))
+    fig = go.Figure([
+        go.Scattergl(x=ys, y=ps, mode="markers", name="samples",
+                     marker=dict(color=density, colorscale="Viridis", size=4, colorbar=dict(title="density"))),
+        go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="y = x", line=dict(color="black", dash="dash")),
+    ])
+    label = f" ({unit})" if unit else ""
+    fig.update_layout(title=f"{title} — {score}" if title else score, xaxis_title=f"reference{label}",
+                      yaxis_title=f"predicted{label}")
+    return fig
+
+
+def error_pdf_band(errors: Sequence[Any], grid: np.ndarray | None = None, n_grid: int = 200
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-model error PDFs (Gaussian KDE) on a common grid: ``(grid, mean, std)`` across models."""
+    errs = [_flat(e) for e in errors]
+    if not errs or any(e.size < 2 for e in errs):
+        raise InputError("need at least one model with two or more errors", field="errors")
+    if grid is None:
+        lo = min(e.min() for e in errs)
+        hi = max(e.max() for e in errs)
+        pad = 0.1 * (hi - lo or 1.0)
+        grid = np.linspace(lo - pad, hi + pad, n_grid)
+    pdfs = []
+    for e in errs:
+        if np.ptp(e) == 0:  # a degenerate model (all errors equal): a narrow spike
+            pdfs.append(np.exp(-0.5 * ((grid - e[0]) / (grid[1] - grid[0])) ** 2)
+                        / ((grid[1] - grid[0]) * np.sqrt(2 * np.pi)))
+        else:
+            pdfs.append(gaussian_kde(e)(grid))
+    pdfs = np.array(pdfs)
+    return grid, pdfs.mean(axis=0), pdfs.std(axis=0)
+
+
+def error_pdf(errors: Sequence[Any], title: str = "", unit: str = "", name: str = "error") -> go.Figure:
+    """Error PDF across an ensemble: the mean PDF and a ±1 std band over the models (001 fig 5)."""
+    grid, mean, std = error_pdf_band(errors)
+    fig = go.Figure([
+        go.Scatter(x=np.concatenate([grid, grid[::-1]]), y=np.concatenate([mean + std, (mean - std)[::-1]]),
+                   fill="toself", line=dict(width=0), fillcolor="rgba(31,119,180,0.25)", name="±1 std", hoverinfo="skip"),
+        go.Scatter(x=grid, y=mean, mode="lines", name=f"mean PDF ({len(errors)} models)", line=dict(color="#1f77b4")),
+    ])
+    fig.update_layout(title=title, xaxis_title=f"{name}{' (' + unit + ')' if unit else ''}", yaxis_title="density")
+    return fig
+
+
+def learning_curves(history: Any, metrics: Sequence[str] | None = None, log_y: bool = True) -> go.Figure:
+    """Loss (or the named metrics, e.g. ``val_energy_rmse``) against epoch for a training history."""
+    epochs = list(history.epoch)
+    series = {"train loss": history.train_loss, "validation loss": history.val_loss}
+    if metrics is not None:
+        missing = [m for m in metrics if m not in history.metrics]
+        if missing:
+            raise InputError(f"metrics {missing} not in the history (it has {list(history.metrics)})",
+                             field="metrics")
+        series = {m: history.metrics[m] for m in metrics}
+    fig = go.Figure([go.Scatter(x=epochs, y=v, mode="lines", name=k) for k, v in series.items()])
+    fig.update_layout(xaxis_title="epoch", yaxis_title="value", yaxis_type="log" if log_y else "linear")
+    return fig
+
+
+def rdf_plot(result: Any, pairs: Sequence[str] | None = None, title: str = "g(r)") -> go.Figure:
+    """g(r) of an :class:`mlexplore.analysis.RDF` (all pairs by default)."""
+    names = list(pairs) if pairs is not None else list(result.g)
+    fig = go.Figure([go.Scatter(x=result.r, y=result.g[n], mode="lines", name=n) for n in names])
+    fig.update_layout(title=title, xaxis_title="r (Å)", yaxis_title="g(r)")
+    return fig
+
+
+def basis_over_rdf(descriptor: Any, result: Any | None = None, r_max: float | None = None, n: int = 600,
+                   pair: str = "total") -> go.Figure:
+    """The radial basis functions of a descriptor (single-neighbour values, 002 fig 2.15–2.17) drawn
+    over the g(r) of a dataset (second y axis)."""
+    import torch
+    from ase import Atoms
+
+    from ..descriptors import SymmetryFunctions
+
+    r_max = r_max or descriptor.neighbor_cutoff
+    r = np.linspace(0.01, r_max, n)
+    single = SymmetryFunctions(descriptor.radial, cutoff=descriptor.cutoff, cutoff_function=descriptor.cutoff_name)
+    dimers = [Atoms("H2", positions=[[0, 0, 0], [x, 0, 0]]) for x in r]
+    values = single.compute(dimers, dtype=torch.float64).numpy()[0::2]  # the first atom of every dimer
+    fig = go.Figure()
+    for k, term in enumerate(descriptor.radial):
+        fig.add_trace(go.Scatter(x=r, y=values[:, k], mode="lines", name=term.label()))
+    if result is not None:
+        fig.add_trace(go.Scatter(x=result.r, y=result.g[pair], mode="lines", name=f"g(r) {pair}", yaxis="y2",
+                                 line=dict(color="black", width=1)))
+        fig.update_layout(yaxis2=dict(title="g(r)", overlaying="y", side="right"))
+    fig.update_layout(xaxis_title="r (Å)", yaxis_title="basis value (one neighbour)")
+    return fig
+
+
+def pca_map(scores: np.ndarray, color: Any = None, hover: Sequence[str] | None = None, title: str = "",
+            color_name: str = "") -> go.Figure:
+    """First two PCA scores; ``color`` numeric (continuous scale) or categorical (one trace per
+    category); ``hover`` texts (e.g. the structure index of every point)."""
+    s = np.asarray(scores, dtype=float)
+    if s.ndim != 2 or s.shape[1] < 2:
+        raise InputError(f"need scores of shape (n, ≥2), got {s.shape}", field="scores")
+    text = None if hover is None else list(hover)
+    fig = go.Figure()
+    c = None if color is None else np.asarray(color)
+    if c is not None and c.dtype.kind in "OUSb":
+        for cat in dict.fromkeys(c.tolist()):
+            m = c == cat
+            fig.add_trace(go.Scattergl(x=s[m, 0], y=s[m, 1], mode="markers", name=str(cat),
+                                       text=None if text is None else [t for t, k in zip(text, m) if k],
+                                       marker=dict(size=5)))
+    else:
+        marker = dict(size=5)
+        if c is not None:
+            marker.update(color=c, colorscale="Viridis", colorbar=dict(title=color_name))
+        fig.add_trace(go.Scattergl(x=s[:, 0], y=s[:, 1], mode="markers", text=text, marker=marker, name="atoms"))
+    fig.update_layout(title=title, xaxis_title="PC 1", yaxis_title="PC 2")
+    return fig

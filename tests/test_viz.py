@@ -1,0 +1,65 @@
+"""Figures: the data drawn is the data given; the ensemble band is computed correctly."""
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from scipy.stats import gaussian_kde
+
+from mlexplore import InputError, StructureDataset
+from mlexplore.analysis import pca, rdf
+from mlexplore.descriptors import G2, SymmetryFunctions, g2_maximum
+from mlexplore.training import History
+from mlexplore.viz import basis_over_rdf, error_pdf, error_pdf_band, learning_curves, parity_plot, pca_map
+
+
+def test_parity_plot_draws_the_points_and_the_diagonal():
+    y = np.linspace(0, 1, 50)
+    p = y + 0.01 * np.sin(np.arange(50))
+    fig = parity_plot(y, p, title="E", unit="eV")
+    np.testing.assert_array_equal(fig.data[0].x, y)
+    np.testing.assert_array_equal(fig.data[0].y, p)
+    assert fig.data[1].x[0] == pytest.approx(min(y.min(), p.min()))
+    assert "RMSE" in fig.layout.title.text and "R²" in fig.layout.title.text
+    assert len(fig.data[0].marker.color) == 50
+    with pytest.raises(InputError):
+        parity_plot(y, p[:10])
+
+
+def test_error_pdf_band_on_a_hand_made_example():
+    rng = np.random.default_rng(0)
+    models = [rng.normal(0.0, 1.0, 300), rng.normal(0.5, 1.0, 300), rng.normal(-0.5, 1.5, 300)]
+    grid = np.linspace(-5, 5, 101)
+    g, mean, std = error_pdf_band(models, grid=grid)
+    pdfs = np.array([gaussian_kde(m)(grid) for m in models])
+    np.testing.assert_allclose(mean, pdfs.mean(0))
+    np.testing.assert_allclose(std, pdfs.std(0))
+    assert np.trapezoid(mean, grid) == pytest.approx(1.0, abs=0.02)
+    fig = error_pdf(models, unit="meV/atom")
+    assert len(fig.data) == 2 and "3 models" in fig.data[1].name
+
+
+def test_learning_curves_and_pca_map():
+    h = History()
+    for e in range(3):
+        h.log_epoch(e, 1.0 / (e + 1), 2.0 / (e + 1), 1e-3, 0.1)
+        h.add("val_energy_rmse", 10.0 - e)
+    fig = learning_curves(h)
+    assert list(fig.data[1].y) == [2.0, 1.0, 2.0 / 3]
+    assert list(learning_curves(h, ["val_energy_rmse"]).data[0].y) == [10.0, 9.0, 8.0]
+    with pytest.raises(InputError, match="not in the history"):
+        learning_curves(h, ["nope"])
+    scores = pca(np.random.default_rng(1).normal(size=(20, 4))).scores
+    cat = pca_map(scores, color=["a"] * 10 + ["b"] * 10, hover=[f"structure {i}" for i in range(20)])
+    assert [d.name for d in cat.data] == ["a", "b"] and cat.data[1].text[0] == "structure 10"
+    num = pca_map(scores, color=np.arange(20.0))
+    np.testing.assert_array_equal(num.data[0].marker.color, np.arange(20.0))
+
+
+def test_basis_functions_over_rdf_peak_where_the_helper_says():
+    sf = SymmetryFunctions([G2(1.5, 2.0), G2(1.5, 4.0)], cutoff=6.0, elements=["Fe"])
+    ds = StructureDataset.from_atoms([bulk("Fe", "bcc", a=2.83, cubic=True).repeat(3)])
+    fig = basis_over_rdf(sf, rdf(ds, r_max=6.0))
+    assert len(fig.data) == 3 and fig.data[2].yaxis == "y2"
+    for trace, rs in zip(fig.data[:2], (2.0, 4.0)):
+        r_peak = trace.x[int(np.argmax(trace.y))]
+        assert r_peak == pytest.approx(g2_maximum(rs, 1.5, 6.0), abs=0.02)
