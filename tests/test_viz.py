@@ -9,7 +9,8 @@ from mlexplore import InputError, StructureDataset
 from mlexplore.analysis import pca, rdf
 from mlexplore.descriptors import G2, SymmetryFunctions, g2_maximum
 from mlexplore.training import History
-from mlexplore.viz import basis_over_rdf, error_pdf, error_pdf_band, learning_curves, parity_plot, pca_map
+from mlexplore.viz import (basis_over_rdf, error_pdf, error_pdf_band, error_vs_reference, learning_curves, parity_plot,
+                           pca_map, task_table)
 
 
 def test_parity_plot_draws_the_points_and_the_diagonal():
@@ -63,3 +64,20 @@ def test_basis_functions_over_rdf_peak_where_the_helper_says():
     for trace, rs in zip(fig.data[:2], (2.0, 4.0)):
         r_peak = trace.x[int(np.argmax(trace.y))]
         assert r_peak == pytest.approx(g2_maximum(rs, 1.5, 6.0), abs=0.02)
+
+
+def test_error_vs_reference_groups_and_task_table():
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    p = np.array([1.1, 2.0, 2.5, 4.0])
+    fig = error_vs_reference(y, p, groups=["FM", "AFM", "FM", "AFM"])
+    assert [d.name for d in fig.data] == ["FM (2)", "AFM (2)"]
+    np.testing.assert_allclose(fig.data[0].y, [0.1, -0.5])
+    rows = [{"tasks": "energy", "n_tasks": 1, "target": "energy", "rmse_mean": 0.5, "rmse_std": 0.1, "r2_mean": 0.9,
+             "r2_std": 0.01, "seconds_mean": 2.0, "fom": 1.0},
+            {"tasks": "energy+site_value", "n_tasks": 2, "target": "energy", "rmse_mean": 0.4, "rmse_std": 0.05,
+             "r2_mean": 0.95, "r2_std": 0.01, "seconds_mean": 3.0, "fom": 0.83}]
+    table = task_table(rows)
+    cells = table.data[0].cells.values
+    assert list(cells[0]) == ["STL energy", "MTL energy+site_value"] and cells[2][0] == "0.5 ± 0.1"
+    with pytest.raises(InputError):
+        task_table([])

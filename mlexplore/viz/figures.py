@@ -6,6 +6,8 @@
 - :func:`rdf_plot` — g(r), total and partial.
 - :func:`basis_over_rdf` — radial basis functions over the RDF (002 fig 2.17).
 - :func:`pca_map` — a PCA map coloured by a value or a category, hover shows the structure.
+- :func:`error_vs_reference` — error against the reference value, one trace per group (002 fig 4.6).
+- :func:`task_table` — the STL/MTL comparison of :func:`mlexplore.training.compare_tasks` as a table.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ..analysis.metrics import r2, rmse
 from ..errors import InputError
 
 __all__ = ["parity_plot", "error_pdf", "error_pdf_band", "learning_curves", "rdf_plot", "basis_over_rdf",
-           "pca_map"]
+           "pca_map", "error_vs_reference", "task_table"]
 
 
 def _flat(x: Any) -> np.ndarray:
@@ -162,3 +164,40 @@ def pca_map(scores: np.ndarray, color: Any = None, hover: Sequence[str] | None =
         fig.add_trace(go.Scattergl(x=s[:, 0], y=s[:, 1], mode="markers", text=text, marker=marker, name="atoms"))
     fig.update_layout(title=title, xaxis_title="PC 1", yaxis_title="PC 2")
     return fig
+
+
+def error_vs_reference(reference: Any, predicted: Any, groups: Sequence[str] | None = None, title: str = "",
+                       unit: str = "") -> go.Figure:
+    """Prediction error against the reference value, one trace per group (e.g. the spin-state tag,
+    002 fig 4.6–4.9)."""
+    y, p = _flat(reference), _flat(predicted)
+    if y.shape != p.shape:
+        raise InputError(f"{y.size} reference values and {p.size} predictions", field="predicted")
+    g = np.asarray(["all"] * y.size if groups is None else list(groups), dtype=object)
+    if len(g) != y.size:
+        raise InputError(f"{len(g)} group labels for {y.size} values", field="groups")
+    fig = go.Figure()
+    for name in dict.fromkeys(g.tolist()):
+        m = g == name
+        fig.add_trace(go.Scattergl(x=y[m], y=p[m] - y[m], mode="markers", name=f"{name} ({int(m.sum())})",
+                                   marker=dict(size=5)))
+    label = f" ({unit})" if unit else ""
+    fig.update_layout(title=title, xaxis_title=f"reference{label}", yaxis_title=f"predicted − reference{label}")
+    return fig
+
+
+def task_table(rows: Sequence[dict], digits: int = 4) -> go.Figure:
+    """The rows of :func:`mlexplore.training.compare_tasks` as a table (001 table 1 layout: one row per
+    model and target, RMSE and R² as mean ± std, time and figure of merit)."""
+    if not rows:
+        raise InputError("no rows to show", field="rows")
+    fmt = f"{{:.{digits}g}}"
+    cols = {
+        "model": [("MTL " if r["n_tasks"] > 1 else "STL ") + r["tasks"] for r in rows],
+        "target": [r["target"] for r in rows],
+        "RMSE": [f"{fmt.format(r['rmse_mean'])} ± {fmt.format(r['rmse_std'])}" for r in rows],
+        "R²": [f"{r['r2_mean']:.4f} ± {r['r2_std']:.4f}" for r in rows],
+        "time (s)": [f"{r['seconds_mean']:.2f}" for r in rows],
+        "FOM": [fmt.format(r["fom"]) for r in rows],
+    }
+    return go.Figure(go.Table(header=dict(values=list(cols)), cells=dict(values=list(cols.values()))))
