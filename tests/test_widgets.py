@@ -1,7 +1,6 @@
 """Widgets driven from Python like a user: set controls, run callbacks, check what the figures show."""
 
 import numpy as np
-import pytest
 
 from mlexplore.training.toy import ToyProblem, fit_toy, toy_data
 from mlexplore.widgets import RegressionPlayground
