@@ -116,44 +116,37 @@ def _check_angular(eta: float, zeta: float, lam: float) -> None:
 
 
 @dataclass(frozen=True)
-class G4(Term):
+class _BPAngular(Term):
+    """Shared parameters of the BP angular terms: η (Å⁻²), ζ ≥ 1, λ = ±1."""
+
+    family = "angular"
+    eta: float
+    zeta: float
+    lam: float
+
+    def __post_init__(self):
+        _check_angular(self.eta, self.zeta, self.lam)
+
+
+@dataclass(frozen=True)
+class G4(_BPAngular):
     """``2^(1−ζ) Σ_{j<k} (1 + λ cos θ_ijk)^ζ exp(−η (R_ij² + R_ik² + R_jk²)) f_c(R_ij) f_c(R_ik) f_c(R_jk)``."""
 
-    family = "angular"
-    eta: float
-    zeta: float
-    lam: float
-
-    def __post_init__(self):
-        _check_angular(self.eta, self.zeta, self.lam)
-
 
 @dataclass(frozen=True)
-class G5(Term):
+class G5(_BPAngular):
     """``2^(1−ζ) Σ_{j<k} (1 + λ cos θ_ijk)^ζ exp(−η (R_ij² + R_ik²)) f_c(R_ij) f_c(R_ik)``."""
 
-    family = "angular"
-    eta: float
-    zeta: float
-    lam: float
-
-    def __post_init__(self):
-        _check_angular(self.eta, self.zeta, self.lam)
-
 
 @dataclass(frozen=True)
-class G9(Term):
+class G9(_BPAngular):
     """n2p2's shifted G5 (004 eq 5): ``2^(1−ζ) Σ_{j<k} (1 + λ cos θ)^ζ
     exp(−η ((R_ij − r_s)² + (R_ik − r_s)²)) f_c(R_ij) f_c(R_ik)``."""
 
-    family = "angular"
-    eta: float
-    zeta: float
-    lam: float
     rs: float = 0.0
 
     def __post_init__(self):
-        _check_angular(self.eta, self.zeta, self.lam)
+        super().__post_init__()
         _non_negative("rs", self.rs)
 
 
