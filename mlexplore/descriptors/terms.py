@@ -107,6 +107,11 @@ class GaussFourierRadial(Term):
 
 
 # ----------------------------------------------------------------------------- angular
+def _check_kind(kind: str, kinds: dict, what: str) -> None:
+    if kind not in kinds:
+        raise InputError(f"unknown {what} {kind!r}; choose from {list(kinds)}", field="kind")
+
+
 def _check_angular(eta: float, zeta: float, lam: float) -> None:
     _non_negative("eta", eta)
     if zeta < 1:
@@ -237,9 +242,7 @@ class SpinPair(Term):
     xi: int = 1
 
     def __post_init__(self):
-        if self.kind not in SPIN_PAIR_KINDS:
-            raise InputError(f"unknown spin pair kind {self.kind!r}; choose from {list(SPIN_PAIR_KINDS)}",
-                             field="kind")
+        _check_kind(self.kind, SPIN_PAIR_KINDS, "spin pair kind")
         if int(self.xi) != self.xi or self.xi < 1:
             raise InputError(f"xi must be a positive integer, got {self.xi}", field="xi")
 
@@ -268,9 +271,7 @@ class SpinGaussPair(Term):
     alpha: float = 0.0
 
     def __post_init__(self):
-        if self.kind not in SPIN_PAIR_KINDS:
-            raise InputError(f"unknown spin pair kind {self.kind!r}; choose from {list(SPIN_PAIR_KINDS)}",
-                             field="kind")
+        _check_kind(self.kind, SPIN_PAIR_KINDS, "spin pair kind")
         _positive("eta", self.eta)
 
 
@@ -290,7 +291,5 @@ class SpinLocal(Term):
     alpha: float = 0.0
 
     def __post_init__(self):
-        if self.kind not in SPIN_LOCAL_KINDS:
-            raise InputError(f"unknown spin measure {self.kind!r}; choose from {list(SPIN_LOCAL_KINDS)}",
-                             field="kind")
+        _check_kind(self.kind, SPIN_LOCAL_KINDS, "spin measure")
         _positive("eta", self.eta)
