@@ -148,7 +148,7 @@ def test_configuration_sets_have_the_stated_sizes_and_patterns():
     assert len(fept) == 212 and set(fept.n_atoms) == {16}
     assert fept.formulas[:17] == sorted(set(fept.formulas), key=lambda f: fept.formulas.index(f))[:17]
     fe = fe_spin_configurations()
-    assert len(fe) == 420 and set(fe.n_atoms) == {2, 4, 16}
+    assert len(fe) == 410 and set(fe.n_atoms) == {2, 4, 16}
     assert fe.n_atoms[-1] == 16 and (fe.n_atoms[:405] < 16).all()
     for i in range(len(fe)):
         m = fe.per_structure("initial_magmoms")[i] if i < 50 else None

@@ -102,14 +102,14 @@ def _patterns(atoms: Atoms, a0: float, lattice: str, rng: np.random.Generator,
 
 
 def fe_spin_configurations(seed: int = 0, n_bcc2: int = 120, n_bcc4: int = 30, n_fcc4: int = 15,
-                           n_bcc16: int = 3) -> StructureDataset:
+                           n_bcc16: int = 1) -> StructureDataset:
     """Iron with collinear moment patterns; see the module docstring.
 
     Defaults give 120×2 (BCC, 2 atoms: FM, AFM-B2) + 30×4 (BCC 1×1×2: FM,
     AFM-B2, AFM-layer, random) + 15×3 (FCC 4 atoms: FM, AFM-L10, random) +
-    3×5 (BCC 2×2×2, 16 atoms: FM, AFM-B2, AFM-layer, two random) = 420
-    configurations, weighted towards the cheap cells (a 16-atom cell costs as
-    much as ~30 two-atom ones);
+    1×5 (BCC 2×2×2, 16 atoms: FM, AFM-B2, AFM-layer, two random) = 410
+    configurations, weighted towards the cheap cells (a 16-atom cell costs
+    about 20 min, as much as ~30 two-atom ones);
     the small cells come first (interleaved), the 16-atom cells last.
     """
     rng = np.random.default_rng(seed)
