@@ -7,7 +7,8 @@ import pytest
 from ase.build import bulk
 
 from mlexplore import InputError, StructureDataset
-from mlexplore.analysis import mae, pca, per_group, r2, rdf, rmse
+from mlexplore.analysis import (error_band, feature_correlation, feature_report, mae, magnetic_measures,
+                                net_spin_ratio, pca, per_group, polar_angle_variance, r2, rdf, rmse)
 from mlexplore.datasets import gold, lattice_alloy
 
 
@@ -69,3 +70,62 @@ def test_metrics_by_hand():
     assert groups["a"]["rmse"] == pytest.approx(math.sqrt(0.125)) and groups["b"]["n"] == 2
     with pytest.raises(InputError, match="4 reference values but 3"):
         rmse(y, p[:3])
+
+
+def test_error_band_on_a_hand_made_example():
+    # two models with two errors each; bandwidth factor 1/√2 × sample std √2 gives unit-width kernels,
+    # so every PDF is a mean of two unit Gaussians that can be written down by hand
+    gauss = lambda x, m: np.exp(-0.5 * (x - m) ** 2) / math.sqrt(2 * math.pi)  # noqa: E731
+    grid = np.linspace(-4, 6, 201)
+    band = error_band([[-1.0, 1.0], [0.0, 2.0]], grid=grid, bandwidth=1 / math.sqrt(2))
+    p1 = 0.5 * (gauss(grid, -1) + gauss(grid, 1))
+    p2 = 0.5 * (gauss(grid, 0) + gauss(grid, 2))
+    np.testing.assert_allclose(band.mean, (p1 + p2) / 2, rtol=1e-12)
+    np.testing.assert_allclose(band.std, np.abs(p1 - p2) / 2, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(band.error_mean, [0.0, 1.0])
+    assert np.trapezoid(band.mean, grid) == pytest.approx(1.0, abs=1e-3)
+    with pytest.raises(InputError, match="two or more"):
+        error_band([[1.0]])
+
+
+def test_feature_report_finds_dead_and_redundant_columns():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=300), rng.normal(size=300)
+    x = np.stack([a, 2 * a + 1e-4 * b, b, np.full(300, 3.0), -b], axis=1)
+    rep = feature_report(x, names=["a", "2a", "b", "const", "-b"])
+    assert rep.dead == [3]
+    assert {(i, j) for i, j, _ in rep.redundant} == {(0, 1), (2, 4)}
+    assert dict(((i, j), r) for i, j, r in rep.redundant)[(2, 4)] == pytest.approx(-1.0)
+    c = feature_correlation(x)
+    assert c[3, 0] == 0 and c[3, 3] == 1 and c[0, 1] == pytest.approx(1.0, abs=1e-6)
+    live = np.corrcoef(x[:, [0, 1, 2, 4]], rowvar=False)  # numpy's own, over the live columns
+    assert rep.mean_abs_correlation == pytest.approx(np.abs(live[np.triu_indices(4, 1)]).mean())
+    assert "const" in rep.summary() and "redundant pairs: 2" in rep.summary()
+
+
+@pytest.mark.parametrize("kind, expected", [("fm", 0.0), ("afm", math.pi ** 2 / 4), ("pm", math.pi ** 2 / 4 - 2)])
+def test_magnetic_measures_limits_of_spec_section_3(kind, expected):
+    rng = np.random.default_rng(2)
+    n = 200000
+    if kind == "fm":
+        spins, ratio = np.full(n, 2.2), 1.0
+    elif kind == "afm":
+        spins, ratio = np.where(np.arange(n) % 2 == 0, 2.2, -2.2), 0.0
+    else:  # directions uniform on the sphere
+        v = rng.normal(size=(n, 3))
+        spins, ratio = 2.2 * v / np.linalg.norm(v, axis=1, keepdims=True), 0.0
+    assert polar_angle_variance(spins) == pytest.approx(expected, abs=0.01)
+    assert net_spin_ratio(spins) == pytest.approx(ratio, abs=0.01)
+
+
+def test_magnetic_measures_per_structure():
+    fm = bulk("Fe", "bcc", a=2.87, cubic=True)
+    afm = fm.copy()
+    fm.arrays["magmoms"] = np.array([2.0, 2.0])
+    afm.arrays["magmoms"] = np.array([2.0, -2.0])
+    ds = StructureDataset.from_atoms([fm, afm])
+    m = magnetic_measures(ds)
+    np.testing.assert_allclose(m["net_spin_ratio"], [1.0, 0.0])
+    np.testing.assert_allclose(m["polar_angle_variance"], [0.0, math.pi ** 2 / 4])
+    with pytest.raises(InputError, match="charges"):
+        magnetic_measures(ds, label="charges")

@@ -3,13 +3,12 @@
 import numpy as np
 import pytest
 from ase.build import bulk
-from scipy.stats import gaussian_kde
 
 from mlexplore import InputError, StructureDataset
-from mlexplore.analysis import pca, rdf
+from mlexplore.analysis import error_band, pca, rdf
 from mlexplore.descriptors import G2, SymmetryFunctions, g2_maximum
 from mlexplore.training import History
-from mlexplore.viz import (basis_over_rdf, error_pdf, error_pdf_band, error_vs_reference, learning_curves, parity_plot,
+from mlexplore.viz import (basis_over_rdf, error_pdf, error_vs_reference, learning_curves, parity_plot,
                            pca_map, task_table)
 
 
@@ -26,18 +25,15 @@ def test_parity_plot_draws_the_points_and_the_diagonal():
         parity_plot(y, p[:10])
 
 
-def test_error_pdf_band_on_a_hand_made_example():
+def test_error_pdf_draws_the_band_and_the_mean_line():
     rng = np.random.default_rng(0)
     models = [rng.normal(0.0, 1.0, 300), rng.normal(0.5, 1.0, 300), rng.normal(-0.5, 1.5, 300)]
-    grid = np.linspace(-5, 5, 101)
-    g, mean, std = error_pdf_band(models, grid=grid)
-    pdfs = np.array([gaussian_kde(m)(grid) for m in models])
-    np.testing.assert_allclose(mean, pdfs.mean(0))
-    np.testing.assert_allclose(std, pdfs.std(0))
-    assert np.trapezoid(mean, grid) == pytest.approx(1.0, abs=0.02)
-    fig = error_pdf(models, unit="meV/atom")
+    band = error_band(models, grid=np.linspace(-5, 5, 101))
+    fig = error_pdf(band, unit="meV/atom")
     assert len(fig.data) == 2 and "3 models" in fig.data[1].name
-
+    np.testing.assert_allclose(fig.data[1].y, band.mean)
+    np.testing.assert_allclose(fig.data[0].y[:101], band.mean + band.std)
+    assert fig.layout.shapes[0].x0 == pytest.approx(np.mean([m.mean() for m in models]))
 
 def test_learning_curves_and_pca_map():
     h = History()

@@ -19,10 +19,12 @@ import numpy as np
 import plotly.graph_objects as go
 from scipy.stats import gaussian_kde
 
+from ..analysis.errors import ErrorBand, error_band
+
 from ..analysis.metrics import r2, rmse
 from ..errors import InputError
 
-__all__ = ["parity_plot", "error_pdf", "error_pdf_band", "learning_curves", "rdf_plot", "basis_over_rdf",
+__all__ = ["parity_plot", "error_pdf", "learning_curves", "rdf_plot", "basis_over_rdf",
            "pca_map", "error_vs_reference", "task_table"]
 
 
@@ -59,36 +61,22 @@ def parity_plot(reference: Any, predicted: Any, title: str = "", unit: str = "",
     return fig
 
 
-def error_pdf_band(errors: Sequence[Any], grid: np.ndarray | None = None, n_grid: int = 200
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-model error PDFs (Gaussian KDE) on a common grid: ``(grid, mean, std)`` across models."""
-    errs = [_flat(e) for e in errors]
-    if not errs or any(e.size < 2 for e in errs):
-        raise InputError("need at least one model with two or more errors", field="errors")
-    if grid is None:
-        lo = min(e.min() for e in errs)
-        hi = max(e.max() for e in errs)
-        pad = 0.1 * (hi - lo or 1.0)
-        grid = np.linspace(lo - pad, hi + pad, n_grid)
-    pdfs = []
-    for e in errs:
-        if np.ptp(e) == 0:  # a degenerate model (all errors equal): a narrow spike
-            pdfs.append(np.exp(-0.5 * ((grid - e[0]) / (grid[1] - grid[0])) ** 2)
-                        / ((grid[1] - grid[0]) * np.sqrt(2 * np.pi)))
-        else:
-            pdfs.append(gaussian_kde(e)(grid))
-    pdfs = np.array(pdfs)
-    return grid, pdfs.mean(axis=0), pdfs.std(axis=0)
-
-
-def error_pdf(errors: Sequence[Any], title: str = "", unit: str = "", name: str = "error") -> go.Figure:
-    """Error PDF across an ensemble: the mean PDF and a ±1 std band over the models (001 fig 5)."""
-    grid, mean, std = error_pdf_band(errors)
+def error_pdf(errors: Any, title: str = "", unit: str = "", name: str = "error") -> go.Figure:
+    """Error PDF across an ensemble: the mean PDF, a ±1 std band over the models and a vertical line
+    at the mean error (001 fig 5). ``errors``: one array per model, or an
+    :class:`mlexplore.analysis.ErrorBand`."""
+    band = errors if isinstance(errors, ErrorBand) else error_band(errors)
+    grid, mean, std = band.grid, band.mean, band.std
+    centre = float(band.error_mean.mean())
     fig = go.Figure([
         go.Scatter(x=np.concatenate([grid, grid[::-1]]), y=np.concatenate([mean + std, (mean - std)[::-1]]),
-                   fill="toself", line=dict(width=0), fillcolor="rgba(31,119,180,0.25)", name="±1 std", hoverinfo="skip"),
-        go.Scatter(x=grid, y=mean, mode="lines", name=f"mean PDF ({len(errors)} models)", line=dict(color="#1f77b4")),
+                   fill="toself", line=dict(width=0), fillcolor="rgba(31,119,180,0.25)", name="±1 std",
+                   hoverinfo="skip"),
+        go.Scatter(x=grid, y=mean, mode="lines", name=f"mean PDF ({band.n_models} models)",
+                   line=dict(color="#1f77b4")),
     ])
+    fig.add_vline(x=centre, line=dict(color="black", dash="dash", width=1),
+                  annotation_text=f"mean {centre:.3g}", annotation_position="top right")
     fig.update_layout(title=title, xaxis_title=f"{name}{' (' + unit + ')' if unit else ''}", yaxis_title="density")
     return fig
 

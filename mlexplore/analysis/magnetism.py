@@ -1,0 +1,72 @@
+"""System-level magnetic measures (002 eq 4.1–4.4, SPEC §3).
+
+For the spins ``s_i`` of one structure (μ_B; scalars for collinear moments,
+taken along z, or 3-vectors):
+
+* ``net_spin_ratio = |Σ s_i| / Σ |s_i|``: 1 for a ferromagnet, 0 for a
+  compensated antiferromagnet, ~N^(-1/2) for a paramagnet.
+* ``polar_angle_variance``: the variance of the angles θ_i between each spin
+  and the net-spin direction: 0 (FM), π²/4 (collinear AFM), π²/4 − 2 ≈ 0.467
+  (paramagnet, directions uniform on the sphere). When the net spin vanishes
+  the direction of the largest spin is the reference axis.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["spin_vectors", "net_spin_ratio", "polar_angle_variance", "magnetic_measures"]
+
+
+def spin_vectors(spins: Any) -> np.ndarray:
+    """``(N, 3)`` spin vectors from scalars (collinear, along z) or 3-vectors."""
+    if hasattr(spins, "detach"):
+        spins = spins.detach().cpu().numpy()
+    s = np.asarray(spins, dtype=float)
+    if s.ndim == 1:
+        s = np.stack([np.zeros_like(s), np.zeros_like(s), s], axis=1)
+    if s.ndim != 2 or s.shape[1] != 3 or len(s) == 0:
+        raise InputError(f"spins must have shape (N,) or (N, 3) with N ≥ 1, got {np.shape(spins)}", field="spins")
+    if not np.isfinite(s).all():
+        raise InputError("spins contain NaN or inf", field="spins")
+    return s
+
+
+def net_spin_ratio(spins: Any) -> float:
+    """``|Σ s| / Σ |s|`` (0 when every spin is zero)."""
+    s = spin_vectors(spins)
+    total = np.linalg.norm(s, axis=1).sum()
+    return float(np.linalg.norm(s.sum(axis=0)) / total) if total > 0 else 0.0
+
+
+def polar_angle_variance(spins: Any, tol: float = 1e-9) -> float:
+    """Variance (rad²) of the angles between the spins and the net-spin direction (zero spins skipped)."""
+    s = spin_vectors(spins)
+    norms = np.linalg.norm(s, axis=1)
+    s, norms = s[norms > tol], norms[norms > tol]
+    if len(s) == 0:
+        return 0.0
+    net = s.sum(axis=0)
+    axis = net if np.linalg.norm(net) > tol * norms.sum() else s[np.argmax(norms)]
+    axis = axis / np.linalg.norm(axis)
+    theta = np.arccos(np.clip(s @ axis / norms, -1.0, 1.0))
+    return float(theta.var())
+
+
+def magnetic_measures(dataset: Any, label: str = "magmoms") -> dict[str, np.ndarray]:
+    """Both measures for every structure of a :class:`~mlexplore.StructureDataset` with per-atom
+    moments under ``label``: ``{"net_spin_ratio": (S,), "polar_angle_variance": (S,)}``."""
+    if label not in dataset.atom_labels:
+        raise InputError(f"the dataset has no per-atom {label!r} label (it has {sorted(dataset.atom_labels)})",
+                         field=label)
+    m = dataset.atom_labels[label]
+    ratio, var = [], []
+    for s in range(len(dataset)):
+        sl = dataset.atom_slice(s)
+        ratio.append(net_spin_ratio(m[sl]))
+        var.append(polar_angle_variance(m[sl]))
+    return {"net_spin_ratio": np.array(ratio), "polar_angle_variance": np.array(var)}
