@@ -77,3 +77,27 @@ def test_error_vs_reference_groups_and_task_table():
     assert list(cells[0]) == ["STL energy", "MTL energy+site_value"] and cells[2][0] == "0.5 ± 0.1"
     with pytest.raises(InputError):
         task_table([])
+
+
+def test_radial_values_are_the_features_of_a_dimer_and_shapes_draw():
+    from ase import Atoms
+
+    from mlexplore.descriptors import G4, GaussFourierRadial
+
+    sf = SymmetryFunctions([G2(1.5, 2.0), GaussFourierRadial(eta=0.5, rs=3.0, eps_down=1.0, eps_up=1.0), G2(0.5, 4.0),
+                            G4(0.01, 2, -1)], cutoff=5.0, cutoff_function="polynomial")
+    r = np.array([1.2, 2.5, 3.3, 4.9, 5.5])
+    dimers = [Atoms("H2", positions=[[0, 0, 0], [x, 0, 0]]) for x in r]
+    all_columns = sf.compute(dimers).numpy()
+    assert (all_columns[:, 3] == 0).all()  # a dimer has no triplets: angular terms are 0, not an error
+    full = all_columns[0::2, :3]
+    np.testing.assert_allclose(sf.radial_values(r), full, rtol=1e-12, atol=1e-300)
+    theta = np.array([0.0, np.pi / 2, np.pi])
+    np.testing.assert_allclose(sf.angular_values(theta)[:, 0], 0.5 * (1 - np.cos(theta)) ** 2)
+    from mlexplore.viz import angular_shapes, cutoff_shapes
+
+    cs = cutoff_shapes(5.0)
+    assert [d.name for d in cs.data] == ["cosine", "polynomial", "tanh3"]
+    assert all(d.y[0] == pytest.approx(1.0) and d.y[-1] == 0.0 for d in cs.data[:2])
+    ang = angular_shapes(sf)
+    assert ang.data[0].y[-1] == pytest.approx(2.0)  # λ = −1 peaks at θ = 180°

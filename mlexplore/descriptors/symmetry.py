@@ -417,6 +417,30 @@ class SymmetryFunctions(nn.Module):
                     cols.append((to_atoms(fc * (cos_pair - F5[i]) ** 2) + (cos_self - F5) ** 2) / (W + 1))
         return torch.stack(cols, dim=1)
 
+    # ------------------------------------------------------- basis shapes
+    def radial_values(self, r: Any) -> np.ndarray:
+        """Every radial term's value for a single neighbour at distance ``r`` (Å), shape
+        ``(len(r), n_radial)`` — the curves of 002 fig 2.15–2.17, without building structures."""
+        d = torch.as_tensor(np.asarray(r, dtype=float), dtype=torch.float64).reshape(-1)
+        if not self.radial:
+            return np.zeros((len(d), 0))
+        values = {}
+        if "G2" in self._params:
+            p = self._p("G2", d)
+            values[G2] = torch.exp(-p["eta"] * (d[:, None] - p["rs"]) ** 2) * self._fc(d, self.cutoff)[:, None]
+        if "GaussFourierRadial" in self._params:
+            values[GaussFourierRadial] = _gf_radial(d, self._p("GaussFourierRadial", d))
+        return _in_order(self.radial, values).numpy()
+
+    def angular_values(self, theta: Any) -> np.ndarray:
+        """The angular factor of every BP angular term (G4/G5/G9) at angle θ (radians):
+        ``2^(1−ζ) (1 + λ cos θ)^ζ``, shape ``(len(theta), n_bp_angular)``; other angular
+        families are left out."""
+        t = np.asarray(theta, dtype=float).reshape(-1)
+        cols = [2.0 ** (1 - a.zeta) * (1 + a.lam * np.cos(t)) ** a.zeta
+                for a in self.angular if isinstance(a, (G4, G5, G9))]
+        return np.stack(cols, axis=1) if cols else np.zeros((len(t), 0))
+
     # --------------------------------------------------------------- compute
     def compute(self, data: StructureDataset | Atoms | Sequence[Atoms], device: Any = "cpu",
                 dtype: torch.dtype = torch.float64, max_atoms_per_chunk: int = 4096,
@@ -472,7 +496,7 @@ def scatter_angular(p: dict, cls: type, dij: torch.Tensor, dik: torch.Tensor, co
     for _ in range(L):
         powers.append(powers[-1] * cos)
     cpow = torch.stack(powers, 1)  # (T, L + 1)
-    moments = scatter(key, (rad[:, :, None] * cpow[:, None, :]).reshape(len(cos), -1))
+    moments = scatter(key, (rad[:, :, None] * cpow[:, None, :]).reshape(len(cos), len(channels) * (L + 1)))
     W = torch.zeros((len(channels) * (L + 1), len(zeta)), dtype=cos.dtype, device=cos.device)
     for t in range(len(zeta)):
         z, lm = int(zeta[t]), float(lam[t])

@@ -5,6 +5,7 @@
 - :func:`learning_curves` — train/validation loss or RMSE per task against epoch.
 - :func:`rdf_plot` — g(r), total and partial.
 - :func:`basis_over_rdf` — radial basis functions over the RDF (002 fig 2.17).
+- :func:`cutoff_shapes`, :func:`angular_shapes` — cutoff functions and angular factors.
 - :func:`pca_map` — a PCA map coloured by a value or a category, hover shows the structure.
 - :func:`error_vs_reference` — error against the reference value, one trace per group (002 fig 4.6).
 - :func:`task_table` — the STL/MTL comparison of :func:`mlexplore.training.compare_tasks` as a table.
@@ -24,7 +25,7 @@ from ..analysis.errors import ErrorBand, error_band
 from ..analysis.metrics import r2, rmse
 from ..errors import InputError
 
-__all__ = ["parity_plot", "error_pdf", "learning_curves", "rdf_plot", "basis_over_rdf",
+__all__ = ["parity_plot", "error_pdf", "learning_curves", "rdf_plot", "basis_over_rdf", "cutoff_shapes", "angular_shapes",
            "pca_map", "error_vs_reference", "task_table"]
 
 
@@ -107,17 +108,10 @@ def rdf_plot(result: Any, pairs: Sequence[str] | None = None, title: str = "g(r)
 def basis_over_rdf(descriptor: Any, result: Any | None = None, r_max: float | None = None, n: int = 600,
                    pair: str = "total") -> go.Figure:
     """The radial basis functions of a descriptor (single-neighbour values, 002 fig 2.15–2.17) drawn
-    over the g(r) of a dataset (second y axis)."""
-    import torch
-    from ase import Atoms
-
-    from ..descriptors import SymmetryFunctions
-
+    over the g(r) of a dataset (second y axis); the cutoff radius as a dotted line."""
     r_max = r_max or descriptor.neighbor_cutoff
-    r = np.linspace(0.01, r_max, n)
-    single = SymmetryFunctions(descriptor.radial, cutoff=descriptor.cutoff, cutoff_function=descriptor.cutoff_name)
-    dimers = [Atoms("H2", positions=[[0, 0, 0], [x, 0, 0]]) for x in r]
-    values = single.compute(dimers, dtype=torch.float64).numpy()[0::2]  # the first atom of every dimer
+    r = np.linspace(0.0, r_max, n)
+    values = descriptor.radial_values(r)
     fig = go.Figure()
     for k, term in enumerate(descriptor.radial):
         fig.add_trace(go.Scatter(x=r, y=values[:, k], mode="lines", name=term.label()))
@@ -125,7 +119,39 @@ def basis_over_rdf(descriptor: Any, result: Any | None = None, r_max: float | No
         fig.add_trace(go.Scatter(x=result.r, y=result.g[pair], mode="lines", name=f"g(r) {pair}", yaxis="y2",
                                  line=dict(color="black", width=1)))
         fig.update_layout(yaxis2=dict(title="g(r)", overlaying="y", side="right"))
+    fig.add_vline(x=descriptor.cutoff, line=dict(color="grey", dash="dot"))
     fig.update_layout(xaxis_title="r (Å)", yaxis_title="basis value (one neighbour)")
+    return fig
+
+
+def cutoff_shapes(cutoff: float = 6.0, names: Sequence[str] | None = None, n: int = 400) -> go.Figure:
+    """The cutoff functions f_c(r) by name (cosine, polynomial, tanh3) on [0, R_c + 0.5 Å]."""
+    import torch
+
+    from ..descriptors.cutoffs import CUTOFFS, cutoff_function
+
+    r = np.linspace(0.0, cutoff + 0.5, n)
+    fig = go.Figure()
+    for name in names or list(CUTOFFS):
+        y = cutoff_function(name)(torch.as_tensor(r), cutoff).numpy()
+        fig.add_trace(go.Scatter(x=r, y=y, mode="lines", name=name))
+    fig.update_layout(xaxis_title="r (Å)", yaxis_title="f_c(r)", title=f"cutoff functions, R_c = {cutoff} Å")
+    return fig
+
+
+def angular_shapes(descriptor: Any, n: int = 361) -> go.Figure:
+    """The angular factors ``2^(1−ζ)(1 + λ cos θ)^ζ`` of a descriptor's BP angular terms against θ."""
+    theta = np.linspace(0.0, np.pi, n)
+    values = descriptor.angular_values(theta)
+    terms = [t for t in descriptor.angular if hasattr(t, "zeta")]
+    seen, fig = set(), go.Figure()
+    for k, t in enumerate(terms):
+        key = (t.zeta, t.lam)
+        if key in seen:  # terms differing only in η share the angular factor
+            continue
+        seen.add(key)
+        fig.add_trace(go.Scatter(x=np.degrees(theta), y=values[:, k], mode="lines", name=f"ζ={t.zeta:g}, λ={t.lam:+g}"))
+    fig.update_layout(xaxis_title="θ (degrees)", yaxis_title="angular factor")
     return fig
 
 
