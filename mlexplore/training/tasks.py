@@ -13,6 +13,7 @@ import itertools
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,8 @@ from ..models.graph import GraphNet
 from ..models.lattice import LatticeMLP
 from .fit import History, TrainingError, _stop_after, atoms_of, resolve_device
 
-__all__ = ["fit_tasks", "predict_tasks", "compare_tasks", "task_combinations", "format_task_table"]
+__all__ = ["fit_tasks", "predict_tasks", "compare_tasks", "task_combinations", "format_task_table", "TaskRun",
+           "TaskComparisonPlan", "plan_task_comparison", "summarise_task_runs"]
 
 
 def _targets(ds: StructureDataset, model: LatticeMLP, device, dtype) -> dict[str, torch.Tensor]:
@@ -147,11 +149,126 @@ def task_combinations(targets: Sequence[str]) -> list[tuple[str, ...]]:
     return [c for r in range(1, len(targets) + 1) for c in itertools.combinations(targets, r)]
 
 
+@dataclass
+class TaskRun:
+    """One trained model of a comparison: which run and task combination, the fitted model, its
+    history, training time (s), and per target the test references and predictions."""
+
+    run: int
+    tasks: tuple[str, ...]
+    model: Any
+    history: History
+    seconds: float
+    reference: dict[str, np.ndarray]
+    predicted: dict[str, np.ndarray]
+
+    @property
+    def label(self) -> str:
+        return ("MTL " if len(self.tasks) > 1 else "STL ") + "+".join(self.tasks)
+
+    def errors(self, target: str) -> np.ndarray:
+        """Test errors (predicted − reference) of one target."""
+        return self.predicted[target] - self.reference[target]
+
+
+@dataclass
+class TaskComparisonPlan:
+    """Everything :func:`compare_tasks` needs to train its models one at a time: the dataset,
+    the targets and their kinds, the (run, combination) jobs in order, and the training options."""
+
+    dataset: StructureDataset
+    targets: list[str]
+    kinds: dict[str, str]
+    jobs: list[tuple[int, tuple[str, ...]]]
+    options: dict[str, Any]
+
+    def run(self, job: int, callback=None) -> TaskRun:
+        """Train and score job number ``job``; ``callback(epoch, history)`` every epoch (return False to stop)."""
+        r, combo = self.jobs[job]
+        o = self.options
+        split_seed = o["seed"] + r if o["vary"] == "split" else o["seed"]
+        split = (stratified_split if o["stratify"] else random_split)(self.dataset, o["fractions"], seed=split_seed)
+        train, val, test = split if len(split) == 3 else (split[0], None, split[1])
+        torch.manual_seed(o["seed"] + r)
+        tasks = {t: self.kinds[t] for t in combo}
+        if o["model"] == "lattice":
+            net = LatticeMLP(int(self.dataset.n_atoms[0]), o["elements"], tasks, **o["model_kwargs"])
+        else:
+            net = GraphNet(o["elements"], tasks, **o["model_kwargs"])
+        t0 = time.perf_counter()
+        history = fit_tasks(net, train, val, epochs=o["epochs"], lr=o["lr"], batch_fraction=o["batch_fraction"],
+                            device=o["device"], seed=o["seed"] + r, callback=callback)
+        seconds = time.perf_counter() - t0
+        pred = predict_tasks(net, test)
+        return TaskRun(run=r, tasks=combo, model=net, history=history, seconds=seconds,
+                       reference={t: test.label(t).reshape(-1) for t in combo},
+                       predicted={t: pred[t] for t in combo})
+
+
+def plan_task_comparison(dataset: StructureDataset, targets: Sequence[str],
+                         combinations: Sequence[Sequence[str]] | None = None, model: str = "lattice",
+                         n_runs: int = 3, fractions: Sequence[float] = (0.8, 0.1, 0.1), stratify: bool = True,
+                         epochs: int = 500, lr: float = 1e-4, batch_fraction: float = 0.1,
+                         elements: Sequence[str] | None = None, device: Any = "auto", seed: int = 0,
+                         vary: str = "split", **model_kwargs) -> TaskComparisonPlan:
+    """Check the inputs of :func:`compare_tasks` and list its jobs (same arguments)."""
+    if n_runs < 1:
+        raise InputError("n_runs must be ≥ 1", field="n_runs")
+    if vary not in ("split", "init"):
+        raise InputError(f"vary must be 'split' or 'init', got {vary!r}", field="vary")
+    if model not in ("lattice", "graph"):
+        raise InputError(f"model must be 'lattice' or 'graph', got {model!r}", field="model")
+    targets = list(targets)
+    if not targets:
+        raise InputError("no targets chosen", field="targets")
+    for t in targets:
+        if t not in dataset:
+            raise InputError(f"target {t!r} is not in the dataset (it has: {', '.join(dataset.label_names)})",
+                             field="targets")
+    combos = [tuple(c) for c in (combinations or task_combinations(targets))]
+    if not combos:
+        raise InputError("no task combinations chosen", field="combinations")
+    for c in combos:
+        unknown = [t for t in c if t not in targets]
+        if unknown:
+            raise InputError(f"combination {'+'.join(c)} uses {unknown}, not among the targets {targets}",
+                             field="combinations")
+    kinds = {t: "site" if dataset.is_per_atom(t) else "structure" for t in targets}
+    options = dict(model=model, fractions=tuple(fractions), stratify=stratify, epochs=epochs, lr=lr,
+                   batch_fraction=batch_fraction, elements=list(elements or dataset.elements), device=device,
+                   seed=seed, vary=vary, model_kwargs=model_kwargs)
+    jobs = [(r, c) for r in range(n_runs) for c in combos]
+    return TaskComparisonPlan(dataset=dataset, targets=targets, kinds=kinds, jobs=jobs, options=options)
+
+
+def summarise_task_runs(runs: Sequence[TaskRun]) -> list[dict]:
+    """Rows of the comparison table from finished runs (any subset, e.g. after a stop):
+    ``{"tasks", "n_tasks", "target", "rmse_mean", "rmse_std", "r2_mean", "r2_std", "seconds_mean",
+    "fom", "n_runs"}``, with ``fom = 1 / (time × RMSE)`` (002 eq 4.7)."""
+    scores: dict[tuple, dict[str, list]] = {}
+    for run in runs:
+        for t in run.tasks:
+            s = scores.setdefault((run.tasks, t), {"rmse": [], "r2": [], "seconds": []})
+            s["rmse"].append(rmse(run.reference[t], run.predicted[t]))
+            s["r2"].append(r2(run.reference[t], run.predicted[t]))
+            s["seconds"].append(run.seconds)
+    rows = []
+    for (combo, t), s in scores.items():
+        rm, tm = float(np.mean(s["rmse"])), float(np.mean(s["seconds"]))
+        rows.append({"tasks": "+".join(combo), "n_tasks": len(combo), "target": t,
+                     "rmse_mean": rm, "rmse_std": float(np.std(s["rmse"])),
+                     "r2_mean": float(np.mean(s["r2"])), "r2_std": float(np.std(s["r2"])),
+                     "seconds_mean": tm, "fom": 1.0 / (tm * rm) if rm > 0 and tm > 0 else math.inf,
+                     "n_runs": len(s["rmse"])})
+    return rows
+
+
 def compare_tasks(dataset: StructureDataset, targets: Sequence[str], combinations: Sequence[Sequence[str]] | None = None,
                   model: str = "lattice", n_runs: int = 3, fractions: Sequence[float] = (0.8, 0.1, 0.1),
                   stratify: bool = True, epochs: int = 500, lr: float = 1e-4, batch_fraction: float = 0.1,
                   elements: Sequence[str] | None = None, device: Any = "auto", seed: int = 0,
-                  vary: str = "split", progress: bool = True, **model_kwargs) -> list[dict]:
+                  vary: str = "split", progress: bool = True, return_runs: bool = False,
+                  **model_kwargs) -> list[dict] | tuple[list[dict], list[TaskRun]]:
     """Train every STL and MTL combination of ``targets`` ``n_runs`` times; score on held-out test sets.
 
     ``model``: ``"lattice"`` (:class:`LatticeMLP`, 000; kwargs ``width``,
@@ -163,58 +280,17 @@ def compare_tasks(dataset: StructureDataset, targets: Sequence[str], combination
     from seed ``seed + r``. ``vary="init"`` (001: an ensemble of independently
     initialised models): every run uses the split of ``seed`` and only the
     initial weights change. Within a run every combination gets the same split,
-    so the combinations are compared on equal footing. Returns one row per (combination, target):
-    ``{"tasks", "target", "rmse_mean", "rmse_std", "r2_mean", "r2_std",
-    "seconds_mean", "fom"}`` with ``fom = 1 / (time × RMSE)`` (002 eq 4.7).
+    so the combinations are compared on equal footing. Returns the rows of
+    :func:`summarise_task_runs` (and the :class:`TaskRun` list with ``return_runs``).
     """
     from tqdm.auto import tqdm
 
-    if n_runs < 1:
-        raise InputError("n_runs must be ≥ 1", field="n_runs")
-    if vary not in ("split", "init"):
-        raise InputError(f"vary must be 'split' or 'init', got {vary!r}", field="vary")
-    targets = list(targets)
-    for t in targets:
-        if t not in dataset:
-            raise InputError(f"target {t!r} is not in the dataset (it has: {', '.join(dataset.label_names)})",
-                             field="targets")
-    combos = [tuple(c) for c in (combinations or task_combinations(targets))]
-    elements = list(elements or dataset.elements)
-    kinds = {t: "site" if dataset.is_per_atom(t) else "structure" for t in targets}
-    scores: dict[tuple, dict[str, list]] = {}
-    jobs = [(r, c) for r in range(n_runs) for c in combos]
-    for r, combo in tqdm(jobs, desc="STL/MTL runs", disable=not progress):
-        split_seed = seed + r if vary == "split" else seed
-        split = (stratified_split if stratify else random_split)(dataset, fractions, seed=split_seed)
-        train, val, test = split if len(split) == 3 else (split[0], None, split[1])
-        torch.manual_seed(seed + r)
-        tasks = {t: kinds[t] for t in combo}
-        if model == "lattice":
-            net = LatticeMLP(int(dataset.n_atoms[0]), elements, tasks, **model_kwargs)
-        elif model == "graph":
-            net = GraphNet(elements, tasks, **model_kwargs)
-        else:
-            raise InputError(f"model must be 'lattice' or 'graph', got {model!r}", field="model")
-        t0 = time.perf_counter()
-        fit_tasks(net, train, val, epochs=epochs, lr=lr, batch_fraction=batch_fraction, device=device,
-                  seed=seed + r)
-        seconds = time.perf_counter() - t0
-        pred = predict_tasks(net, test)
-        for t in combo:
-            ref = test.label(t).reshape(-1)
-            s = scores.setdefault((combo, t), {"rmse": [], "r2": [], "seconds": []})
-            s["rmse"].append(rmse(ref, pred[t]))
-            s["r2"].append(r2(ref, pred[t]))
-            s["seconds"].append(seconds)
-    rows = []
-    for (combo, t), s in scores.items():
-        rm, tm = float(np.mean(s["rmse"])), float(np.mean(s["seconds"]))
-        rows.append({"tasks": "+".join(combo), "n_tasks": len(combo), "target": t,
-                     "rmse_mean": rm, "rmse_std": float(np.std(s["rmse"])),
-                     "r2_mean": float(np.mean(s["r2"])), "r2_std": float(np.std(s["r2"])),
-                     "seconds_mean": tm, "fom": 1.0 / (tm * rm) if rm > 0 and tm > 0 else math.inf,
-                     "n_runs": len(s["rmse"])})
-    return rows
+    plan = plan_task_comparison(dataset, targets, combinations, model=model, n_runs=n_runs, fractions=fractions,
+                                stratify=stratify, epochs=epochs, lr=lr, batch_fraction=batch_fraction,
+                                elements=elements, device=device, seed=seed, vary=vary, **model_kwargs)
+    runs = [plan.run(j) for j in tqdm(range(len(plan.jobs)), desc="STL/MTL runs", disable=not progress)]
+    rows = summarise_task_runs(runs)
+    return (rows, runs) if return_runs else rows
 
 
 def format_task_table(rows: list[dict]) -> str:
