@@ -150,3 +150,34 @@ def test_fourier_spline_window():
     assert abs(float(g[3000])) < 1e-6 and abs(float(g[2000])) < 1e-6 and abs(float(g[4500])) < 1e-6
     with pytest.raises(InputError, match="even"):
         fourier_spline(r, 3.0, 1.0, 1.0, xi_down=3)
+
+
+def test_radial_and_angular_grids():
+    from mlexplore.descriptors import angular_grid, radial_grid
+
+    shifted = radial_grid(5, 1.0, 5.0)
+    assert [t.rs for t in shifted] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert all(t.eta == pytest.approx(0.5) for t in shifted)  # 1 / (2 Δ²), Δ = 1 Å
+    centred = radial_grid(3, 1.0, 3.0, mode="centred")
+    assert [t.rs for t in centred] == [0.0, 0.0, 0.0]
+    assert [t.eta for t in centred] == pytest.approx([0.5, 0.125, 1 / 18])
+    modes = radial_grid(2, rs=[2.5, 2.9], eta=4.0)
+    assert [(t.eta, t.rs) for t in modes] == [(4.0, 2.5), (4.0, 2.9)]
+    assert radial_grid(0) == []
+    ang = angular_grid([0.01, 0.1], zetas=[1, 4], lambdas=[-1, 1])
+    assert len(ang) == 8 and (ang[0].eta, ang[0].lam, ang[0].zeta) == (0.01, -1, 1)
+    with pytest.raises(InputError, match="G4 or G5|'G4' or 'G5'"):
+        angular_grid([0.1], family="G9")
+    with pytest.raises(InputError, match="mode"):
+        radial_grid(3, mode="log")
+
+
+@pytest.mark.parametrize("cutoff_name", ["cosine", "polynomial", "tanh3"])
+def test_vectorised_g2_maxima_equal_the_optimiser(cutoff_name):
+    from mlexplore.descriptors import g2_maxima
+
+    rs = np.array([0.0, 1.5, 3.0, 4.5, 5.5, 5.9])
+    eta = np.array([0.3, 6.25, 1.5, 25.0, 2.0, 0.1])
+    fast = g2_maxima(rs, eta, 6.0, cutoff_name)
+    slow = [g2_maximum(a, b, 6.0, cutoff_name) for a, b in zip(rs, eta)]
+    np.testing.assert_allclose(fast, slow, atol=1e-5)

@@ -101,3 +101,17 @@ def test_radial_values_are_the_features_of_a_dimer_and_shapes_draw():
     assert all(d.y[0] == pytest.approx(1.0) and d.y[-1] == 0.0 for d in cs.data[:2])
     ang = angular_shapes(sf)
     assert ang.data[0].y[-1] == pytest.approx(2.0)  # λ = −1 peaks at θ = 180°
+
+
+def test_value_colours():
+    from mlexplore.viz import element_colors, value_colors
+
+    cols, lo, hi = value_colors([-2.0, 0.0, 1.0])
+    assert (lo, hi) == (-2.0, 2.0) and cols[1] == "#f7f7f7"  # signed values: 0 is the middle (white) colour
+    cols, lo, hi = value_colors([1.0, 1.0 + 1e-12])
+    assert cols[0] == cols[1]  # one value: one colour, not the two ends of the scale
+    cols, lo, hi = value_colors([0.0, 1.0, 2.0], colorscale="Viridis")
+    assert (lo, hi) == (0.0, 2.0) and cols[0] == "#440154" and cols[2] == "#fde725"
+    assert element_colors([79]) == ["#ffd123"]
+    with pytest.raises(InputError, match="NaN"):
+        value_colors([np.nan])

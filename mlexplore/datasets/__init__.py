@@ -21,11 +21,12 @@ from typing import Callable
 
 from .alloys import lattice_alloy
 from .cache import cache_dir
+from .dft_data import fe_spin_dft, fept_dft
 from .gold import GOLD_GROUPS, gold
 from .ising import ising_energy, ising_lattice
 from .sampling import sample_occupations
 
-__all__ = ["lattice_alloy", "gold", "ising_lattice", "ising_energy", "sample_occupations", "cache_dir",
+__all__ = ["lattice_alloy", "gold", "ising_lattice", "fept_dft", "fe_spin_dft", "ising_energy", "sample_occupations", "cache_dir",
            "GOLD_GROUPS", "REGISTRY", "BuiltinDataset"]
 
 

@@ -24,12 +24,12 @@ __all__ = [
     "SPIN_PAIR_KINDS", "SPIN_LOCAL_KINDS", "cosine", "polynomial", "tanh3", "fourier_spline",
     "cutoff_function", "CUTOFFS", "Neighbors", "neighbor_pairs", "pair_vectors", "triplets",
 ]
-from .helpers import (correlation_score, correlation_search, distance_histogram, eta_from_attenuation, g2_maximum,
-                      neighbor_angles, rs_at_rdf_modes, tpi, tpi_classwise)
+from .helpers import (correlation_score, correlation_search, distance_histogram, eta_from_attenuation, g2_maxima, g2_maximum,
+                      neighbor_angles, rs_at_rdf_modes, tpi, tpi_classwise, radial_grid, angular_grid)
 from .scalers import SCALER_KINDS, EnergyBaseline, Scaler
 
-__all__ += ["g2_maximum", "eta_from_attenuation", "distance_histogram", "rs_at_rdf_modes", "neighbor_angles",
-            "correlation_score", "correlation_search", "tpi", "tpi_classwise", "Scaler", "SCALER_KINDS",
+__all__ += ["g2_maximum", "g2_maxima", "eta_from_attenuation", "distance_histogram", "rs_at_rdf_modes", "neighbor_angles",
+            "correlation_score", "correlation_search", "tpi", "tpi_classwise", "radial_grid", "angular_grid", "Scaler", "SCALER_KINDS",
             "EnergyBaseline"]
 from .config import descriptor_from_config, descriptor_to_config
 

@@ -1,7 +1,9 @@
-"""Plotly figures over library results (SPEC §8)."""
+"""Plotly figures over library results (SPEC §8), and per-atom colours for structure views."""
+
+from .colors import element_colors, to_hex, value_colors
 
 from .figures import (angular_shapes, basis_over_rdf, cutoff_shapes, error_pdf, error_vs_reference, learning_curves, parity_plot,
                       pca_map, rdf_plot, task_table)
 
 __all__ = ["parity_plot", "error_pdf", "learning_curves", "rdf_plot", "basis_over_rdf", "cutoff_shapes", "angular_shapes", "pca_map",
-           "error_vs_reference", "task_table"]
+           "error_vs_reference", "task_table", "element_colors", "value_colors", "to_hex"]

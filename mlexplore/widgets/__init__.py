@@ -1,5 +1,16 @@
-"""Widget panels (ipywidgets + plotly), thin views over library calls."""
+"""Widget panels (ipywidgets + plotly + nglview), thin views over library calls.
 
+- :class:`BasisTuner` — tune radial/angular bases over the RDF, with the PCA map of the features.
+- :class:`StructureViewer` — browse structures coloured by any per-atom quantity, with arrows.
+- :class:`PDFViewer` — RDFs of datasets side by side, error PDFs of models with ensemble bands.
+- :class:`TaskComparison` — train STL and MTL models live and compare them.
+- :class:`RegressionPlayground` — NN regression essentials (002 ch. 2).
+"""
+
+from .basis_tuner import BasisTuner
+from .pdf_viewer import PDFViewer
 from .playground import RegressionPlayground
+from .structure_viewer import StructureViewer
+from .task_comparison import TaskComparison
 
-__all__ = ["RegressionPlayground"]
+__all__ = ["BasisTuner", "StructureViewer", "PDFViewer", "TaskComparison", "RegressionPlayground"]

@@ -1,0 +1,278 @@
+"""`TaskComparison`: train single-task and multi-task models side by side, live (000, 001).
+
+Pick a dataset and its targets, the STL/MTL combinations, the ensemble size and
+the epochs; *Start* trains every (run, combination) job of
+:func:`mlexplore.training.plan_task_comparison` in a background thread, drawing
+the validation curves and a progress bar per model as it goes. The table
+(:func:`mlexplore.training.summarise_task_runs`, 001 table 1 layout) fills in as
+models finish; at the end the parity grid and the error PDFs appear. *Stop*
+ends the thread after the current epoch and keeps every finished model
+(``panel.runs``). Uses the GPU when there is one (``device="auto"``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as w
+import numpy as np
+import plotly.graph_objects as go
+
+from ..analysis import error_band
+from ..data.dataset import StructureDataset
+from ..errors import InputError
+from ..training.tasks import TaskRun, plan_task_comparison, summarise_task_runs, task_combinations
+from ..viz.figures import task_table
+
+__all__ = ["TaskComparison", "default_task_datasets"]
+
+_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+
+
+def default_task_datasets() -> dict[str, Callable[[], StructureDataset]]:
+    """The built-in choices (loaded when picked): the CuAu FCC lattice of 000 with EMT mixing energy and
+    per-site energies, and HydraGNN's Ising lattice test set."""
+    from ..datasets import ising_lattice, lattice_alloy
+
+    return {
+        "CuAu FCC 2×2×2 (EMT, 000)": lambda: lattice_alloy("CuAu", n_per_composition=20, progress=False),
+        "Ising 3×3×3 (HydraGNN test)": lambda: ising_lattice(L=3, n_per_composition=20, progress=False),
+    }
+
+
+def _scalar_targets(ds: StructureDataset) -> list[str]:
+    out = []
+    for name in ds.label_names:
+        v = ds.label(name)
+        if v.ndim == 1 and np.issubdtype(v.dtype, np.number) and name not in ("initial_magmoms",):
+            out.append(name)
+    return out
+
+
+class TaskComparison(w.VBox):
+    """Display it in a notebook; drive it from Python with the controls and :meth:`start` / :meth:`stop`.
+
+    Parameters
+    ----------
+    datasets:
+        ``{name: dataset or zero-argument loader}`` or one dataset (default: :func:`default_task_datasets`).
+    model:
+        ``"lattice"`` (:class:`~mlexplore.models.LatticeMLP`) or ``"graph"`` (:class:`~mlexplore.models.GraphNet`).
+    epochs, n_runs, device, **fit_options:
+        Passed to :func:`~mlexplore.training.plan_task_comparison` (e.g. ``lr``, ``width``).
+    """
+
+    def __init__(self, datasets: dict[str, Any] | StructureDataset | None = None, model: str = "lattice",
+                 epochs: int = 200, n_runs: int = 3, device: Any = "auto", **fit_options) -> None:
+        if datasets is None:
+            datasets = default_task_datasets()
+        elif isinstance(datasets, StructureDataset):
+            datasets = {datasets.name or "dataset": datasets}
+        self._sources = dict(datasets)
+        self._loaded: dict[str, StructureDataset] = {}
+        self.device = device
+        self.fit_options = fit_options
+        self.runs: list[TaskRun] = []
+        self.rows: list[dict] = []
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._last_draw = 0.0
+        style = {"description_width": "100px"}
+        self.dataset_choice = w.Dropdown(options=list(self._sources), description="dataset", style=style)
+        self.targets = w.SelectMultiple(options=[], description="targets", style=style, rows=4)
+        self.combinations = w.SelectMultiple(options=[], description="STL / MTL", style=style, rows=7)
+        self.model = w.Dropdown(options=["lattice", "graph"], value=model, description="model", style=style)
+        self.n_runs = w.IntSlider(value=n_runs, min=1, max=12, description="runs each", style=style)
+        self.vary = w.Dropdown(options=[("new split each run (000)", "split"), ("new init each run (001)", "init")],
+                               value="split", description="repeat with", style=style)
+        self.epochs = w.IntSlider(value=epochs, min=1, max=3000, step=1, description="epochs", style=style)
+        self.start_button = w.Button(description="Start", button_style="success", icon="play")
+        self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+        self.progress = w.IntProgress(value=0, min=0, max=1, description="models", style=style)
+        self.model_bars = w.VBox([])
+        self.status = w.HTML("")
+        self.curves = go.FigureWidget(layout=dict(height=300, margin=dict(t=40), title="validation loss per model",
+                                                  xaxis_title="epoch", yaxis_title="loss (standardised)",
+                                                  yaxis_type="log", legend=dict(font_size=9)))
+        self.table = go.FigureWidget(go.Table(header=dict(values=["model", "target", "RMSE", "R²", "time (s)",
+                                                                  "FOM"]), cells=dict(values=[[]] * 6)),
+                                     layout=dict(height=260, margin=dict(t=10, b=10)))
+        self.parity = go.FigureWidget(layout=dict(height=320, margin=dict(t=40), title="parity (test sets)"))
+        self.error_pdfs = go.FigureWidget(layout=dict(height=320, margin=dict(t=40),
+                                                      title="test error PDF (mean ± 1 std over runs)"))
+        self.dataset_choice.observe(lambda _: self._load_dataset(), names="value")
+        self.targets.observe(lambda _: self._update_combinations(), names="value")
+        self.start_button.on_click(lambda _: self.start(background=True))
+        self.stop_button.on_click(lambda _: self.stop())
+        controls = w.VBox([self.dataset_choice, self.targets, self.combinations, self.model, self.n_runs, self.vary,
+                           self.epochs, w.HBox([self.start_button, self.stop_button]), self.progress, self.status,
+                           self.model_bars])
+        super().__init__([w.HBox([controls, w.VBox([self.curves, self.table])]),
+                          w.HBox([self.parity, self.error_pdfs])])
+        self._load_dataset()
+
+    # ------------------------------------------------------------------ inputs
+    @property
+    def dataset(self) -> StructureDataset:
+        return self._loaded[self.dataset_choice.value]
+
+    def _load_dataset(self) -> None:
+        name = self.dataset_choice.value
+        try:
+            if name not in self._loaded:
+                src = self._sources[name]
+                self._loaded[name] = src() if callable(src) else src
+        except Exception as exc:
+            self._error(exc)
+            return
+        options = _scalar_targets(self._loaded[name])
+        self.targets.options = options
+        self.targets.value = tuple(options[:3])
+
+    def _update_combinations(self) -> None:
+        combos = ["+".join(c) for c in task_combinations(list(self.targets.value))] if self.targets.value else []
+        self.combinations.options = combos
+        self.combinations.value = tuple(combos)
+
+    # ----------------------------------------------------------------- running
+    def start(self, background: bool = False) -> None:
+        """Train every chosen job (in a background thread with the button, here otherwise)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        try:
+            combos = [tuple(c.split("+")) for c in self.combinations.value]
+            if not combos:
+                raise InputError("choose at least one target and one task combination", field="combinations")
+            self.plan = plan_task_comparison(self.dataset, list(self.targets.value), combos, model=self.model.value,
+                                             n_runs=self.n_runs.value, epochs=self.epochs.value,
+                                             device=self.device, vary=self.vary.value, **self.fit_options)
+        except Exception as exc:
+            self._error(exc)
+            return
+        self._stop.clear()
+        self.runs, self.rows = [], []
+        jobs = self.plan.jobs
+        self.progress.max, self.progress.value = len(jobs), 0
+        self.model_bars.children = [w.IntProgress(value=0, min=0, max=self.epochs.value,
+                                                  description=f"{'MTL' if len(c) > 1 else 'STL'} {'+'.join(c)} #{r}",
+                                                  style={"description_width": "150px"}) for r, c in jobs]
+        with self.curves.batch_update():
+            self.curves.data = []
+            for k, (r, c) in enumerate(jobs):
+                self.curves.add_scatter(x=[], y=[], mode="lines", name=f"{'+'.join(c)} #{r}",
+                                        line=dict(color=_COLORS[combos.index(c) % len(_COLORS)]))
+        for fig in (self.parity, self.error_pdfs):
+            fig.data = []
+        self._fill_table()
+        self.start_button.disabled, self.stop_button.disabled = True, False
+        if background:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        else:
+            self._run()
+
+    def stop(self, wait: float = 30.0) -> None:
+        """Stop after the current epoch; finished models are kept, the unfinished one is dropped."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=wait)
+
+    def _run(self) -> None:
+        try:
+            for j in range(len(self.plan.jobs)):
+                if self._stop.is_set():
+                    break
+                self.status.value = f"training model {j + 1} of {len(self.plan.jobs)} on {self.device}"
+                run = self.plan.run(j, callback=self._epoch_callback(j))
+                if self._stop.is_set():
+                    break  # interrupted mid-run: not a finished model
+                self.runs.append(run)
+                bar = self.model_bars.children[j]
+                bar.value, bar.bar_style = bar.max, "success"
+                self._draw_curve(j, run.history)
+                self.progress.value = j + 1
+                self.rows = summarise_task_runs(self.runs)
+                self._fill_table()
+            stopped = self._stop.is_set()
+            if self.runs:
+                self._draw_results()
+            self.status.value = (f"stopped: kept {len(self.runs)} finished models" if stopped
+                                 else f"done: {len(self.runs)} models")
+        except Exception as exc:
+            self._error(exc)
+        finally:
+            self.start_button.disabled, self.stop_button.disabled = False, True
+
+    def _epoch_callback(self, j: int):
+        def callback(epoch: int, history) -> bool:
+            self.model_bars.children[j].value = epoch + 1
+            now = time.perf_counter()
+            if now - self._last_draw > 0.25:  # redraw at most four times a second
+                self._last_draw = now
+                self._draw_curve(j, history)
+            return not self._stop.is_set()
+        return callback
+
+    # ----------------------------------------------------------------- drawing
+    def _draw_curve(self, j: int, history) -> None:
+        with self.curves.batch_update():
+            self.curves.data[j].update(x=list(history.epoch), y=list(history.val_loss))
+
+    def _fill_table(self) -> None:
+        rows = self.rows
+        fig = task_table(rows) if rows else None
+        cells = fig.data[0].cells.values if fig is not None else [[]] * 6
+        with self.table.batch_update():
+            self.table.data[0].cells.values = cells
+
+    def _draw_results(self) -> None:
+        targets = self.plan.targets
+        combos = list(dict.fromkeys(r.tasks for r in self.runs))
+        with self.parity.batch_update():
+            self.parity.data = []
+            lo, hi = np.inf, -np.inf
+            for t_i, t in enumerate(targets):
+                for c_i, c in enumerate(combos):
+                    runs = [r for r in self.runs if r.tasks == c and t in r.tasks]
+                    if not runs:
+                        continue
+                    ref = np.concatenate([r.reference[t] for r in runs])
+                    pred = np.concatenate([r.predicted[t] for r in runs])
+                    ref_s = (ref - ref.mean()) / (ref.std() or 1.0)  # one axis for targets of any unit
+                    pred_s = (pred - ref.mean()) / (ref.std() or 1.0)
+                    lo, hi = min(lo, ref_s.min(), pred_s.min()), max(hi, ref_s.max(), pred_s.max())
+                    self.parity.add_scattergl(x=ref_s, y=pred_s, mode="markers", marker=dict(size=4, opacity=0.6),
+                                              name=f"{t}: {'MTL' if len(c) > 1 else 'STL'} {'+'.join(c)}")
+            self.parity.add_scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(color="black", dash="dot"),
+                                    name="y = x")
+            self.parity.layout.xaxis.title = "reference (standardised per target)"
+            self.parity.layout.yaxis.title = "predicted (standardised per target)"
+        with self.error_pdfs.batch_update():
+            self.error_pdfs.data = []
+            k = 0
+            for t in targets:
+                sets = {c: [r.errors(t) for r in self.runs if r.tasks == c and t in r.tasks] for c in combos}
+                sets = {c: e for c, e in sets.items() if e and all(x.size > 1 for x in e)}
+                if not sets:
+                    continue
+                scale = np.std(np.concatenate([r.reference[t] for r in self.runs if t in r.tasks])) or 1.0
+                allerr = np.concatenate([x for e in sets.values() for x in e]) / scale
+                grid = np.linspace(allerr.min() - 0.1, allerr.max() + 0.1, 200)
+                for c, errs in sets.items():
+                    band = error_band([e / scale for e in errs], grid=grid)
+                    color = _COLORS[k % len(_COLORS)]
+                    k += 1
+                    self.error_pdfs.add_scatter(x=np.concatenate([grid, grid[::-1]]),
+                                                y=np.concatenate([band.mean + band.std, (band.mean - band.std)[::-1]]),
+                                                fill="toself", line=dict(width=0), opacity=0.25, hoverinfo="skip",
+                                                fillcolor=color, showlegend=False)
+                    self.error_pdfs.add_scatter(x=grid, y=band.mean, mode="lines", line=dict(color=color),
+                                                name=f"{t}: {'MTL' if len(c) > 1 else 'STL'} {'+'.join(c)} "
+                                                     f"({band.n_models})")
+            self.error_pdfs.layout.xaxis.title = "error / std of the target"
+
+    def _error(self, exc: Exception) -> None:
+        self.status.value = f"<span style='color:crimson'>{type(exc).__name__}: {exc}</span>"
