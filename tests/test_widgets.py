@@ -58,3 +58,190 @@ def test_errors_show_in_the_status_area():
     pg.samples.min = 1
     pg.samples.value = 1  # fewer than two samples: the library refuses
     assert "at least two samples" in pg.status.value
+
+
+# ---------------------------------------------------------------- the descriptor, structure and task panels
+import math  # noqa: E402
+import time  # noqa: E402
+
+import pytest  # noqa: E402
+from ase.build import bulk  # noqa: E402
+
+from mlexplore import InputError, StructureDataset  # noqa: E402
+from mlexplore.analysis import error_band  # noqa: E402
+from mlexplore.datasets import lattice_alloy  # noqa: E402
+from mlexplore.descriptors import SymmetryFunctions, g2_maximum  # noqa: E402
+from mlexplore.widgets import BasisTuner, PDFViewer, StructureViewer, TaskComparison  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def alloy():
+    return lattice_alloy("CuAu", n_per_composition=2, rattle=0.1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def tuner(alloy):
+    return BasisTuner(alloy, max_environments=200, debounce=0)
+
+
+def _peak(trace):
+    return trace.x[int(np.argmax(trace.y))]
+
+
+def test_basis_tuner_moving_rs_moves_the_curve_maximum(tuner):
+    tuner.preset.value = "custom grid"
+    tuner.radial_mode.value = "shifted"
+    tuner.auto_eta.value = False
+    tuner.eta.value = 4.0
+    tuner.n_radial.value = 3
+    tuner.r_range.value = (2.0, 4.0)
+    last = tuner.basis_figure.data[2]
+    assert _peak(last) == pytest.approx(g2_maximum(4.0, 4.0, tuner.rc.value), abs=0.03)
+    tuner.r_range.value = (2.0, 3.0)
+    assert _peak(tuner.basis_figure.data[2]) == pytest.approx(g2_maximum(3.0, 4.0, tuner.rc.value), abs=0.03)
+    assert "r_max" in tuner.maxima.value and "3" in tuner.maxima.value
+    assert tuner.basis_figure.data[-1].name == "g(r)"
+
+
+def test_basis_tuner_rc_changes_the_pca_map(tuner):
+    before = np.array(tuner.pca_figure.data[0].x)
+    feats = tuner.features.copy()
+    tuner.rc.value = 6.5
+    assert tuner.features.shape[0] == feats.shape[0]
+    after = np.array(tuner.pca_figure.data[0].x)
+    assert not np.allclose(np.sort(before), np.sort(after))
+    assert "environments" in tuner.correlation.value and "featurised" in tuner.status.value
+
+
+def test_basis_tuner_hands_its_descriptor_to_training(tuner, alloy):
+    tuner.preset.value = "bloore-fe-bp"
+    assert tuner.rc.value == 6.0 and len(tuner.terms()) == 42
+    sf = tuner.descriptor
+    assert isinstance(sf, SymmetryFunctions) and sf.elements == ["Cu", "Au"]
+    assert sf.n_features == 24 * 2 + 18 * 3 == len(sf.feature_names)
+    assert tuner.features.shape[1] == sf.n_features
+    g = sf.compute(alloy[:2])
+    assert g.shape == (alloy[:2].n_total_atoms, sf.n_features)
+    tuner.n_radial.value = 5  # touching a grid control leaves the preset
+    assert tuner.preset.value == "custom grid"
+
+
+def test_basis_tuner_buttons_rdf_modes_and_attenuation(tuner):
+    tuner.rc.value = 6.0
+    tuner.n_radial.value = 3
+    tuner.rs_at_rdf_modes()
+    rs = sorted(t.rs for t in tuner.terms() if type(t).__name__ == "G2")
+    assert tuner.radial_mode.value == "RDF modes" and len(rs) == 3
+    assert 2.5 < rs[0] < 2.9  # the FCC nearest-neighbour shell of CuAu (a ≈ 3.75 Å)
+    peaks = tuner._rdf.peaks(min_height=0.5)
+    assert all(np.min(np.abs(peaks - r)) < 0.1 for r in rs)  # every centre sits on a g(r) peak
+    tuner.attenuation.value = 0.5
+    tuner.eta_from_attenuation()
+    spacing = min(np.diff(rs))
+    assert tuner.eta.value == pytest.approx(math.log(2) / spacing ** 2, rel=0.03)
+
+
+def test_basis_tuner_errors_show_in_the_status_area(tuner):
+    tuner.preset.value = "custom grid"
+    tuner.radial_mode.value = "shifted"
+    tuner.r_range.value = (3.0, 3.0)  # an empty range: the library refuses, the panel says why
+    assert "r_min < r_max" in tuner.status.value
+    tuner.r_range.value = (1.5, 4.5)
+    assert "crimson" not in tuner.status.value
+
+
+def test_pca_click_shows_the_structure(tuner, alloy):
+    viewer = StructureViewer(alloy)
+    tuner.on_pick(viewer.show_atom)
+    s, a = tuner.pick(0, 7)
+    assert viewer.index.value == s and viewer.highlight == a
+    assert tuner.point_structure[0][7] == s
+
+
+def test_structure_viewer_colours_arrows_and_repeat():
+    fe = bulk("Fe", "bcc", a=2.87, cubic=True).repeat((2, 1, 1))
+    fe.arrays["magmoms"] = np.array([2.2, -2.2, 2.2, -2.2])
+    fe.arrays["forces"] = np.array([[0.1, 0, 0], [0, 0.2, 0], [0, 0, 0], [0, 0, -0.1]])
+    viewer = StructureViewer(StructureDataset.from_atoms([fe, fe.copy()]))
+    assert viewer.colors == ["#e06633"] * 4  # Jmol iron
+    viewer.color_by.value = "magmoms"
+    assert viewer.colors[0] == viewer.colors[2] != viewer.colors[1] == viewer.colors[3]
+    assert viewer.color_range == (-2.2, 2.2)
+    reps = [m for m in viewer.view._ngl_msg_archive if m.get("methodName") == "addRepresentation"]
+    assert {r["args"][0] for r in reps} >= {"spacefill", "unitcell"}
+    viewer.arrows_of.value = "forces"
+    viewer.arrow_scale.value = 2.0
+    np.testing.assert_allclose(viewer.arrows[1, 1] - viewer.arrows[1, 0], [0, 0.4, 0])
+    assert any(m.get("methodName") == "addShape" for m in viewer.view._ngl_msg_archive)
+    viewer.repeat.value = 2
+    assert len(viewer.atoms) == 32 and len(viewer.colors) == 32 and viewer.arrows.shape == (32, 2, 3)
+    viewer.add_quantity("error", np.arange(8.0))
+    assert viewer.color_by.value == "error" and len(set(viewer.colors)) == 4  # 4 values, repeated
+    with pytest.raises(InputError, match="3 values but the dataset has 8 atoms"):
+        viewer.add_quantity("bad", [1.0, 2.0, 3.0])
+    with pytest.raises(InputError, match="out of range"):
+        viewer.show(5)
+
+
+def test_pdf_viewer_rdfs_and_error_bands():
+    fcc = StructureDataset.from_atoms([bulk("Fe", "fcc", a=3.44557, cubic=True).repeat(3)])
+    bcc = StructureDataset.from_atoms([bulk("Fe", "bcc", a=2.83163, cubic=True).repeat(3)])
+    viewer = PDFViewer({"fcc": fcc, "bcc": bcc})
+    assert [d.name for d in viewer.rdf_figure.data] == ["fcc", "bcc"]
+    assert _peak(viewer.rdf_figure.data[0]) == pytest.approx(3.44557 / math.sqrt(2), abs=0.02)
+    assert _peak(viewer.rdf_figure.data[1]) == pytest.approx(2.83163 * math.sqrt(3) / 2, abs=0.02)
+    viewer.selected.value = ("bcc",)
+    assert [d.name for d in viewer.rdf_figure.data] == ["bcc"]
+    assert "no models yet" in viewer.stats.value
+    rng = np.random.default_rng(0)
+    stl = [rng.normal(0, 2, 200) for _ in range(3)]
+    viewer.add_errors("STL", stl, unit="meV/atom")
+    viewer.add_errors("MTL", [rng.normal(0, 1, 200) for _ in range(3)])
+    names = [d.name for d in viewer.error_figure.data]
+    assert "STL (3 models)" in names and "MTL (3 models)" in names
+    mean_trace = viewer.error_figure.data[names.index("STL (3 models)")]
+    np.testing.assert_allclose(mean_trace.y, error_band(stl, grid=np.array(mean_trace.x)).mean)
+    assert viewer.error_figure.layout.xaxis.title.text == "error (meV/atom)"
+
+
+@pytest.fixture(scope="module")
+def alloy4():
+    return lattice_alloy("CuAu", n_per_composition=4, progress=False)
+
+
+def test_task_comparison_fills_its_table(alloy4):
+    tc = TaskComparison(alloy4, epochs=5, n_runs=2, device="cpu")
+    tc.targets.value = ("mixing_energy", "energies")
+    assert tc.combinations.options == ("mixing_energy", "energies", "mixing_energy+energies")
+    tc.start()
+    assert len(tc.runs) == 6 and tc.progress.value == 6 and tc.status.value.startswith("done")
+    cells = tc.table.data[0].cells.values
+    assert list(cells[0]) == ["STL mixing_energy", "STL energies", "MTL mixing_energy+energies",
+                              "MTL mixing_energy+energies"]
+    assert all("±" in c for c in cells[2])
+    assert all(len(tr.x) == 5 for tr in tc.curves.data)  # a learning curve per model
+    assert any("MTL" in (d.name or "") for d in tc.error_pdfs.data) and len(tc.parity.data) == 5
+
+
+def test_task_comparison_stop_keeps_finished_models(alloy4):
+    tc = TaskComparison(alloy4, epochs=40, n_runs=12, device="cpu")
+    tc.targets.value = ("mixing_energy",)
+    tc.start(background=True)
+    deadline = time.time() + 120
+    while not tc.runs and time.time() < deadline:
+        time.sleep(0.05)
+    tc.stop()
+    assert not tc._thread.is_alive()
+    assert 1 <= len(tc.runs) < 12 and tc.status.value.startswith("stopped")
+    assert len(tc.table.data[0].cells.values[0]) == 1  # the finished models are in the table
+    assert tc.start_button.disabled is False
+
+
+def test_task_comparison_reports_bad_choices(alloy):
+    tc = TaskComparison(alloy, epochs=2, n_runs=1, device="cpu")
+    tc.targets.value = ()
+    tc.start()
+    assert "choose at least one target" in tc.status.value and not tc.runs
+    tc.targets.value = ("mixing_energy",)
+    tc.start()  # two structures per composition: a stratified validation set would be empty
+    assert "validation set empty" in tc.status.value and not tc.runs

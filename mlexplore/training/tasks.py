@@ -189,6 +189,12 @@ class TaskComparisonPlan:
         split_seed = o["seed"] + r if o["vary"] == "split" else o["seed"]
         split = (stratified_split if o["stratify"] else random_split)(self.dataset, o["fractions"], seed=split_seed)
         train, val, test = split if len(split) == 3 else (split[0], None, split[1])
+        for part, name in ((train, "training"), (val, "validation"), (test, "test")):
+            if part is not None and len(part) == 0:
+                how = "stratified by composition" if o["stratify"] else "random"
+                raise InputError(f"the {how} split {o['fractions']} of {len(self.dataset)} structures leaves the "
+                                 f"{name} set empty: use more structures"
+                                 + (" or stratify=False" if o["stratify"] else ""), field="fractions")
         torch.manual_seed(o["seed"] + r)
         tasks = {t: self.kinds[t] for t in combo}
         if o["model"] == "lattice":
