@@ -245,3 +245,18 @@ def test_task_comparison_reports_bad_choices(alloy):
     tc.targets.value = ("mixing_energy",)
     tc.start()  # two structures per composition: a stratified validation set would be empty
     assert "validation set empty" in tc.status.value and not tc.runs
+
+
+def test_basis_tuner_features_equal_the_descriptor_and_reuse_the_angular_block(alloy):
+    tuner = BasisTuner(alloy, max_environments=150, debounce=0)
+    tuner.preset.value = "custom grid"
+    tuner.n_angular_eta.value = 1
+    full = tuner.descriptor.compute(tuner._sample).numpy()
+    np.testing.assert_allclose(tuner.features, full[: len(tuner.features)], rtol=1e-12, atol=1e-14)
+    angular_before = [v for k, v in tuner._block_cache.items() if k[0] == tuple(tuner.descriptor.angular)][0]
+    tuner.auto_eta.value = False
+    tuner.eta.value = 3.0  # a radial change: the angular block is the same object afterwards
+    angular_after = [v for k, v in tuner._block_cache.items() if k[0] == tuple(tuner.descriptor.angular)][0]
+    assert angular_after is angular_before
+    np.testing.assert_allclose(tuner.features, tuner.descriptor.compute(tuner._sample).numpy(), rtol=1e-12,
+                               atol=1e-14)

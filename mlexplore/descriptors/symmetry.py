@@ -310,35 +310,55 @@ class SymmetryFunctions(nn.Module):
         return out.view(N, n_el * v.shape[1])
 
     def _angular(self, N, nb, el, vec, d):
-        p_idx, q_idx = triplets(nb, N)
+        # only pairs inside R_c can be a BP triplet's legs; Gauss-Fourier terms may reach further
+        has_bp = any(cls.__name__ in self._params for cls in (G4, G5, G9))
+        gf_reach = max([max(t.ij.reach, t.ik.reach) for t in self.angular if hasattr(t, "ij")], default=0.0)
+        reach = max(self.cutoff if has_bp else 0.0, gf_reach)  # the longest leg any angular term uses
+        mask = None if reach >= self.neighbor_cutoff else d < reach
+        legs_reach = min(reach, self.neighbor_cutoff)
+        p_idx, q_idx = triplets(nb, N, pair_mask=mask)
         n_pairs = len(self.element_pairs)
         pid = self._pair_index.to(d.device)[el[nb.neighbors[p_idx]], el[nb.neighbors[q_idx]]]
         key = nb.centers[p_idx] * n_pairs + pid
-        rij, rik = vec[p_idx], vec[q_idx]
         dij, dik = d[p_idx], d[q_idx]
-        cos = _safe_div((rij * rik).sum(-1), dij * dik)
+        # component-wise gathers of 1-D tensors: much cheaper than (T, 3) gathers and row sums
+        vx, vy, vz = vec.T.contiguous().unbind(0)
+        ux, uy, uz = (c * _safe_div(torch.ones_like(d), d) for c in (vx, vy, vz))
+        cos = ux[p_idx] * ux[q_idx] + uy[p_idx] * uy[q_idx] + uz[p_idx] * uz[q_idx]
         outs = {}
 
         def scatter(k, v):
             return torch.zeros((N * n_pairs, v.shape[1]), dtype=d.dtype, device=d.device).index_add(0, k, v)
 
-        for cls in (G4, G5, G9):
-            if cls.__name__ not in self._params:
-                continue
+        bp = [cls for cls in (G4, G5, G9) if cls.__name__ in self._params]
+        if bp:
+            fc_ij, fc_ik = self._fc(dij, self.cutoff), self._fc(dik, self.cutoff)
+            # f_c(R_c) = 0, so legs up to R_c need no test; longer ones (kept for Gauss-Fourier) do
+            legs_inside = None if legs_reach <= self.cutoff else (dij < self.cutoff) & (dik < self.cutoff)
+            djk_all = None
+            if G4 in bp:
+                djk_all = _safe_norm(torch.stack([vx[q_idx] - vx[p_idx], vy[q_idx] - vy[p_idx],
+                                                  vz[q_idx] - vz[p_idx]], dim=1))
+        for cls in bp:
             p = self._p(cls.__name__, d)
             # only triplets inside the cutoff contribute (for G4 also R_jk < R_c)
-            inside = (dij < self.cutoff) & (dik < self.cutoff)
+            inside = legs_inside
             if cls is G4:
-                djk_all = _safe_norm(rik - rij)
-                inside = inside & (djk_all < self.cutoff)
-            sel = torch.nonzero(inside, as_tuple=True)[0]
-            a, b, c, k = dij[sel], dik[sel], cos[sel], key[sel]
-            cut = self._fc(a, self.cutoff) * self._fc(b, self.cutoff)
+                inside = djk_all < self.cutoff if inside is None else inside & (djk_all < self.cutoff)
+            if inside is None:
+                a, b, c, k, cut = dij, dik, cos, key, fc_ij * fc_ik
+            else:
+                sel = torch.nonzero(inside, as_tuple=True)[0]
+                a, b, c, k, cut = dij[sel], dik[sel], cos[sel], key[sel], fc_ij[sel] * fc_ik[sel]
+            s2 = None
             if cls is G4:
-                djk = djk_all[sel]
+                djk = djk_all if inside is None else djk_all[sel]
                 cut = cut * self._fc(djk, self.cutoff)
                 s2 = a * a + b * b + djk * djk
-            outs[cls] = scatter_angular(p, cls, a, b, c, s2 if cls is G4 else None, cut, k, scatter)
+            outs[cls] = scatter_angular(p, cls, a, b, c, s2, cut, k, scatter)
+        if any(c.__name__ in self._params for c in (GaussFourierBiRadial, GaussFourierAngular001,
+                                                     GaussFourierAngular002)):
+            rij, rik = vec[p_idx], vec[q_idx]
         gf = [c for c in (GaussFourierBiRadial, GaussFourierAngular001, GaussFourierAngular002)
               if c.__name__ in self._params]
         if gf:

@@ -70,6 +70,7 @@ class BasisTuner(w.VBox):
         self.debounce = float(debounce)
         self._sample = _environment_sample(self.dataset, max_environments, seed)
         self._neighbor_cache: dict[float, list] = {}
+        self._block_cache: dict[tuple, np.ndarray] = {}
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
         self._pick_callbacks: list[Callable[[int, int], None]] = []
@@ -285,6 +286,12 @@ class BasisTuner(w.VBox):
             self.status.value = f"featurised in {self.timings['features']:.2f} s"
 
     def _featurise(self, sf: SymmetryFunctions) -> np.ndarray:
+        """Features of the environment sample, columns as ``sf`` orders them (radial, then angular).
+
+        The neighbour list is kept while R_c stays, and each family's block while its own
+        terms, R_c and cutoff function stay: moving a radial control recomputes only the
+        radial block (the angular one, the expensive part, is reused) and vice versa.
+        """
         import torch
 
         key = round(sf.neighbor_cutoff, 6)
@@ -295,11 +302,22 @@ class BasisTuner(w.VBox):
                 nb = neighbor_pairs(batch["positions"], batch["cells"], batch["pbc"], batch["n_atoms"], key)
                 chunks.append((batch, nb))
             self._neighbor_cache = {key: chunks}  # keep one list: R_c changes rebuild it
-        out = []
-        with torch.no_grad():
-            for batch, nb in self._neighbor_cache[key]:
-                out.append(sf(**batch, neighbors=nb))
-        return torch.cat(out).numpy()
+            self._block_cache = {}
+        blocks = []
+        for terms in (sf.radial, sf.angular):
+            if not terms:
+                continue
+            block_key = (tuple(terms), sf.cutoff, sf.cutoff_name, key)
+            if block_key not in self._block_cache:
+                part = SymmetryFunctions(terms, cutoff=sf.cutoff, cutoff_function=sf.cutoff_name,
+                                         elements=sf.elements)
+                with torch.no_grad():
+                    self._block_cache[block_key] = torch.cat(
+                        [part(**batch, neighbors=nb) for batch, nb in self._neighbor_cache[key]]).numpy()
+            blocks.append(self._block_cache[block_key])
+        live = {(tuple(t), sf.cutoff, sf.cutoff_name, key) for t in (sf.radial, sf.angular) if t}
+        self._block_cache = {k: v for k, v in self._block_cache.items() if k in live}
+        return np.concatenate(blocks, axis=1)
 
     # ------------------------------------------------------------------- PCA
     def _color_options(self) -> list[str]:
