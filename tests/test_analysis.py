@@ -129,3 +129,20 @@ def test_magnetic_measures_per_structure():
     np.testing.assert_allclose(m["polar_angle_variance"], [0.0, math.pi ** 2 / 4])
     with pytest.raises(InputError, match="charges"):
         magnetic_measures(ds, label="charges")
+
+
+def test_properties_of_emt_gold_are_consistent():
+    from ase.calculators.emt import EMT
+
+    from mlexplore.analysis import cubic_elastic_constants, equation_of_state, surface_energy
+
+    eos = equation_of_state(EMT(), "Au", "fcc", a_guess=4.05)
+    assert 4.0 < eos["a0"] < 4.1  # EMT gold: a ≈ 4.06 Å
+    c = cubic_elastic_constants(EMT(), "Au", "fcc", a0=eos["a0"])
+    assert c["B"] == pytest.approx(eos["B"], rel=0.03)  # two routes to the bulk modulus agree
+    assert c["C11"] > c["C12"] > 0 and c["C44"] > 0  # mechanically stable cubic crystal
+    g111, g100 = surface_energy(EMT(), "Au", "111", eos["a0"]), surface_energy(EMT(), "Au", "100", eos["a0"])
+    assert 0 < g111["gamma"] < g100["gamma"]  # the close-packed facet costs least
+    assert g111["gamma_J_m2"] == pytest.approx(g111["gamma"] * 16.0218, rel=1e-4)
+    with pytest.raises(InputError, match="facet"):
+        surface_energy(EMT(), facet="110")
