@@ -133,7 +133,9 @@ def test_basis_tuner_buttons_rdf_modes_and_attenuation(tuner):
     rs = sorted(t.rs for t in tuner.terms() if type(t).__name__ == "G2")
     assert tuner.radial_mode.value == "RDF modes" and len(rs) == 3
     assert 2.5 < rs[0] < 2.9  # the FCC nearest-neighbour shell of CuAu (a ≈ 3.75 Å)
-    peaks = tuner._rdf.peaks(min_height=0.5)
+    from scipy.signal import find_peaks
+
+    peaks = tuner._rdf_r[find_peaks(tuner._rdf_g, height=0.5)[0]]
     assert all(np.min(np.abs(peaks - r)) < 0.1 for r in rs)  # every centre sits on a g(r) peak
     tuner.attenuation.value = 0.5
     tuner.eta_from_attenuation()
@@ -260,3 +262,14 @@ def test_basis_tuner_features_equal_the_descriptor_and_reuse_the_angular_block(a
     assert angular_after is angular_before
     np.testing.assert_allclose(tuner.features, tuner.descriptor.compute(tuner._sample).numpy(), rtol=1e-12,
                                atol=1e-14)
+
+
+def test_basis_tuner_on_a_dataset_with_clusters_and_slabs():
+    from mlexplore.datasets import gold
+
+    ds = gold(n_per_group=1, progress=False)
+    tuner = BasisTuner(ds, max_environments=100, debounce=0)
+    assert tuner.basis_figure.data[-1].name == "g(r), periodic structures"
+    clusters = ds[[k for k, t in enumerate(ds.tags) if "cluster" in t]]
+    only = BasisTuner(clusters, max_environments=50, debounce=0)
+    assert only.basis_figure.data[-1].name == "pair density (scaled)" and "crimson" not in only.status.value

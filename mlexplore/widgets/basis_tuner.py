@@ -115,7 +115,7 @@ class BasisTuner(w.VBox):
         self.status = w.HTML("")
         self.maxima = w.HTML("")
         self.correlation = w.HTML("")
-        self._rdf = rdf(self.dataset, r_max=9.0, bin_width=0.02, partial=False)
+        self._rdf_r, self._rdf_g, self._rdf_name = _reference_density(self.dataset)
         self._rdf_modes: np.ndarray | None = None
         self.basis_figure = go.FigureWidget(layout=dict(
             height=330, margin=dict(t=30, r=10), xaxis_title="r (Å)", yaxis_title="term value (one neighbour)",
@@ -236,7 +236,7 @@ class BasisTuner(w.VBox):
                 fig.data = []
                 for k, term in enumerate(sf.radial):
                     fig.add_scatter(x=r, y=values[:, k], mode="lines", name=term.label())
-                fig.add_scatter(x=self._rdf.r, y=self._rdf.g["total"], mode="lines", name="g(r)", yaxis="y2",
+                fig.add_scatter(x=self._rdf_r, y=self._rdf_g, mode="lines", name=self._rdf_name, yaxis="y2",
                                 line=dict(color="black", width=1))
             self.basis_figure.layout.shapes = [dict(type="line", x0=sf.cutoff, x1=sf.cutoff, y0=0, y1=1,
                                                     yref="paper", line=dict(color="grey", dash="dot"))]
@@ -393,6 +393,19 @@ class BasisTuner(w.VBox):
     @property
     def _sample_index(self) -> np.ndarray:
         return self._sample.meta_index
+
+
+def _reference_density(ds: StructureDataset) -> tuple[np.ndarray, np.ndarray, str]:
+    """g(r) of the dataset's periodic structures, or (none periodic: clusters, molecules) the pair-distance
+    density h(r)/r² scaled to a maximum of 1."""
+    from ..descriptors import distance_histogram
+
+    periodic = np.flatnonzero(ds.pbc.all(axis=1))
+    if len(periodic):
+        res = rdf(ds[periodic], r_max=9.0, bin_width=0.02, partial=False)
+        return res.r, res.g["total"], "g(r)" if len(periodic) == len(ds) else "g(r), periodic structures"
+    r, h = distance_histogram(ds, r_max=9.0)
+    return r, h / max(float(h.max()), 1e-300), "pair density (scaled)"
 
 
 def _environment_sample(ds: StructureDataset, max_environments: int, seed: int) -> StructureDataset:
