@@ -8,7 +8,7 @@ from ase.calculators.emt import EMT
 from ase.eos import EquationOfState
 from ase.units import GPa
 
-from mlexplore import InputError
+from mlexplore import InputError, StructureDataset
 from mlexplore.analysis import r2, rmse
 from mlexplore.data import random_split
 from mlexplore.datasets import gold, lattice_alloy
@@ -209,3 +209,38 @@ def test_classwise_blocks_and_pca_initialisation():
     w = fresh.nets[0].first_layer.weight.detach()[:3]
     assert torch.allclose(w @ w.T, torch.eye(3, dtype=w.dtype), atol=1e-10)
     assert ratios[0] >= ratios[1] >= ratios[2] and ratios.sum() <= 1
+
+
+def test_spin_aware_bpnn_trains_and_tells_fm_from_afm():
+    """A BPNN on geometry + spin terms: the moments reach the descriptor in training, prediction and
+    the ASE calculator, and the same geometry with FM and AFM moments gets different energies."""
+    from mlexplore.descriptors import G2, SpinPair, SpinSelf
+
+    rng = np.random.default_rng(0)
+    images = []
+    for k in range(24):
+        a = bulk("Fe", "bcc", a=2.83 * (1 + 0.01 * rng.normal()), cubic=True).repeat((2, 1, 1))
+        afm = k % 2 == 1
+        m = np.array([2.2, -2.2, 2.2, -2.2]) if afm else np.full(4, 2.2)
+        a.arrays["magmoms"] = m
+        # a toy energy: a geometric part plus an exchange-like spin part (AFM costs 0.1 eV/atom)
+        a.info["energy"] = -8.0 * len(a) + 0.5 * (a.get_volume() / len(a) - 11.3) ** 2 + (0.4 if afm else 0.0)
+        images.append(a)
+    ds = StructureDataset.from_atoms(images)
+    sf = SymmetryFunctions([G2(1.0, 2.5), G2(1.0, 3.0), SpinSelf(1), SpinPair("dot", 1)], cutoff=4.0,
+                           elements=["Fe"])
+    model = BPNN(sf, hidden=(16,))
+    train, val = ds[:18], ds[18:]
+    history = fit(model, train, val, targets=["energy"], epochs=300, lr=3e-3, batch_size=6, progress=False)
+    assert history.best_val_loss < 0.2 * history.val_loss[0]
+    pred = predict(model, val, forces=False)["energy"]
+    assert np.sqrt(np.mean((pred - val.label("energy")) ** 2)) < 0.1  # the AFM offset (0.4 eV) is learned
+    fm, afm = images[0].copy(), images[0].copy()
+    afm.arrays["magmoms"] = np.array([2.2, -2.2, 2.2, -2.2])
+    e = [predict(model, StructureDataset.from_atoms([x]), forces=False)["energy"][0] for x in (fm, afm)]
+    assert e[1] - e[0] == pytest.approx(0.4, abs=0.1)
+    calc_atoms = afm.copy()
+    calc_atoms.set_initial_magnetic_moments(afm.arrays["magmoms"])
+    del calc_atoms.arrays["magmoms"]
+    calc_atoms.calc = Potential(model).as_ase_calculator()
+    assert calc_atoms.get_potential_energy() == pytest.approx(e[1], abs=1e-9)

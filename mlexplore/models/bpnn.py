@@ -184,11 +184,13 @@ class BPNN(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``{"energy": (S,) eV, "energies": (N,) eV, <atom output>: (N,)}`` for a batch
-        (the dict of :meth:`SymmetryFunctions.prepare`, optionally with ``neighbors``)."""
+        (the dict of :meth:`SymmetryFunctions.prepare`, optionally with ``neighbors``; with
+        ``magmoms`` (μ_B) when the descriptor has spin terms)."""
         positions, numbers, n_atoms = batch["positions"], batch["numbers"], batch["n_atoms"]
         cells, pbc = batch["cells"], batch["pbc"]
         neighbors = batch.get("neighbors")
-        g = self.descriptor(positions, numbers, cells, pbc, n_atoms, neighbors=neighbors)
+        g = self.descriptor(positions, numbers, cells, pbc, n_atoms, magmoms=batch.get("magmoms"),
+                            neighbors=neighbors)
         raw = self.atomic_outputs(g, numbers)
         el = self._element_index[numbers]
         e_atom = raw[:, 0] * self.energy_scale + self.reference_energy[el]

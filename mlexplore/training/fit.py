@@ -124,6 +124,8 @@ class _PreparedSet:
                        shifts=self.nb.shifts[pair_sel], cutoff=self.nb.cutoff)
         batch = {"positions": t["positions"][atom_idx].clone(), "numbers": t["numbers"][atom_idx],
                  "cells": t["cells"][idx], "pbc": t["pbc"][idx], "n_atoms": counts, "neighbors": nb}
+        if "magmoms" in t:  # spin terms: the moments are an input, like the positions
+            batch["magmoms"] = t["magmoms"][atom_idx]
         labels = {}
         for name, value in self.labels.items():
             labels[name] = value[atom_idx] if self.ds.is_per_atom(name) else value[idx]
