@@ -77,18 +77,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .data import stratified_split
-    from .datasets import lattice_alloy
+    from .demo import run_demo
 
-    print("mlexplore demo: a CuAu alloy on a fixed FCC lattice (32 sites), EMT labels\n")
+    print("mlexplore demo: generate → featurise → train STL and MTL → compare → HTML report\n")
     t0 = time.perf_counter()
-    ds = lattice_alloy("CuAu", n_per_composition=args.n, seed=args.seed, progress=not args.quiet)
-    print(f"\n{ds.summary()}\n")
-    print(f"(generated or loaded in {time.perf_counter() - t0:.1f} s)\n")
-    train, val, test = stratified_split(ds, (0.7, 0.15, 0.15), seed=args.seed)
-    print("split stratified by composition (001 §3: 70/15/15):")
-    for name, part in (("train", train), ("validation", val), ("test", test)):
-        print(f"  {name:<10} {len(part):>6} structures, {len(set(part.formulas)):>3} compositions")
+    run_demo(n_per_composition=args.n, n_runs=args.runs, epochs=args.epochs, seed=args.seed,
+             report=None if args.no_report else args.report, device=args.device, progress=not args.quiet)
+    print(f"\ndone in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
@@ -127,11 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("demo", help="run the main demo on built-in data",
-                       description="Generate (or load from cache) a CuAu lattice alloy, split it "
-                                   "stratified by composition and print the summary.")
+                       description="The whole path on a CuAu lattice alloy (EMT): generate (or load from "
+                                   "cache), split stratified by composition, featurise and map the "
+                                   "environments, train single- and multi-task networks over repeated "
+                                   "splits, print the comparison table, write a self-contained HTML report.")
     p.add_argument("--n", type=int, default=20, help="configurations per composition (default 20)")
+    p.add_argument("--runs", type=int, default=3, help="repeated splits per task combination (default 3)")
+    p.add_argument("--epochs", type=int, default=150, help="training epochs per model (default 150)")
+    p.add_argument("--report", default="mlexplore-demo.html", help="HTML report (default mlexplore-demo.html)")
+    p.add_argument("--no-report", action="store_true", help="print only")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, …")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)
     return parser
 

@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 
@@ -30,10 +31,18 @@ def test_generate_with_params(tmp_path):
     assert read(out).formulas == ["Ag32", "Ag16Pd16", "Pd32"]
 
 
-def test_demo_prints_summary_and_split(capsys):
-    assert main(["demo", "--n", "3", "--quiet"]) == 0
+def test_demo_runs_the_whole_path_and_writes_a_report(capsys, tmp_path):
+    report = tmp_path / "report.html"
+    assert main(["demo", "--n", "4", "--runs", "2", "--epochs", "3", "--quiet", "--device", "cpu",
+                 "--report", str(report)]) == 0
     out = capsys.readouterr().out
-    assert "mixing_energy" in out and "train" in out and "compositions" in out
+    assert "mixing_energy" in out and "stratified split" in out and "PC1 + PC2" in out
+    assert "STL mixing_energy" in out and "MTL mixing_energy+energies" in out  # the comparison table
+    page = report.read_text()
+    assert page.count('class="plotly-graph-div"') >= 10  # every figure is in the page
+    # self-contained: plotly.js is inline (MBs), no script is loaded from the network
+    assert len(page) > 3_000_000 and not re.search(r'<script[^>]*src="https?:', page)
+    assert "Test-error PDFs, mixing_energy" in page
 
 
 @pytest.mark.parametrize("argv, message", [
