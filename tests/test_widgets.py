@@ -137,6 +137,9 @@ def test_basis_tuner_buttons_rdf_modes_and_attenuation(tuner):
 
     peaks = tuner._rdf_r[find_peaks(tuner._rdf_g, height=0.5)[0]]
     assert all(np.min(np.abs(peaks - r)) < 0.1 for r in rs)  # every centre sits on a g(r) peak
+    tuner.n_radial.value = 2  # in this mode the count still chooses: the two strongest peaks
+    assert len([t for t in tuner.terms() if type(t).__name__ == "G2"]) == 2
+    tuner.n_radial.value = 3
     tuner.attenuation.value = 0.5
     tuner.eta_from_attenuation()
     spacing = min(np.diff(rs))

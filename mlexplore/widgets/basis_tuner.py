@@ -116,7 +116,7 @@ class BasisTuner(w.VBox):
         self.maxima = w.HTML("")
         self.correlation = w.HTML("")
         self._rdf_r, self._rdf_g, self._rdf_name = _reference_density(self.dataset)
-        self._rdf_modes: np.ndarray | None = None
+        self._mode_cache: dict[tuple, np.ndarray] = {}
         self.basis_figure = go.FigureWidget(layout=dict(
             height=330, margin=dict(t=30, r=10), xaxis_title="r (Å)", yaxis_title="term value (one neighbour)",
             yaxis2=dict(title="g(r)", overlaying="y", side="right", showgrid=False), legend=dict(font_size=9)))
@@ -151,8 +151,8 @@ class BasisTuner(w.VBox):
             return [t for t in preset_terms(self.preset.value) if not isinstance(t, _SPIN)]
         lo, hi = self.r_range.value
         eta = None if self.auto_eta.value and self.radial_mode.value != "RDF modes" else self.eta.value
-        if self.radial_mode.value == "RDF modes" and self._rdf_modes is not None:
-            radial = radial_grid(len(self._rdf_modes), lo, hi, eta=eta, rs=self._rdf_modes)
+        if self.radial_mode.value == "RDF modes":
+            radial = radial_grid(self.n_radial.value, lo, hi, eta=eta, rs=self._modes(self.n_radial.value))
         else:
             mode = "centred" if self.radial_mode.value == "centred" else "shifted"
             radial = radial_grid(self.n_radial.value, lo, hi, eta=eta, mode=mode)
@@ -169,11 +169,18 @@ class BasisTuner(w.VBox):
         return SymmetryFunctions(self.terms(), cutoff=cutoff, cutoff_function=self.cutoff_function.value,
                                  elements=self.elements)
 
+    def _modes(self, n: int) -> np.ndarray:
+        """The ``n`` strongest g(r) peaks below R_c (fewer when there are fewer), cached."""
+        key = (n, round(self.rc.value, 6))
+        if key not in self._mode_cache:
+            self._mode_cache[key] = rs_at_rdf_modes(self.dataset, n_modes=max(1, n), r_max=self.rc.value)
+        return self._mode_cache[key][:n]
+
     def rs_at_rdf_modes(self) -> None:
-        """Centre the radial terms on the strongest g(r) peaks below R_c (``radial count`` of them)."""
+        """Centre the radial terms on the strongest g(r) peaks below R_c (``radial count`` of them);
+        in this mode the count and R_c controls keep choosing peaks."""
         try:
-            n = max(1, self.n_radial.value)
-            self._rdf_modes = rs_at_rdf_modes(self.dataset, n_modes=n, r_max=self.rc.value)
+            self._modes(self.n_radial.value)
         except Exception as exc:
             self._error(exc)
             return
