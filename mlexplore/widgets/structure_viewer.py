@@ -75,8 +75,9 @@ class StructureViewer(w.VBox):
                                     continuous_update=False)
         self.info = w.HTML("")
         self.status = w.HTML("")
-        self.view = _nglview().NGLWidget()
-        self.view.layout = w.Layout(width="520px", height="420px")
+        self.view = _nglview().NGLWidget(width="520px", height="420px")
+        # nglview resizes its stage only when layout.width/height change (not a new Layout object)
+        self.view.layout.width, self.view.layout.height = "520px", "420px"
         self.highlight: int | None = None
         self.colors: list[str] = []
         self.arrows = np.zeros((0, 2, 3))

@@ -227,6 +227,7 @@ class TaskComparison(w.VBox):
         cells = fig.data[0].cells.values if fig is not None else [[]] * 6
         with self.table.batch_update():
             self.table.data[0].cells.values = cells
+            self.table.layout.height = min(720, 80 + 48 * max(1, len(rows)))  # every row visible
 
     def _draw_results(self) -> None:
         targets = self.plan.targets
