@@ -121,7 +121,8 @@ class Notebook:
         # hermetic: nothing but the local server
         self.page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(lab)
                         or route.request.url.startswith(("data:", "blob:")) else route.abort())
-        self.page.goto(f"{lab}/lab/tree/{path}", wait_until="domcontentloaded")
+        # a workspace of its own (reset): only this notebook is open, no tabs left from other tests
+        self.page.goto(f"{lab}/lab/workspaces/{Path(path).stem}/tree/{path}?reset", wait_until="domcontentloaded")
         self.page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
         self._wait_for_kernel()
 

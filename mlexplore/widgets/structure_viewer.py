@@ -190,6 +190,7 @@ class StructureViewer(w.VBox):
         for cid in list(self.view._ngl_component_ids):
             self.view.remove_component(cid)
         self.view.add_component(ngl.ASEStructure(atoms), default_representation=False)
+        self.view.center()  # fit the camera to the structure
 
     def _send(self) -> None:
         v = self.view
