@@ -23,9 +23,10 @@ from typing import Any, Callable
 import numpy as np
 import plotly.graph_objects as go
 
-from .analysis import error_band, pca, rdf
+from .analysis import error_band, error_grid, pca, rdf
 from .data.dataset import StructureDataset
 from .io.files import atomic_write
+from .viz.figures import PALETTE, band_traces
 
 __all__ = ["DemoResult", "run_demo", "write_report"]
 
@@ -117,22 +118,13 @@ def _error_pdfs(runs: list, target: str, unit: str) -> go.Figure:
     for r in runs:
         if target in r.tasks:
             sets.setdefault(r.label, []).append(r.errors(target))
-    everything = np.concatenate([e for v in sets.values() for e in v])
-    pad = 0.1 * (np.ptp(everything) or 1.0)
-    grid = np.linspace(everything.min() - pad, everything.max() + pad, 300)
+    grid = error_grid([e for v in sets.values() for e in v], 300)
     fig = go.Figure()
-    colors = ["31,119,180", "214,39,40", "44,160,44", "148,103,189"]
     for k, (label, errs) in enumerate(sets.items()):
-        band = error_band(errs, grid=grid) if all(e.size > 1 for e in errs) else None
-        if band is None:
-            continue
-        c = colors[k % len(colors)]
-        fig.add_scatter(x=np.concatenate([grid, grid[::-1]]), y=np.concatenate([band.mean + band.std,
-                                                                                 (band.mean - band.std)[::-1]]),
-                        fill="toself", fillcolor=f"rgba({c},0.2)", line=dict(width=0), hoverinfo="skip",
-                        showlegend=False)
-        fig.add_scatter(x=grid, y=band.mean, mode="lines", line=dict(color=f"rgb({c})"),
-                        name=f"{label} ({band.n_models} runs)")
+        if all(e.size > 1 for e in errs):
+            band = error_band(errs, grid=grid)
+            color = PALETTE[k % len(PALETTE)]
+            fig.add_traces(band_traces(band, f"{label} ({band.n_models} runs)", color, alpha=0.2))
     fig.update_layout(xaxis_title=f"predicted − reference ({unit})", yaxis_title="density",
                       title=f"{target}: test-error PDF, mean ± 1 std over runs")
     return fig

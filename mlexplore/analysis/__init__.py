@@ -1,7 +1,7 @@
 """Analysis on arrays and datasets: regression metrics, radial distribution functions, PCA,
 feature diagnostics, ensemble error statistics, magnetic measures, physical properties from a calculator."""
 
-from .errors import ErrorBand, error_band
+from .errors import ErrorBand, error_band, error_grid
 from .features import FeatureReport, feature_correlation, feature_report
 from .magnetism import magnetic_measures, net_spin_ratio, polar_angle_variance, spin_vectors
 from .metrics import mae, per_group, r2, regression_report, rmse
@@ -10,6 +10,6 @@ from .properties import cubic_elastic_constants, equation_of_state, surface_ener
 from .rdf import RDF, rdf
 
 __all__ = ["rmse", "mae", "r2", "regression_report", "per_group", "rdf", "RDF", "pca", "PCAResult",
-           "feature_correlation", "feature_report", "FeatureReport", "error_band", "ErrorBand",
+           "feature_correlation", "feature_report", "FeatureReport", "error_band", "error_grid", "ErrorBand",
            "net_spin_ratio", "polar_angle_variance", "magnetic_measures", "spin_vectors", "equation_of_state",
            "cubic_elastic_constants", "surface_energy"]

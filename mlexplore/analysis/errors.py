@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["ErrorBand", "error_band"]
+__all__ = ["ErrorBand", "error_band", "error_grid"]
 
 
 def _flat(x: Any) -> np.ndarray:
@@ -38,6 +38,16 @@ class ErrorBand:
         return len(self.pdfs)
 
 
+def error_grid(errors: Sequence[Any], n_grid: int = 200) -> np.ndarray:
+    """A grid spanning every error of every array in ``errors`` with a 10 % margin on each side
+    (unit width when all errors are equal) — the common axis for comparing error PDFs."""
+    errs = [_flat(e) for e in errors]
+    lo = min(e.min() for e in errs)
+    hi = max(e.max() for e in errs)
+    pad = 0.1 * (hi - lo or 1.0)
+    return np.linspace(lo - pad, hi + pad, n_grid)
+
+
 def error_band(errors: Sequence[Any], grid: np.ndarray | None = None, n_grid: int = 200,
                bandwidth: float | str | None = None) -> ErrorBand:
     """Gaussian-KDE density of every model's errors (predicted − reference) on a common grid.
@@ -53,12 +63,7 @@ def error_band(errors: Sequence[Any], grid: np.ndarray | None = None, n_grid: in
         raise InputError("need at least one model with two or more errors", field="errors")
     if any(not np.isfinite(e).all() for e in errs):
         raise InputError("errors contain NaN or inf", field="errors")
-    if grid is None:
-        lo = min(e.min() for e in errs)
-        hi = max(e.max() for e in errs)
-        pad = 0.1 * (hi - lo or 1.0)
-        grid = np.linspace(lo - pad, hi + pad, n_grid)
-    grid = np.asarray(grid, dtype=float)
+    grid = np.asarray(error_grid(errs, n_grid) if grid is None else grid, dtype=float)
     step = grid[1] - grid[0] if len(grid) > 1 else 1.0
     pdfs = []
     for e in errs:

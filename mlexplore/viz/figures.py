@@ -25,8 +25,8 @@ from ..analysis.errors import ErrorBand, error_band
 from ..analysis.metrics import r2, rmse
 from ..errors import InputError
 
-__all__ = ["parity_plot", "error_pdf", "learning_curves", "rdf_plot", "basis_over_rdf", "cutoff_shapes", "angular_shapes",
-           "pca_map", "error_vs_reference", "task_table"]
+__all__ = ["parity_plot", "error_pdf", "band_traces", "learning_curves", "rdf_plot", "basis_over_rdf",
+           "cutoff_shapes", "angular_shapes", "pca_map", "error_vs_reference", "task_table", "PALETTE"]
 
 
 def _flat(x: Any) -> np.ndarray:
@@ -62,20 +62,37 @@ def parity_plot(reference: Any, predicted: Any, title: str = "", unit: str = "",
     return fig
 
 
+#: Line colours of the panels and reports (plotly's default sequence).
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+
+
+def rgba(hex_color: str, alpha: float) -> str:
+    """``rgba(r,g,b,alpha)`` from ``#rrggbb``."""
+    r, g, b = (int(hex_color[k:k + 2], 16) for k in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def band_traces(band: ErrorBand, name: str, color: str = PALETTE[0], band_name: str | None = None,
+                alpha: float = 0.25) -> list[go.Scatter]:
+    """The two traces of an ensemble error PDF: the filled ±1 std band (in the legend only when
+    ``band_name`` is given) and the mean PDF named ``name``."""
+    grid = band.grid
+    return [
+        go.Scatter(x=np.concatenate([grid, grid[::-1]]), y=np.concatenate([band.mean + band.std,
+                                                                          (band.mean - band.std)[::-1]]),
+                   fill="toself", line=dict(width=0), fillcolor=rgba(color, alpha), hoverinfo="skip",
+                   name=band_name, showlegend=band_name is not None),
+        go.Scatter(x=grid, y=band.mean, mode="lines", name=name, line=dict(color=color)),
+    ]
+
+
 def error_pdf(errors: Any, title: str = "", unit: str = "", name: str = "error") -> go.Figure:
     """Error PDF across an ensemble: the mean PDF, a ±1 std band over the models and a vertical line
     at the mean error (001 fig 5). ``errors``: one array per model, or an
     :class:`mlexplore.analysis.ErrorBand`."""
     band = errors if isinstance(errors, ErrorBand) else error_band(errors)
-    grid, mean, std = band.grid, band.mean, band.std
     centre = float(band.error_mean.mean())
-    fig = go.Figure([
-        go.Scatter(x=np.concatenate([grid, grid[::-1]]), y=np.concatenate([mean + std, (mean - std)[::-1]]),
-                   fill="toself", line=dict(width=0), fillcolor="rgba(31,119,180,0.25)", name="±1 std",
-                   hoverinfo="skip"),
-        go.Scatter(x=grid, y=mean, mode="lines", name=f"mean PDF ({band.n_models} models)",
-                   line=dict(color="#1f77b4")),
-    ])
+    fig = go.Figure(band_traces(band, f"mean PDF ({band.n_models} models)", band_name="±1 std"))
     fig.add_vline(x=centre, line=dict(color="black", dash="dash", width=1),
                   annotation_text=f"mean {centre:.3g}", annotation_position="top right")
     fig.update_layout(title=title, xaxis_title=f"{name}{' (' + unit + ')' if unit else ''}", yaxis_title="density")

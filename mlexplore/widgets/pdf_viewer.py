@@ -16,19 +16,12 @@ import ipywidgets as w
 import numpy as np
 import plotly.graph_objects as go
 
-from ..analysis import error_band, rdf
+from ..analysis import error_band, error_grid, rdf
 from ..data.dataset import StructureDataset
 from ..errors import InputError
+from ..viz.figures import PALETTE, band_traces
 
 __all__ = ["PDFViewer"]
-
-_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
-
-
-def _rgba(hex_color: str, alpha: float) -> str:
-    r, g, b = (int(hex_color[k:k + 2], 16) for k in (1, 3, 5))
-    return f"rgba({r},{g},{b},{alpha})"
-
 
 class PDFViewer(w.VBox):
     """Display it in a notebook.
@@ -148,7 +141,7 @@ class PDFViewer(w.VBox):
             self.rdf_figure.data = []
             for k, (name, r, g) in enumerate(curves):
                 self.rdf_figure.add_scatter(x=r, y=g, mode="lines", name=name,
-                                            line=dict(color=_COLORS[k % len(_COLORS)]))
+                                            line=dict(color=PALETTE[k % len(PALETTE)]))
             self.rdf_figure.layout.yaxis.title = f"g(r) {self.pair.value}"
         missing = [n for n in self.selected.value if n not in {c[0] for c in curves}]
         self.status.value = f"no {self.pair.value} pairs in: {', '.join(missing)}" if missing else ""
@@ -163,22 +156,14 @@ class PDFViewer(w.VBox):
                 fig.layout.shapes = []
             self.stats.value = "<i>no models yet: viewer.add_errors(name, [errors per model])</i>"
             return
-        everything = np.concatenate([e for n in chosen for e in self.errors[n]])
-        lo, hi = float(everything.min()), float(everything.max())
-        pad = 0.1 * (hi - lo or 1.0)
-        grid = np.linspace(lo - pad, hi + pad, 300)
+        grid = error_grid([e for n in chosen for e in self.errors[n]], 300)
         rows, shapes = [], []
         with fig.batch_update():
             fig.data = []
             for k, name in enumerate(chosen):
                 band = error_band(self.errors[name], grid=grid)
-                c = _COLORS[k % len(_COLORS)]
-                fig.add_scatter(x=np.concatenate([grid, grid[::-1]]),
-                                y=np.concatenate([band.mean + band.std, (band.mean - band.std)[::-1]]),
-                                fill="toself", fillcolor=_rgba(c, 0.2), line=dict(width=0), hoverinfo="skip",
-                                name=f"{name} ±1 std", showlegend=False)
-                fig.add_scatter(x=grid, y=band.mean, mode="lines", line=dict(color=c),
-                                name=f"{name} ({band.n_models} models)")
+                c = PALETTE[k % len(PALETTE)]
+                fig.add_traces(band_traces(band, f"{name} ({band.n_models} models)", c, alpha=0.2))
                 if self.show_members.value:
                     for p in band.pdfs:
                         fig.add_scatter(x=grid, y=p, mode="lines", line=dict(color=c, width=0.5), opacity=0.5,

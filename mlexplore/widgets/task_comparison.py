@@ -25,12 +25,9 @@ from ..analysis import error_band
 from ..data.dataset import StructureDataset
 from ..errors import InputError
 from ..training.tasks import TaskRun, plan_task_comparison, summarise_task_runs, task_combinations
-from ..viz.figures import task_table
+from ..viz.figures import PALETTE, band_traces, task_table
 
 __all__ = ["TaskComparison", "default_task_datasets"]
-
-_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
-
 
 def default_task_datasets() -> dict[str, Callable[[], StructureDataset]]:
     """The built-in choices (loaded when picked): the CuAu FCC lattice of 000 with EMT mixing energy and
@@ -163,7 +160,7 @@ class TaskComparison(w.VBox):
             self.curves.data = []
             for k, (r, c) in enumerate(jobs):
                 self.curves.add_scatter(x=[], y=[], mode="lines", name=f"{'+'.join(c)} #{r}",
-                                        line=dict(color=_COLORS[combos.index(c) % len(_COLORS)]))
+                                        line=dict(color=PALETTE[combos.index(c) % len(PALETTE)]))
         for fig in (self.parity, self.error_pdfs):
             fig.data = []
         self._fill_table()
@@ -264,15 +261,10 @@ class TaskComparison(w.VBox):
                 grid = np.linspace(allerr.min() - 0.1, allerr.max() + 0.1, 200)
                 for c, errs in sets.items():
                     band = error_band([e / scale for e in errs], grid=grid)
-                    color = _COLORS[k % len(_COLORS)]
+                    color = PALETTE[k % len(PALETTE)]
                     k += 1
-                    self.error_pdfs.add_scatter(x=np.concatenate([grid, grid[::-1]]),
-                                                y=np.concatenate([band.mean + band.std, (band.mean - band.std)[::-1]]),
-                                                fill="toself", line=dict(width=0), opacity=0.25, hoverinfo="skip",
-                                                fillcolor=color, showlegend=False)
-                    self.error_pdfs.add_scatter(x=grid, y=band.mean, mode="lines", line=dict(color=color),
-                                                name=f"{t}: {'MTL' if len(c) > 1 else 'STL'} {'+'.join(c)} "
-                                                     f"({band.n_models})")
+                    self.error_pdfs.add_traces(band_traces(
+                        band, f"{t}: {'MTL' if len(c) > 1 else 'STL'} {'+'.join(c)} ({band.n_models})", color))
             self.error_pdfs.layout.xaxis.title = "error / std of the target"
 
     def _error(self, exc: Exception) -> None:
