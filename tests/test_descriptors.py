@@ -272,3 +272,47 @@ def test_clear_errors():
         SymmetryFunctions([SpinPair()], cutoff=4.0).compute(bulk("Cu"))
     with pytest.raises(InputError, match="even integer"):
         GaussFourierRadial(1.0, 2.0, 1.0, 1.0, xi_down=3)
+
+
+def _alloy(seed=3):
+    rng = np.random.default_rng(seed)
+    a = bulk("Cu", "fcc", a=3.7, cubic=True).repeat((2, 2, 1))
+    a.numbers = np.where(rng.random(len(a)) < 0.5, 79, 29)
+    a.positions += rng.normal(0, 0.15, a.positions.shape)
+    return a
+
+
+def test_compiled_angular_kernel_equals_eager_features_and_forces():
+    """``compile=True`` fuses the BP angular sums with torch.compile: same features and
+    same autograd forces as the eager code, for G4 (with R_jk), G5 and shifted G9."""
+    terms = [G2(0.5, 2.5), G4(0.02, 1, -1), G4(0.02, 4, 1), G4(0.08, 2, 1), G5(0.01, 2, -1), G9(0.03, 3, 1, 1.0)]
+    atoms = _alloy()
+    out = {}
+    for comp in (False, True):
+        sf = SymmetryFunctions(terms, cutoff=5.0, elements=["Cu", "Au"], compile=comp)
+        batch = sf.prepare(atoms)
+        batch["positions"].requires_grad_(True)
+        g = sf(**batch)
+        w = torch.linspace(0.5, 1.5, g.shape[1], dtype=g.dtype)
+        (f,) = torch.autograd.grad((g @ w).sum(), batch["positions"])
+        out[comp] = (g.detach(), f)
+    np.testing.assert_allclose(out[True][0], out[False][0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(out[True][1], out[False][1], rtol=1e-10, atol=1e-12)
+    assert out[False][0][:, 2:].abs().sum() > 0  # the angular columns are not trivially zero
+
+
+def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
+    from mlexplore.descriptors import triplet_kernel
+
+    def broken(device_type):
+        def fn(*args, **kwargs):
+            raise RuntimeError("no C++ compiler here")
+        return fn
+
+    monkeypatch.setattr(triplet_kernel, "_compiled_moments", broken)
+    monkeypatch.setattr(triplet_kernel, "_failed", set())
+    terms = [G4(0.02, 2, 1)]
+    eager = SymmetryFunctions(terms, cutoff=5.0).compute(_alloy())
+    with pytest.warns(UserWarning, match="no C\\+\\+ compiler here"):
+        got = SymmetryFunctions(terms, cutoff=5.0, compile=True).compute(_alloy())
+    np.testing.assert_array_equal(got, eager)

@@ -213,4 +213,6 @@ def triplets(nb: Neighbors, n_atoms_total: int, pair_mask: torch.Tensor | None =
     step = torch.arange(int(n_after.sum()), device=device) - torch.repeat_interleave(
         torch.cumsum(n_after, 0) - n_after, n_after)
     q_local = p_local + 1 + step
+    if pair_mask is None:  # idx is the identity
+        return p_local, q_local
     return idx[p_local], idx[q_local]
