@@ -40,7 +40,12 @@ def test_fe_spin_dft_loads_with_physical_moments():
 def test_fept_dft_loads_with_physical_moments_and_zero_end_members():
     ds = fept_dft()
     m = ds.label("magmoms")
-    assert (m[ds.numbers == 26] > 2.0).all() and (m[ds.numbers == 26] < 3.2).all()
+    # Fe keeps a large moment wherever the SCF kept the seeded ferromagnetic state; the cells
+    # where it fell into a non-magnetic solution instead are flagged (pattern_kept = 0) and rare
+    kept = ds.label("pattern_kept") == 1
+    assert kept.mean() >= 0.8
+    fe = (ds.numbers == 26) & np.repeat(kept, ds.n_atoms)
+    assert (m[fe] > 2.0).all() and (m[fe] < 3.2).all()
     # Pt carries a small moment induced by its Fe neighbours: < 0.5 μB on average; up to ~0.52 μB
     # measured for a Pt pair in an Fe-rich cell (Fe14Pt2), so every single one below 0.6 μB
     pt = np.abs(m[ds.numbers == 78])

@@ -22,17 +22,18 @@ def finish_dataset(name: str, ds: StructureDataset) -> StructureDataset:
     """Add the derived labels of a shipped set.
 
     ``fept``: ``mixing_energy`` (eV/atom) against the pure Fe16 and Pt16 cells
-    of the same set (001 eq 12). ``fe_spin``: ``pattern_kept`` (1 when the SCF
-    kept the initial collinear pattern, see :func:`mlexplore.dft.pattern_kept`).
+    of the same set (001 eq 12). Both: ``pattern_kept`` (1 when the SCF kept the
+    initial collinear pattern of the large seeded moments, see
+    :func:`mlexplore.dft.pattern_kept`; 0 flags e.g. an FePt cell that converged to
+    a non-magnetic solution).
     """
     if name == "fept":
         symbols, counts = ds.element_counts()
         if all((counts[:, j] == ds.n_atoms).any() for j in range(len(symbols))) and len(symbols) == 2:
             ds.add_label("mixing_energy", mixing_energy(ds, "auto"), per_atom=False)
-    elif name == "fe_spin":
-        init, final = ds.per_structure("initial_magmoms"), ds.per_structure("magmoms")
-        ds.add_label("pattern_kept", np.array([int(pattern_kept(i, f)) for i, f in zip(init, final)]),
-                     per_atom=False)
+    init, final = ds.per_structure("initial_magmoms"), ds.per_structure("magmoms")
+    ds.add_label("pattern_kept", np.array([int(pattern_kept(i, f)) for i, f in zip(init, final)]),
+                 per_atom=False)
     return ds
 
 
