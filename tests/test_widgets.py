@@ -252,19 +252,21 @@ def test_task_comparison_reports_bad_choices(alloy):
     assert "validation set empty" in tc.status.value and not tc.runs
 
 
-def test_basis_tuner_features_equal_the_descriptor_and_reuse_the_angular_block(alloy):
-    tuner = BasisTuner(alloy, max_environments=150, debounce=0)
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_basis_tuner_features_equal_the_descriptor_and_reuse_the_angular_block(alloy, precision):
+    tuner = BasisTuner(alloy, max_environments=150, debounce=0, precision=precision)
+    tol = {"rtol": 1e-12, "atol": 1e-14} if precision == "float64" else {"rtol": 2e-5, "atol": 1e-6}
+    assert tuner.features.dtype == np.dtype(precision)
     tuner.preset.value = "custom grid"
     tuner.n_angular_eta.value = 1
     full = tuner.descriptor.compute(tuner._sample).numpy()
-    np.testing.assert_allclose(tuner.features, full[: len(tuner.features)], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(tuner.features, full[: len(tuner.features)], **tol)
     angular_before = [v for k, v in tuner._block_cache.items() if k[0] == tuple(tuner.descriptor.angular)][0]
     tuner.auto_eta.value = False
     tuner.eta.value = 3.0  # a radial change: the angular block is the same object afterwards
     angular_after = [v for k, v in tuner._block_cache.items() if k[0] == tuple(tuner.descriptor.angular)][0]
     assert angular_after is angular_before
-    np.testing.assert_allclose(tuner.features, tuner.descriptor.compute(tuner._sample).numpy(), rtol=1e-12,
-                               atol=1e-14)
+    np.testing.assert_allclose(tuner.features, tuner.descriptor.compute(tuner._sample).numpy(), **tol)
 
 
 def test_basis_tuner_on_a_dataset_with_clusters_and_slabs():
