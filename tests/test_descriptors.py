@@ -316,3 +316,23 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
     with pytest.warns(UserWarning, match="no C\\+\\+ compiler here"):
         got = SymmetryFunctions(terms, cutoff=5.0, compile=True).compute(_alloy())
     np.testing.assert_array_equal(got, eager)
+
+
+def test_reused_neighbor_list_follows_moved_positions():
+    """A Neighbors object reused across calls keeps derived data (triplets, pair vectors), but
+    positions changed in place, or positions that need gradients, are never served stale vectors."""
+    sf = SymmetryFunctions([G2(0.5, 2.5), G4(0.02, 2, 1)], cutoff=5.0)
+    batch = sf.prepare(_alloy())
+    nb = neighbor_pairs(batch["positions"], batch["cells"], batch["pbc"], batch["n_atoms"], 5.0)
+    first = sf(**batch, neighbors=nb)
+    assert "triplets" in nb.cache and "vectors" in nb.cache
+    with torch.no_grad():
+        batch["positions"][0, 0] += 0.05  # in place: same tensor, new version
+    moved = sf(**batch, neighbors=nb)
+    fresh = sf(**batch)
+    np.testing.assert_allclose(moved, fresh, rtol=1e-13)
+    assert not torch.allclose(moved, first)
+    batch["positions"].requires_grad_(True)
+    g = sf(**batch, neighbors=nb)
+    (grad,) = torch.autograd.grad(g.sum(), batch["positions"])
+    assert grad.abs().sum() > 0

@@ -50,6 +50,9 @@ def pca(features: Any, n_components: int | None = 2, standardise: bool = True) -
         scale = np.where(scale > 1e-12, scale, 1.0)
         x = (x - x.mean(axis=0)) / scale
     k = min(n_components or min(x.shape), min(x.shape))
-    model = PCA(n_components=k).fit(x)
+    # many rows, few columns (the panels' case): the d×d covariance eigenproblem is much
+    # cheaper than the SVD of the n×d matrix, and gives the same components
+    solver = "covariance_eigh" if x.shape[0] >= 10 * x.shape[1] else "auto"
+    model = PCA(n_components=k, svd_solver=solver).fit(x)
     return PCAResult(scores=model.transform(x), explained_variance_ratio=model.explained_variance_ratio_,
                      model=model, scale=scale)

@@ -24,7 +24,7 @@ index arithmetic (:func:`triplets`), again without Python loops.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -47,12 +47,17 @@ class Neighbors:
         (same dtype as positions, so it can be multiplied with the cell).
     cutoff:
         The cutoff radius (Å) the list was built for.
+    cache:
+        Things derived from the pair list alone, kept while the list is reused
+        (the descriptor stores its triplet indices here: a panel that re-evaluates
+        angular terms on the same list does not rebuild them).
     """
 
     centers: torch.Tensor
     neighbors: torch.Tensor
     shifts: torch.Tensor
     cutoff: float
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.centers.shape[0])

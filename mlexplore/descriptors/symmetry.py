@@ -292,8 +292,17 @@ class SymmetryFunctions(nn.Module):
         if neighbors is None:
             neighbors = neighbor_pairs(positions, cells, pbc, n_atoms, self.neighbor_cutoff,
                                        method=self.neighbor_method)
-        vec = pair_vectors(positions, cells.to(positions.dtype), batch, neighbors)
-        d = _safe_norm(vec)
+        # a list reused on unchanged, constant positions (a panel re-evaluating terms) keeps its
+        # pair vectors too; anything that needs gradients recomputes them
+        frozen = not (positions.requires_grad or cells.requires_grad)
+        stamp = (positions.data_ptr(), positions._version, positions.dtype, cells.data_ptr(), cells._version)
+        if frozen and neighbors.cache.get("vectors", (None,))[0] == stamp:
+            vec, d = neighbors.cache["vectors"][1]
+        else:
+            vec = pair_vectors(positions, cells.to(positions.dtype), batch, neighbors)
+            d = _safe_norm(vec)
+            if frozen:
+                neighbors.cache["vectors"] = (stamp, (vec, d))
         blocks = []
         if self.radial:
             blocks.append(self._radial(N, neighbors, el, d))
@@ -323,7 +332,12 @@ class SymmetryFunctions(nn.Module):
         gf_reach = max([max(t.ij.reach, t.ik.reach) for t in self.angular if hasattr(t, "ij")], default=0.0)
         reach = max(self.cutoff if has_bp else 0.0, gf_reach)  # the longest leg any angular term uses
         mask = None if reach >= self.neighbor_cutoff else d < reach
-        p_idx, q_idx = triplets(nb, N, pair_mask=mask)
+        if mask is None:  # the triplets depend on the pair list alone: keep them with it
+            if "triplets" not in nb.cache:
+                nb.cache["triplets"] = triplets(nb, N)
+            p_idx, q_idx = nb.cache["triplets"]
+        else:
+            p_idx, q_idx = triplets(nb, N, pair_mask=mask)
         n_pairs = len(self.element_pairs)
         pair_element = el[nb.neighbors]
         pair_index = self._pair_index.to(d.device)

@@ -360,7 +360,7 @@ class BasisTuner(w.VBox):
         ds = self._sample
         structure = np.repeat(np.arange(len(ds)), ds.n_atoms)[: len(s)]
         atom = (np.arange(ds.n_total_atoms) - np.repeat(ds.offsets[:-1], ds.n_atoms))[: len(s)]
-        hover = [f"structure {self._sample_index[k]}, atom {a}" for k, a in zip(structure, atom)]
+        ids = np.stack([self._sample_index[structure], atom], axis=1)  # hover: numbers, not 10⁴ strings
         by = self.color_by.value
         groups: list[tuple[str, np.ndarray]]
         color = None
@@ -378,22 +378,26 @@ class BasisTuner(w.VBox):
                 color = (ds.label("energy") / ds.n_atoms)[structure]
             else:
                 color = self._sample_index[structure].astype(float)
-        self.point_structure, self.point_atom = [], []
+        self.point_structure = [self._sample_index[structure[m]] for _, m in groups]
+        self.point_atom = [atom[m] for _, m in groups]
+        r = self._pca.explained_variance_ratio
+        same = [t.name for t in self.pca_figure.data] == [name for name, _ in groups]
         with self.pca_figure.batch_update():
-            self.pca_figure.data = []
-            for name, m in groups:
-                marker = dict(size=4)
+            if not same:  # other groups (first draw, or the colouring changed): new traces
+                self.pca_figure.data = []
+                for name, _ in groups:
+                    self.pca_figure.add_scattergl(mode="markers", name=name, marker=dict(size=4),
+                                                  hovertemplate="structure %{customdata[0]}, atom "
+                                                                "%{customdata[1]}<extra>%{fullData.name}</extra>")
+            for trace, (name, m) in zip(self.pca_figure.data, groups):  # numpy arrays straight in
+                trace.x, trace.y, trace.customdata = s[m, 0], s[m, 1], ids[m]
                 if color is not None:
-                    marker.update(color=color[m], colorscale="Viridis", colorbar=dict(title=by, len=0.8))
-                self.pca_figure.add_scattergl(x=s[m, 0], y=s[m, 1], mode="markers", name=name, marker=marker,
-                                              text=[h for h, k in zip(hover, m) if k], hoverinfo="text")
-                self.point_structure.append(self._sample_index[structure[m]])
-                self.point_atom.append(atom[m])
-            r = self._pca.explained_variance_ratio
+                    trace.marker.update(color=color[m], colorscale="Viridis", colorbar=dict(title=by, len=0.8))
             self.pca_figure.layout.xaxis.title = f"PC 1 ({r[0]:.0%})"
             self.pca_figure.layout.yaxis.title = f"PC 2 ({r[1]:.0%})"
-        for trace in self.pca_figure.data:
-            trace.on_click(self._on_click)
+        if not same:
+            for trace in self.pca_figure.data:
+                trace.on_click(self._on_click)
 
     def _on_click(self, trace, points, selector) -> None:
         k = list(self.pca_figure.data).index(trace)
