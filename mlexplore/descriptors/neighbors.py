@@ -48,9 +48,11 @@ class Neighbors:
     cutoff:
         The cutoff radius (Å) the list was built for.
     cache:
-        Things derived from the pair list alone, kept while the list is reused
-        (the descriptor stores its triplet indices here: a panel that re-evaluates
-        angular terms on the same list does not rebuild them).
+        Derived data kept while the list is reused: the descriptor stores its
+        triplet indices here (they depend on the pair list alone) and, for
+        positions that need no gradient, the pair vectors together with the very
+        position and cell tensors (and their in-place versions) they came from. A
+        panel that re-evaluates terms on the same list rebuilds neither.
     """
 
     centers: torch.Tensor

@@ -294,15 +294,18 @@ class SymmetryFunctions(nn.Module):
                                        method=self.neighbor_method)
         # a list reused on unchanged, constant positions (a panel re-evaluating terms) keeps its
         # pair vectors too; anything that needs gradients recomputes them
+        # (the cache holds the very tensors it was computed from, so identity + in-place version
+        # counters say whether they are unchanged)
         frozen = not (positions.requires_grad or cells.requires_grad)
-        stamp = (positions.data_ptr(), positions._version, positions.dtype, cells.data_ptr(), cells._version)
-        if frozen and neighbors.cache.get("vectors", (None,))[0] == stamp:
-            vec, d = neighbors.cache["vectors"][1]
+        cached = neighbors.cache.get("vectors")
+        if (frozen and cached is not None and cached[0] is positions and cached[1] == positions._version
+                and cached[2] is cells and cached[3] == cells._version):
+            vec, d = cached[4], cached[5]
         else:
             vec = pair_vectors(positions, cells.to(positions.dtype), batch, neighbors)
             d = _safe_norm(vec)
             if frozen:
-                neighbors.cache["vectors"] = (stamp, (vec, d))
+                neighbors.cache["vectors"] = (positions, positions._version, cells, cells._version, vec, d)
         blocks = []
         if self.radial:
             blocks.append(self._radial(N, neighbors, el, d))
