@@ -37,9 +37,9 @@ from ..data.dataset import StructureDataset
 from ..errors import InputError
 from .cutoffs import cutoff_function as _cutoff_by_name
 from .neighbors import Neighbors, neighbor_pairs, pair_vectors, triplets
-from .triplet_kernel import FAMILY_CODES, moment_weights, moments_function, triplet_geometry
 from .terms import (G2, G4, G5, G9, GaussFourierAngular001, GaussFourierAngular002, GaussFourierBiRadial,
                     GaussFourierRadial, SpinGaussPair, SpinGaussSelf, SpinLocal, SpinPair, SpinSelf, Term)
+from .triplet_kernel import FAMILY_CODES, moment_weights, moments_function, triplet_bins, triplet_geometry
 
 __all__ = ["SymmetryFunctions"]
 
@@ -358,7 +358,7 @@ class SymmetryFunctions(nn.Module):
         gf = [c for c in (GaussFourierBiRadial, GaussFourierAngular001, GaussFourierAngular002)
               if c.__name__ in self._params]
         if gf:
-            key = nb.centers[p_idx] * n_pairs + pair_index[pair_element[p_idx], pair_element[q_idx]]
+            key = triplet_bins(p_idx, q_idx, nb.centers, pair_element, pair_index)
             rij, rik = vec[p_idx], vec[q_idx]
             dij, dik = d[p_idx], d[q_idx]
             cos = _safe_div((rij * rik).sum(-1), dij * dik)
@@ -391,8 +391,7 @@ class SymmetryFunctions(nn.Module):
         if not bool((zeta == torch.round(zeta)).all()):
             cos, rad = triplet_geometry(vx, vy, vz, d, p_idx, q_idx, rc, eta, rs, family, self._fc)
             vals = 2.0 ** (1 - zeta) * (1 + lam * cos[:, None]) ** zeta * torch.stack(rad, dim=1)
-            n_pairs = pair_index.shape[0] * (pair_index.shape[0] + 1) // 2
-            key = centers[p_idx] * n_pairs + pair_index[pair_element[p_idx], pair_element[q_idx]]
+            key = triplet_bins(p_idx, q_idx, centers, pair_element, pair_index)
             return torch.zeros((n_bins, vals.shape[1]), dtype=d.dtype, device=d.device).index_add(0, key, vals)
         channels = sorted({(float(e), float(r)) for e, r in zip(eta, rs)})
         index = {c: n for n, c in enumerate(channels)}

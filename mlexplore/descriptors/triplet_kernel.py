@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["triplet_geometry", "triplet_moments", "moments_function", "moment_weights", "FAMILY_CODES"]
+__all__ = ["triplet_geometry", "triplet_bins", "triplet_moments", "moments_function", "moment_weights", "FAMILY_CODES"]
 
 #: Family codes of the fused function (a static argument of the compiled graph).
 FAMILY_CODES = {"G4": 0, "G5": 1, "G9": 2}
@@ -68,6 +68,14 @@ def triplet_geometry(vx: torch.Tensor, vy: torch.Tensor, vz: torch.Tensor, d: to
     return cos, rad
 
 
+def triplet_bins(p_idx: torch.Tensor, q_idx: torch.Tensor, centers: torch.Tensor, pair_element: torch.Tensor,
+                 pair_index: torch.Tensor) -> torch.Tensor:
+    """The bin of every triplet, ``centre · n_element_pairs + pair_index[e_j, e_k]``, shape ``(T,)``
+    (arguments as in :func:`triplet_moments`)."""
+    n_pairs = pair_index.shape[0] * (pair_index.shape[0] + 1) // 2
+    return centers[p_idx] * n_pairs + pair_index[pair_element[p_idx], pair_element[q_idx]]
+
+
 def triplet_moments(vx: torch.Tensor, vy: torch.Tensor, vz: torch.Tensor, d: torch.Tensor,
                     p_idx: torch.Tensor, q_idx: torch.Tensor, centers: torch.Tensor, pair_element: torch.Tensor,
                     pair_index: torch.Tensor, n_bins: int,
@@ -105,8 +113,7 @@ def triplet_moments(vx: torch.Tensor, vy: torch.Tensor, vz: torch.Tensor, d: tor
         for _ in range(n_powers - 1):
             cols.append(cols[-1] * cos)
     values = torch.stack(cols, dim=1)
-    key = centers[p_idx] * pair_index.shape[0] * (pair_index.shape[0] + 1) // 2 \
-        + pair_index[pair_element[p_idx], pair_element[q_idx]]
+    key = triplet_bins(p_idx, q_idx, centers, pair_element, pair_index)
     return torch.zeros((n_bins, values.shape[1]), dtype=values.dtype, device=values.device).index_add(0, key, values)
 
 

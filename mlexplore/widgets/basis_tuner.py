@@ -27,12 +27,12 @@ import plotly.graph_objects as go
 
 from ..analysis import feature_report, pca, rdf
 from ..data.dataset import StructureDataset
-from ..errors import InputError
 from ..descriptors import (PRESETS, SymmetryFunctions, angular_grid, eta_from_attenuation, g2_maxima,
                            preset_terms, radial_grid, rs_at_rdf_modes)
 from ..descriptors.cutoffs import CUTOFFS
 from ..descriptors.neighbors import neighbor_pairs
 from ..descriptors.terms import G2, SpinGaussPair, SpinGaussSelf, SpinLocal, SpinPair, SpinSelf
+from ..errors import InputError
 
 __all__ = ["BasisTuner", "default_tuner_dataset"]
 
