@@ -301,16 +301,62 @@ def test_compiled_angular_kernel_equals_eager_features_and_forces():
     assert out[False][0][:, 2:].abs().sum() > 0  # the angular columns are not trivially zero
 
 
+@pytest.mark.parametrize("elements", [None, ["Cu", "Au"], ["Cu", "Au", "Ag"]])
+def test_neighbor_blocks_equal_explicit_triplets(elements):
+    """Integer ζ is summed on dense per-element neighbour blocks, non-integer ζ over an explicit
+    triplet list: two independent code paths. A ζ a hair away from an integer takes the second
+    path and must give the same features and forces, for G4, G5 and shifted G9 — also with an
+    element that has no atoms (an empty block) and an open cluster whose atoms have 0–2 neighbours."""
+    from ase import Atoms
+
+    cluster = Atoms("CuAuCu", positions=[[0, 0, 0], [2.6, 0, 0], [9.0, 0, 0]], cell=[20] * 3, pbc=False)
+    for atoms in (_alloy(), cluster):
+        out = {}
+        for shift in (0.0, 1e-9):
+            terms = [G2(0.5, 2.5), G4(0.02, 1 + shift, -1), G4(0.08, 4 + shift, 1), G5(0.01, 2 + shift, -1),
+                     G9(0.03, 3 + shift, 1, 1.0)]
+            sf = SymmetryFunctions(terms, cutoff=5.0, elements=elements)
+            batch = sf.prepare(atoms)
+            batch["positions"].requires_grad_(True)
+            g = sf(**batch)
+            (f,) = torch.autograd.grad((g * torch.linspace(0.5, 1.5, g.shape[1], dtype=g.dtype)).sum(),
+                                       batch["positions"])
+            out[shift] = (g.detach(), f)
+        np.testing.assert_allclose(out[0.0][0], out[1e-9][0], rtol=1e-7, atol=1e-12)
+        np.testing.assert_allclose(out[0.0][1], out[1e-9][1], rtol=1e-7, atol=1e-12)
+        assert torch.isfinite(out[0.0][1]).all()
+    assert out[0.0][0][2].abs().sum() == 0  # the isolated atom has no neighbour
+    assert out[0.0][0][:, sf.feature_families.index("angular"):].abs().sum() == 0  # 3 atoms, no triplet
+
+
+def test_eager_block_chunks_give_the_same_features_and_forces(monkeypatch):
+    """The eager kernel works through centres in chunks (bounded temporaries): chunks of a few
+    centres give the same numbers as one chunk."""
+    from mlexplore.descriptors import angular_blocks
+
+    sf = SymmetryFunctions([G4(0.02, 2, 1), G5(0.01, 1, -1), G9(0.03, 2, 1, 1.0)], cutoff=5.0,
+                           elements=["Cu", "Au"])
+    out = []
+    for entries in (angular_blocks.EAGER_CHUNK_ENTRIES, 3000):
+        monkeypatch.setattr(angular_blocks, "EAGER_CHUNK_ENTRIES", entries)
+        batch = sf.prepare(_alloy())
+        batch["positions"].requires_grad_(True)
+        g = sf(**batch)
+        out.append((g.detach(), torch.autograd.grad(g.sum(), batch["positions"])[0]))
+    np.testing.assert_allclose(out[1][0], out[0][0], rtol=1e-13)
+    np.testing.assert_allclose(out[1][1], out[0][1], rtol=1e-11, atol=1e-13)
+
+
 def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
-    from mlexplore.descriptors import triplet_kernel
+    from mlexplore.descriptors import angular_blocks
 
     def broken(device_type):
         def fn(*args, **kwargs):
             raise RuntimeError("no C++ compiler here")
         return fn
 
-    monkeypatch.setattr(triplet_kernel, "_compiled_moments", broken)
-    monkeypatch.setattr(triplet_kernel, "_failed", set())
+    monkeypatch.setattr(angular_blocks, "_compiled_moments", broken)
+    monkeypatch.setattr(angular_blocks, "_failed", set())
     terms = [G4(0.02, 2, 1)]
     eager = SymmetryFunctions(terms, cutoff=5.0).compute(_alloy())
     with pytest.warns(UserWarning, match="no C\\+\\+ compiler here"):
@@ -319,13 +365,14 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
 
 
 def test_reused_neighbor_list_follows_moved_positions():
-    """A Neighbors object reused across calls keeps derived data (triplets, pair vectors), but
-    positions changed in place, or positions that need gradients, are never served stale vectors."""
-    sf = SymmetryFunctions([G2(0.5, 2.5), G4(0.02, 2, 1)], cutoff=5.0)
+    """A Neighbors object reused across calls keeps derived data (neighbour blocks, triplets,
+    pair vectors), but positions changed in place, or positions that need gradients, are never
+    served stale vectors."""
+    sf = SymmetryFunctions([G2(0.5, 2.5), G4(0.02, 2, 1), G5(0.02, 1.5, 1)], cutoff=5.0)
     batch = sf.prepare(_alloy())
     nb = neighbor_pairs(batch["positions"], batch["cells"], batch["pbc"], batch["n_atoms"], 5.0)
     first = sf(**batch, neighbors=nb)
-    assert "triplets" in nb.cache and "vectors" in nb.cache
+    assert {"triplets", "vectors", ("blocks", ())} <= set(nb.cache)
     with torch.no_grad():
         batch["positions"][0, 0] += 0.05  # in place: same tensor, new version
     moved = sf(**batch, neighbors=nb)

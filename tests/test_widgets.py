@@ -267,6 +267,12 @@ def test_basis_tuner_features_equal_the_descriptor_and_reuse_the_angular_block(a
     angular_after = [v for k, v in tuner._block_cache.items() if k[0] == tuple(tuner.descriptor.angular)][0]
     assert angular_after is angular_before
     np.testing.assert_allclose(tuner.features, tuner.descriptor.compute(tuner._sample).numpy(), **tol)
+    # R_c moves: the list is cut from the one built for the slider's largest R_c, not searched again
+    master = tuner._master
+    for rc in (4.2, 6.3):
+        tuner.rc.value = rc
+        assert tuner._master is master and tuner.descriptor.cutoff == rc
+        np.testing.assert_allclose(tuner.features, tuner.descriptor.compute(tuner._sample).numpy(), **tol)
 
 
 def test_basis_tuner_on_a_dataset_with_clusters_and_slabs():

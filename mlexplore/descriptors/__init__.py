@@ -7,6 +7,9 @@
 - Cutoffs (:mod:`.cutoffs`): cosine, polynomial, tanh³, Fourier-spline window.
 - Neighbour pairs and triplets (:mod:`.neighbors`): vesin on CPU, batched torch
   on any device.
+- The BP angular sums (:mod:`.angular_blocks`): dense per-element neighbour
+  blocks, fused by ``torch.compile`` on request; non-integer ζ and the
+  Gauss-Fourier three-body terms over explicit triplets (:mod:`.triplet_kernel`).
 """
 
 from .cutoffs import CUTOFFS, cosine, cutoff_function, fourier_spline, polynomial, tanh3

@@ -64,6 +64,15 @@ class Neighbors:
     def __len__(self) -> int:
         return int(self.centers.shape[0])
 
+    def within(self, distances: torch.Tensor, cutoff: float) -> Neighbors:
+        """The list for a smaller cutoff (Å): the pairs with ``distances < cutoff``, in the same
+        order, without a new neighbour search. ``distances``: ``|r_ij|`` of every pair, ``(P,)``."""
+        if cutoff > self.cutoff:
+            raise InputError(f"a list built for R_c = {self.cutoff} Å cannot serve R_c = {cutoff} Å",
+                             field="cutoff")
+        keep = distances < cutoff
+        return Neighbors(self.centers[keep], self.neighbors[keep], self.shifts[keep], float(cutoff))
+
 
 def pair_vectors(positions: torch.Tensor, cells: torch.Tensor, batch: torch.Tensor,
                  nb: Neighbors) -> torch.Tensor:

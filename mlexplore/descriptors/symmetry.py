@@ -39,7 +39,8 @@ from .cutoffs import cutoff_function as _cutoff_by_name
 from .neighbors import Neighbors, neighbor_pairs, pair_vectors, triplets
 from .terms import (G2, G4, G5, G9, GaussFourierAngular001, GaussFourierAngular002, GaussFourierBiRadial,
                     GaussFourierRadial, SpinGaussPair, SpinGaussSelf, SpinLocal, SpinPair, SpinSelf, Term)
-from .triplet_kernel import FAMILY_CODES, moment_weights, moments_function, triplet_bins, triplet_geometry
+from .angular_blocks import FAMILY_CODES, angular_moments, moment_weights, neighbor_blocks
+from .triplet_kernel import triplet_bins, triplet_geometry
 
 __all__ = ["SymmetryFunctions"]
 
@@ -330,80 +331,95 @@ class SymmetryFunctions(nn.Module):
         return out.view(N, n_el * v.shape[1])
 
     def _angular(self, N, nb, el, vec, d):
-        # only pairs inside R_c can be a BP triplet's legs; Gauss-Fourier terms may reach further
-        has_bp = any(cls.__name__ in self._params for cls in (G4, G5, G9))
-        gf_reach = max([max(t.ij.reach, t.ik.reach) for t in self.angular if hasattr(t, "ij")], default=0.0)
-        reach = max(self.cutoff if has_bp else 0.0, gf_reach)  # the longest leg any angular term uses
-        mask = None if reach >= self.neighbor_cutoff else d < reach
-        if mask is None:  # the triplets depend on the pair list alone: keep them with it
-            if "triplets" not in nb.cache:
-                nb.cache["triplets"] = triplets(nb, N)
-            p_idx, q_idx = nb.cache["triplets"]
-        else:
-            p_idx, q_idx = triplets(nb, N, pair_mask=mask)
         n_pairs = len(self.element_pairs)
         pair_element = el[nb.neighbors]
         pair_index = self._pair_index.to(d.device)
         # component-wise 1-D tensors: much cheaper to gather than (P, 3) rows
         vx, vy, vz = vec.T.contiguous().unbind(0)
         outs = {}
-
-        def scatter(k, v):
-            return torch.zeros((N * n_pairs, v.shape[1]), dtype=d.dtype, device=d.device).index_add(0, k, v)
-
-        for cls in (G4, G5, G9):
-            if cls.__name__ in self._params:
-                outs[cls] = self._bp_angular(cls, self._p(cls.__name__, d), vx, vy, vz, d, p_idx, q_idx,
-                                             nb.centers, pair_element, pair_index, N * n_pairs)
+        bp = [cls for cls in (G4, G5, G9) if cls.__name__ in self._params]
+        integer = {cls: bool((self._params[cls.__name__]["zeta"] == torch.round(self._params[cls.__name__]["zeta"]))
+                             .all()) for cls in bp}
+        if any(integer.values()):
+            layout = self._blocks(N, nb, el, d)
+            for cls in bp:
+                if integer[cls]:
+                    outs[cls] = self._bp_blocks(cls, self._p(cls.__name__, d), layout, vec, d)
         gf = [c for c in (GaussFourierBiRadial, GaussFourierAngular001, GaussFourierAngular002)
               if c.__name__ in self._params]
-        if gf:
+        if gf or not all(integer.values()):
+            # explicit triplets: each unordered neighbour pair (j, k) of every centre, legs
+            # no longer than the longest leg any of these terms uses
+            gf_reach = max([max(t.ij.reach, t.ik.reach) for t in self.angular if hasattr(t, "ij")], default=0.0)
+            reach = max(self.cutoff if not all(integer.values()) else 0.0, gf_reach)
+            mask = None if reach >= self.neighbor_cutoff else d < reach
+            if mask is None:  # the triplets depend on the pair list alone: keep them with it
+                if "triplets" not in nb.cache:
+                    nb.cache["triplets"] = triplets(nb, N)
+                p_idx, q_idx = nb.cache["triplets"]
+            else:
+                p_idx, q_idx = triplets(nb, N, pair_mask=mask)
             key = triplet_bins(p_idx, q_idx, nb.centers, pair_element, pair_index)
-            rij, rik = vec[p_idx], vec[q_idx]
-            dij, dik = d[p_idx], d[q_idx]
-            cos = _safe_div((rij * rik).sum(-1), dij * dik)
-            sin = _safe_div(_safe_norm(torch.linalg.cross(rij, rik)), dij * dik)
+
+            def scatter(v):
+                return torch.zeros((N * n_pairs, v.shape[1]), dtype=d.dtype, device=d.device).index_add(0, key, v)
+
+            for cls in bp:
+                if not integer[cls]:
+                    p = self._p(cls.__name__, d)
+                    rs = p.get("rs", torch.zeros_like(p["eta"]))
+                    rc = torch.tensor(self.cutoff, dtype=d.dtype, device=d.device)
+                    cos, rad = triplet_geometry(vx, vy, vz, d, p_idx, q_idx, rc, p["eta"], rs,
+                                                FAMILY_CODES[cls.__name__], self._fc)
+                    outs[cls] = scatter(2.0 ** (1 - p["zeta"]) * (1 + p["lam"] * cos[:, None]) ** p["zeta"]
+                                        * torch.stack(rad, dim=1))
+            if gf:
+                rij, rik = vec[p_idx], vec[q_idx]
+                dij, dik = d[p_idx], d[q_idx]
+                cos = _safe_div((rij * rik).sum(-1), dij * dik)
+                sin = _safe_div(_safe_norm(torch.linalg.cross(rij, rik)), dij * dik)
             for cls in gf:
                 p = self._p(cls.__name__, d)
                 # ordered double sum over j ≠ k: both (j, k) and (k, j) of each unordered pair
                 rad = (_gf_radial(dij, p["ij"]) * _gf_radial(dik, p["ik"])
                        + _gf_radial(dik, p["ij"]) * _gf_radial(dij, p["ik"]))
                 if cls is GaussFourierBiRadial:
-                    outs[cls] = scatter(key, rad)
+                    outs[cls] = scatter(rad)
                 else:
                     cos_diff = cos[:, None] * p["cos_s"] + sin[:, None] * p["sin_s"]
-                    outs[cls] = scatter(key, torch.exp(-p["eta_theta"] * (1 - cos_diff)) * rad)
+                    outs[cls] = scatter(torch.exp(-p["eta_theta"] * (1 - cos_diff)) * rad)
         v = _in_order(self.angular, outs)
         return v.view(N, n_pairs * v.shape[1])
 
-    def _bp_angular(self, cls, p, vx, vy, vz, d, p_idx, q_idx, centers, pair_element, pair_index, n_bins):
-        """One BP angular family (G4/G5/G9), summed per (centre, element pair) bin.
+    def _blocks(self, N, nb, el, d):
+        """The dense per-element neighbour layout of the pairs inside R_c (kept with the
+        list when that is all of them, i.e. it depends on the pair list alone)."""
+        n_el = self.n_element_blocks
+        if nb.cutoff <= self.cutoff:
+            key = ("blocks", tuple(self.elements or ()))
+            if key not in nb.cache:
+                nb.cache[key] = neighbor_blocks(nb.centers, el[nb.neighbors], N, n_el)
+            return nb.cache[key]
+        return neighbor_blocks(nb.centers, el[nb.neighbors], N, n_el, keep=d.detach() < self.cutoff)
 
-        Integer ζ (the usual grids): the moments of :mod:`.triplet_kernel` — one exp per
-        distinct radial channel (η, r_s) instead of a power and an exp per term, then a
-        fixed linear map to the terms; fused by ``torch.compile`` when ``compile=True``.
-        Non-integer ζ is evaluated term by term.
-        """
+    def _bp_blocks(self, cls, p, layout, vec, d):
+        """One BP angular family (G4/G5/G9) with integer ζ, per (centre, element pair) bin:
+        the moments of :mod:`.angular_blocks` — one exp per distinct radial channel
+        (η, r_s) instead of a power and an exp per term, then a fixed linear map to the
+        terms; fused by ``torch.compile`` when ``compile=True``."""
         zeta, lam, eta = p["zeta"], p["lam"], p["eta"]
         rs = p.get("rs", torch.zeros_like(eta))
-        family = FAMILY_CODES[cls.__name__]
-        rc = torch.tensor(self.cutoff, dtype=d.dtype, device=d.device)
-        if not bool((zeta == torch.round(zeta)).all()):
-            cos, rad = triplet_geometry(vx, vy, vz, d, p_idx, q_idx, rc, eta, rs, family, self._fc)
-            vals = 2.0 ** (1 - zeta) * (1 + lam * cos[:, None]) ** zeta * torch.stack(rad, dim=1)
-            key = triplet_bins(p_idx, q_idx, centers, pair_element, pair_index)
-            return torch.zeros((n_bins, vals.shape[1]), dtype=d.dtype, device=d.device).index_add(0, key, vals)
         channels = sorted({(float(e), float(r)) for e, r in zip(eta, rs)})
         index = {c: n for n, c in enumerate(channels)}
         n_powers = int(zeta.max()) + 1
         etas = torch.tensor([c[0] for c in channels], dtype=d.dtype, device=d.device)
         rss = torch.tensor([c[1] for c in channels], dtype=d.dtype, device=d.device)
-        fn = moments_function(self.compile, d.device.type)
-        moments = fn(vx, vy, vz, d, p_idx, q_idx, centers, pair_element, pair_index, n_bins, rc, etas, rss,
-                     family, n_powers, self._fc)
+        rc = torch.tensor(self.cutoff, dtype=d.dtype, device=d.device)
+        moments = angular_moments(layout, vec, d, rc, etas, rss, FAMILY_CODES[cls.__name__], n_powers,
+                                  self._fc, compile=self.compile)
         W = moment_weights(zeta.tolist(), lam.tolist(), [index[(float(e), float(r))] for e, r in zip(eta, rs)],
                            len(channels), n_powers, d.dtype, d.device)
-        return moments @ W
+        return moments.reshape(-1, moments.shape[-1]) @ W
 
     def _spin(self, N, nb, vec, d, magmoms):
         if magmoms.dim() == 1:

@@ -30,7 +30,7 @@ from ..data.dataset import StructureDataset
 from ..descriptors import (PRESETS, SymmetryFunctions, angular_grid, eta_from_attenuation, g2_maxima,
                            preset_terms, radial_grid, rs_at_rdf_modes)
 from ..descriptors.cutoffs import CUTOFFS
-from ..descriptors.neighbors import neighbor_pairs
+from ..descriptors.neighbors import Neighbors, neighbor_pairs, pair_vectors
 from ..descriptors.terms import G2, SpinGaussPair, SpinGaussSelf, SpinLocal, SpinPair, SpinSelf
 from ..errors import InputError
 
@@ -88,6 +88,7 @@ class BasisTuner(w.VBox):
         self.precision = precision
         self._neighbor_cache: dict[float, list] = {}
         self._block_cache: dict[tuple, np.ndarray] = {}
+        self._master: tuple[float, list] | None = None
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
         self._pick_callbacks: list[Callable[[int, int], None]] = []
@@ -320,13 +321,7 @@ class BasisTuner(w.VBox):
 
         key = round(sf.neighbor_cutoff, 6)
         if key not in self._neighbor_cache:
-            chunks = []
-            dtype = torch.float32 if self.precision == "float32" else torch.float64
-            for a, b in _chunk_bounds(self._sample.n_atoms, 4096):
-                batch = sf.prepare(self._sample[a:b], dtype=dtype)
-                nb = neighbor_pairs(batch["positions"], batch["cells"], batch["pbc"], batch["n_atoms"], key)
-                chunks.append((batch, nb))
-            self._neighbor_cache = {key: chunks}  # keep one list: R_c changes rebuild it
+            self._neighbor_cache = {key: self._neighbors_within(sf, key)}  # one list at a time
             self._block_cache = {}
         blocks = []
         for terms in (sf.radial, sf.angular):
@@ -343,6 +338,32 @@ class BasisTuner(w.VBox):
         live = {(tuple(t), sf.cutoff, sf.cutoff_name, key) for t in (sf.radial, sf.angular) if t}
         self._block_cache = {k: v for k, v in self._block_cache.items() if k in live}
         return np.concatenate(blocks, axis=1)
+
+    def _neighbors_within(self, sf: SymmetryFunctions, cutoff: float) -> list[tuple[dict, Neighbors]]:
+        """Per chunk of the sample: the batch tensors and its neighbour list for ``cutoff`` (Å),
+        carrying its pair vectors. Cut from one list built once for the largest R_c the
+        slider allows, so moving R_c costs a filter over the pairs, not a neighbour search."""
+        import torch
+
+        reach = max(float(self.rc.max), cutoff)
+        if self._master is None or self._master[0] < reach:
+            dtype = torch.float32 if self.precision == "float32" else torch.float64
+            chunks = []
+            for a, b in _chunk_bounds(self._sample.n_atoms, 4096):
+                batch = sf.prepare(self._sample[a:b], dtype=dtype)
+                nb = neighbor_pairs(batch["positions"], batch["cells"], batch["pbc"], batch["n_atoms"], reach)
+                owner = torch.repeat_interleave(torch.arange(len(batch["n_atoms"])), batch["n_atoms"])
+                vec = pair_vectors(batch["positions"], batch["cells"], owner, nb)
+                chunks.append((batch, nb, vec, torch.linalg.vector_norm(vec, dim=1)))
+            self._master = (reach, chunks)
+        out = []
+        for batch, nb, vec, d in self._master[1]:
+            sub = nb.within(d, cutoff)
+            keep = d < cutoff
+            p, c = batch["positions"], batch["cells"]
+            sub.cache["vectors"] = (p, p._version, c, c._version, vec[keep], d[keep])  # as forward() keeps them
+            out.append((batch, sub))
+        return out
 
     # ------------------------------------------------------------------- PCA
     def _color_options(self) -> list[str]:

@@ -21,7 +21,7 @@ import ipywidgets as w
 import numpy as np
 import plotly.graph_objects as go
 
-from ..analysis import error_band
+from ..analysis import error_band, error_grid
 from ..data.dataset import StructureDataset
 from ..errors import InputError
 from ..training.tasks import TaskRun, plan_task_comparison, summarise_task_runs, task_combinations
@@ -257,8 +257,7 @@ class TaskComparison(w.VBox):
                 if not sets:
                     continue
                 scale = np.std(np.concatenate([r.reference[t] for r in self.runs if t in r.tasks])) or 1.0
-                allerr = np.concatenate([x for e in sets.values() for x in e]) / scale
-                grid = np.linspace(allerr.min() - 0.1, allerr.max() + 0.1, 200)
+                grid = error_grid([x / scale for e in sets.values() for x in e], 200)
                 for c, errs in sets.items():
                     band = error_band([e / scale for e in errs], grid=grid)
                     color = PALETTE[k % len(PALETTE)]

@@ -1,0 +1,259 @@
+"""The Behler-Parrinello angular sums (G4, G5, G9) on dense per-element neighbour blocks.
+
+For integer ζ, ``(1 + λ cos θ)^ζ = Σ_l C(ζ, l) λ^l cos^l θ``, so every G4/G5/G9
+term of a family is a fixed linear combination (:func:`moment_weights`) of the
+*moments*
+
+    m[i, (a, b), c, l] = Σ_{j<k} cos^l θ_ijk · exp(−η_c s_c(R_ij, R_ik, R_jk)) · f_c(R_ij) f_c(R_ik) [f_c(R_jk)]
+
+for each distinct radial channel c = (η, r_s), l = 0 … max ζ and each unordered
+neighbour-element pair (a, b), j of element a and k of element b.
+
+Instead of a list of triplets and a scatter-add into (centre, element pair)
+bins — one atomic add per triplet and column — the neighbours of every centre
+are laid out as dense, padded rows, one block per neighbour element
+(:func:`neighbor_blocks`, :func:`dense_blocks`): ``(N, M_a)`` arrays of the
+legs' unit vectors and lengths, and ``(C, N, M_a)`` of their radial factors.
+Everything that depends on one leg only (unit vector, cutoff, the leg's
+Gaussian) is computed once per pair; padding entries carry a zero radial
+factor, so they add nothing and get no gradient. The moments of element pair
+(a, b) are then a plain reduction over the ``(N, M_a, M_b)`` products of two
+blocks (:func:`block_moments`; for a = b only j < k counts), whose inner loop
+holds no transcendental function except, for G4, those of R_jk. Every
+operation is a broadcast or a reduction, which ``torch.compile`` fuses into one
+vectorised loop per block with no ``(N, M, M)`` temporaries; the eager version
+computes the same numbers op by op, in chunks of centres so the temporaries
+stay bounded. Both are differentiable, so forces come by autograd either way.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["FAMILY_CODES", "BlockLayout", "neighbor_blocks", "dense_blocks", "block_moments", "moments_function",
+           "angular_moments", "moment_weights"]
+
+#: Family codes of the kernel (a static argument of the compiled graph).
+FAMILY_CODES = {"G4": 0, "G5": 1, "G9": 2}
+
+#: Eager evaluation works through centres in chunks of at most this many (centre, j, k) entries.
+EAGER_CHUNK_ENTRIES = 1 << 21
+
+
+@dataclass
+class BlockLayout:
+    """Where every pair goes in the dense per-element neighbour blocks.
+
+    For neighbour element block ``a``: ``pairs[a]`` (pair indices), ``rows[a]``
+    (their centre) and ``slots[a]`` (their column, 0 … widths[a] − 1) — the
+    pair list scattered into an ``(n_centres, widths[a])`` array.
+    """
+
+    n_centres: int
+    widths: list[int]
+    pairs: list[torch.Tensor]
+    rows: list[torch.Tensor]
+    slots: list[torch.Tensor]
+
+
+def neighbor_blocks(centers: torch.Tensor, pair_element: torch.Tensor, n_centres: int, n_blocks: int,
+                    keep: torch.Tensor | None = None) -> BlockLayout:
+    """The dense layout of a pair list (pairs sorted by centre, as :class:`Neighbors` keeps them).
+
+    ``pair_element``: the neighbour-element block (0 … n_blocks − 1) of every pair;
+    ``keep``: an optional boolean mask of the pairs to lay out (e.g. those inside R_c).
+    Index arithmetic only, no loop over atoms or pairs.
+    """
+    device = centers.device
+    idx = torch.arange(centers.shape[0], device=device)
+    if keep is not None:
+        idx = idx[keep]
+    key = centers[idx] * n_blocks + pair_element[idx]
+    order = torch.argsort(key, stable=True)
+    idx, key = idx[order], key[order]
+    counts = torch.bincount(key, minlength=n_centres * n_blocks)
+    first = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(key.shape[0], device=device) - first[key]
+    block = key % n_blocks
+    widths = counts.view(n_centres, n_blocks).amax(dim=0).tolist() if n_centres else [0] * n_blocks
+    pairs, rows, slots = [], [], []
+    for a in range(n_blocks):  # a loop over the few neighbour elements
+        sel = block == a
+        pairs.append(idx[sel])
+        rows.append(key[sel] // n_blocks)
+        slots.append(slot[sel])
+    return BlockLayout(n_centres, [int(w) for w in widths], pairs, rows, slots)
+
+
+def dense_blocks(layout: BlockLayout, columns: list[tuple[torch.Tensor, float]]) -> list[list[torch.Tensor]]:
+    """Per-pair quantities laid out as ``(n_centres, widths[a], …)`` arrays, for every block ``a``.
+
+    ``columns``: ``(values, fill)`` with ``values`` of shape ``(P, …)`` (one entry per pair)
+    and the constant for padding entries. Differentiable with respect to the values.
+    """
+    out = []
+    for a, width in enumerate(layout.widths):
+        where = (layout.rows[a], layout.slots[a])
+        arrays = []
+        for src, fill in columns:
+            base = torch.full((layout.n_centres, width) + tuple(src.shape[1:]), fill, dtype=src.dtype,
+                              device=src.device)
+            arrays.append(base.index_put(where, src[layout.pairs[a]]))
+        out.append(arrays)
+    return out
+
+
+def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
+    pos = x > 0
+    return torch.where(pos, torch.sqrt(torch.where(pos, x, torch.ones_like(x))), torch.zeros_like(x))
+
+
+def block_moments(ax: torch.Tensor, ay: torch.Tensor, az: torch.Tensor, ad: torch.Tensor, aw: torch.Tensor,
+                  bx: torch.Tensor, by: torch.Tensor, bz: torch.Tensor, bd: torch.Tensor, bw: torch.Tensor,
+                  rc: torch.Tensor, etas: torch.Tensor, family: int, n_powers: int, same: bool,
+                  fc: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Moments of one element pair, shape ``(N, C · n_powers)``, column ``c · n_powers + l``.
+
+    Parameters
+    ----------
+    ax, ay, az, ad, aw / bx, by, bz, bd, bw:
+        Dense blocks (:func:`dense_blocks`) of the neighbours j of element a and k of
+        element b of every centre: unit vectors ``(N, M)``, lengths ``(N, M)`` (Å) and
+        the per-leg radial factors ``(C, N, M)`` (channel-major, so the inner loop over k
+        reads contiguous memory) — ``exp(−η_c R²) f_c(R)`` (G4, G5) or
+        ``exp(−η_c (R − r_s)²) f_c(R)`` (G9), 0 for padding.
+    rc:
+        Cutoff radius R_c (Å), a 0-d tensor (so changing it does not recompile).
+    etas:
+        Channel η (Å⁻²), shape ``(C,)`` (G4 only: the R_jk factor).
+    family:
+        ``FAMILY_CODES``: 0 = G4 (with exp(−η R_jk²) f_c(R_jk)), 1 = G5, 2 = G9.
+    n_powers:
+        max ζ + 1.
+    same:
+        a = b: count each unordered pair j < k once (and never j = k).
+    fc:
+        The cutoff function ``fc(r, rc)``, zero at and beyond R_c.
+    """
+    cos = ax[:, :, None] * bx[:, None, :] + ay[:, :, None] * by[:, None, :] + az[:, :, None] * bz[:, None, :]
+    if family == 0:
+        dj, dk = ad[:, :, None], bd[:, None, :]
+        djk2 = (dj * dj + dk * dk - 2 * dj * dk * cos).clamp(min=0)
+        cut = fc(_safe_sqrt(djk2), rc)
+    else:
+        cut = torch.ones_like(cos)
+    if same:
+        j = torch.arange(ax.shape[1], device=ax.device)
+        cut = torch.where(j[:, None] < j[None, :], cut, torch.zeros_like(cut))
+    cols = []
+    for c in range(aw.shape[0]):  # a loop over the few radial channels
+        r = aw[c, :, :, None] * bw[c, :, None, :] * cut
+        if family == 0:
+            r = r * torch.exp(-etas[c] * djk2)
+        for l in range(n_powers):
+            cols.append(r.sum(dim=(1, 2)))
+            if l + 1 < n_powers:
+                r = r * cos
+    return torch.stack(cols, dim=1)
+
+
+def _eager_block_moments(*args) -> torch.Tensor:
+    """:func:`block_moments` in chunks of centres (bounded ``(chunk, M_a, M_b)`` temporaries)."""
+    ax, bx = args[0], args[5]
+    n = ax.shape[0]
+    step = max(1, EAGER_CHUNK_ENTRIES // max(1, ax.shape[1] * bx.shape[1]))
+    if n <= step:
+        return block_moments(*args)
+    # the radial factors (positions 4 and 9) are channel-major: their centre axis is the second
+    parts = [block_moments(*(t[:, s:s + step] if k in (4, 9) else t[s:s + step] for k, t in enumerate(args[:10])),
+                           *args[10:]) for s in range(0, n, step)]
+    return torch.cat(parts)
+
+
+_compiled: dict[str, Callable] = {}
+_failed: set[str] = set()
+_lock = threading.Lock()
+
+
+def _compiled_moments(device_type: str) -> Callable:
+    with _lock:
+        if device_type not in _compiled:
+            _compiled[device_type] = torch.compile(block_moments, dynamic=True)
+        return _compiled[device_type]
+
+
+def moments_function(compile: bool, device_type: str) -> Callable:
+    """The block-moments function to call: compiled with ``torch.compile`` (``compile=True``),
+    falling back — with one warning — to the eager, chunked version when the machine
+    cannot compile (no C++ compiler, no Triton on the GPU, …)."""
+    if not compile or device_type in _failed:
+        return _eager_block_moments
+    fn = _compiled_moments(device_type)
+
+    def guarded(*args):
+        if device_type in _failed:
+            return _eager_block_moments(*args)
+        try:
+            return fn(*args)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure means: use eager
+            _failed.add(device_type)
+            warnings.warn(f"torch.compile of the angular kernel failed on {device_type} "
+                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                          "using the eager version (same numbers, slower)", stacklevel=3)
+            return _eager_block_moments(*args)
+
+    return guarded
+
+
+def angular_moments(layout: BlockLayout, vec: torch.Tensor, d: torch.Tensor, rc: torch.Tensor, etas: torch.Tensor,
+                    rss: torch.Tensor, family: int, n_powers: int,
+                    fc: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], compile: bool = False,
+                    ) -> torch.Tensor:
+    """Moments of every centre and unordered neighbour-element pair (a ≤ b, a-major),
+    shape ``(n_centres, n_pairs, C · n_powers)``.
+
+    ``vec (P, 3)``, ``d (P,)``: pair vectors and lengths (Å); the rest as in
+    :func:`block_moments` (``rss``: channel r_s, Å, used by G9). Everything that
+    depends on one leg only — unit vectors, cutoff, the Gaussian of each leg — is
+    computed once per pair here, so the kernel's inner loop over (j, k) holds no
+    transcendental function except, for G4, those of R_jk.
+    """
+    nonzero = d > 0
+    unit = vec * torch.where(nonzero, 1 / torch.where(nonzero, d, torch.ones_like(d)), torch.zeros_like(d))[:, None]
+    dd = d[:, None]
+    if family == 2:
+        leg = torch.exp(-etas * (dd - rss) ** 2) * fc(dd, rc)
+    else:
+        leg = torch.exp(-etas * dd * dd) * fc(dd, rc)
+    blocks = dense_blocks(layout, [(unit[:, 0].contiguous(), 1.0), (unit[:, 1].contiguous(), 0.0),
+                                   (unit[:, 2].contiguous(), 0.0), (d, 0.0), (leg, 0.0)])
+    for b in blocks:
+        b[4] = b[4].permute(2, 0, 1).contiguous()  # (C, N, M)
+    fn = moments_function(compile, d.device.type)
+    n_cols = etas.shape[0] * n_powers
+    out = []
+    for a in range(len(blocks)):
+        for b in range(a, len(blocks)):
+            if layout.widths[a] == 0 or layout.widths[b] == 0 or (a == b and layout.widths[a] < 2):
+                out.append(torch.zeros((layout.n_centres, n_cols), dtype=d.dtype, device=d.device))
+            else:
+                out.append(fn(*blocks[a], *blocks[b], rc, etas, family, n_powers, a == b, fc))
+    return torch.stack(out, dim=1)
+
+
+def moment_weights(zetas: list[float], lams: list[float], channel_of_term: list[int], n_channels: int,
+                   n_powers: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The linear map from moments ``(…, C · n_powers)`` to terms ``(…, n_terms)``:
+    ``2^(1−ζ) C(ζ, l) λ^l`` at row ``c · n_powers + l``."""
+    W = torch.zeros((n_channels * n_powers, len(zetas)), dtype=dtype, device=device)
+    for t, (z, lam, ch) in enumerate(zip(zetas, lams, channel_of_term)):
+        z = int(z)
+        for l in range(z + 1):
+            W[ch * n_powers + l, t] = 2.0 ** (1 - z) * math.comb(z, l) * lam ** l
+    return W
