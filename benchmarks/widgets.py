@@ -46,10 +46,13 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     data = lattice_alloy("CuAu", n_per_composition=40, rattle=0.1, strain=0.02, progress=False)
+    t0 = time.perf_counter()
     tuner = BasisTuner(data, max_environments=args.environments, debounce=0)
+    t_open = time.perf_counter() - t0
     n_env = len(tuner.features)
     print(f"{n_env} environments ({len(tuner._sample)} structures of {len(data)}), torch threads "
-          f"{torch.get_num_threads()}\n")
+          f"{torch.get_num_threads()}; panel ready in {t_open:.2f} s (first featurisation, neighbour list "
+          f"for the slider's largest R_c = {tuner.rc.max} Å, compilation if not cached)\n")
     tuner.auto_eta.value = False
     tuner.n_radial.value = 8
     tuner.rc.value = 5.0

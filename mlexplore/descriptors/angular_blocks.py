@@ -42,6 +42,9 @@ __all__ = ["FAMILY_CODES", "BlockLayout", "neighbor_blocks", "dense_blocks", "bl
 #: Family codes of the kernel (a static argument of the compiled graph).
 FAMILY_CODES = {"G4": 0, "G5": 1, "G9": 2}
 
+#: Compiled specialisations of the kernel allowed per process (dynamo's default is 8).
+RECOMPILE_LIMIT = 64
+
 #: Eager evaluation works through centres in chunks of at most this many (centre, j, k) entries.
 EAGER_CHUNK_ENTRIES = 1 << 21
 
@@ -200,7 +203,10 @@ def moments_function(compile: bool, device_type: str) -> Callable:
         if device_type in _failed:
             return _eager_block_moments(*args)
         try:
-            return fn(*args)
+            # one graph per (family, same block, ζ range, dtype, grad or not): more than dynamo's
+            # default of 8 specialisations per function, after which it would silently run eager
+            with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+                return fn(*args)
         except Exception as exc:  # noqa: BLE001 - any compiler failure means: use eager
             _failed.add(device_type)
             warnings.warn(f"torch.compile of the angular kernel failed on {device_type} "

@@ -334,8 +334,6 @@ class SymmetryFunctions(nn.Module):
         n_pairs = len(self.element_pairs)
         pair_element = el[nb.neighbors]
         pair_index = self._pair_index.to(d.device)
-        # component-wise 1-D tensors: much cheaper to gather than (P, 3) rows
-        vx, vy, vz = vec.T.contiguous().unbind(0)
         outs = {}
         bp = [cls for cls in (G4, G5, G9) if cls.__name__ in self._params]
         integer = {cls: bool((self._params[cls.__name__]["zeta"] == torch.round(self._params[cls.__name__]["zeta"]))
@@ -364,6 +362,8 @@ class SymmetryFunctions(nn.Module):
             def scatter(v):
                 return torch.zeros((N * n_pairs, v.shape[1]), dtype=d.dtype, device=d.device).index_add(0, key, v)
 
+            # component-wise 1-D tensors: much cheaper to gather than (P, 3) rows
+            vx, vy, vz = vec.T.contiguous().unbind(0)
             for cls in bp:
                 if not integer[cls]:
                     p = self._p(cls.__name__, d)
