@@ -167,16 +167,27 @@ def block_moments(ax: torch.Tensor, ay: torch.Tensor, az: torch.Tensor, ad: torc
 
 
 def _eager_block_moments(*args) -> torch.Tensor:
-    """:func:`block_moments` in chunks of centres (bounded ``(chunk, M_a, M_b)`` temporaries)."""
+    """:func:`block_moments` in chunks of centres, so the ``(chunk, M_a, M_b)`` temporaries stay
+    bounded. When gradients are needed and the batch spans several chunks, each chunk is
+    checkpointed: backward recomputes the chunk instead of keeping its temporaries, so memory
+    does not grow with the batch (it would by ≈ 1.5 MB per atom for iron at R_c = 6 Å in
+    float64), for ~35 % more time. A batch of one chunk (training batches) keeps them."""
     ax, bx = args[0], args[5]
     n = ax.shape[0]
     step = max(1, EAGER_CHUNK_ENTRIES // max(1, ax.shape[1] * bx.shape[1]))
-    if n <= step:
-        return block_moments(*args)
+    grad = n > step and torch.is_grad_enabled() and any(t.requires_grad for t in args[:10])
+
+    def run(*chunk):
+        if grad:
+            from torch.utils.checkpoint import checkpoint
+
+            return checkpoint(block_moments, *chunk, *args[10:], use_reentrant=False)
+        return block_moments(*chunk, *args[10:])
+
     # the radial factors (positions 4 and 9) are channel-major: their centre axis is the second
-    parts = [block_moments(*(t[:, s:s + step] if k in (4, 9) else t[s:s + step] for k, t in enumerate(args[:10])),
-                           *args[10:]) for s in range(0, n, step)]
-    return torch.cat(parts)
+    parts = [run(*(t[:, s:s + step] if k in (4, 9) else t[s:s + step] for k, t in enumerate(args[:10])))
+             for s in range(0, n, step)]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 _compiled: dict[str, Callable] = {}
