@@ -45,6 +45,10 @@ FAMILY_CODES = {"G4": 0, "G5": 1, "G9": 2}
 #: Compiled specialisations of the kernel allowed per process (dynamo's default is 8).
 RECOMPILE_LIMIT = 64
 
+#: Same-element blocks at least this wide are split in halves (recursively, SPLIT_DEPTH times).
+SPLIT_MIN_WIDTH = 16
+SPLIT_DEPTH = 3
+
 #: Eager evaluation works through centres in chunks of at most this many (centre, j, k) entries.
 EAGER_CHUNK_ENTRIES = 1 << 21
 
@@ -254,13 +258,29 @@ def angular_moments(layout: BlockLayout, vec: torch.Tensor, d: torch.Tensor, rc:
         b[4] = b[4].permute(2, 0, 1).contiguous()  # (C, N, M)
     fn = moments_function(compile, d.device.type)
     n_cols = etas.shape[0] * n_powers
+
+    def same(block, depth):
+        # j < k within one block: split the columns in halves, so only the two smaller
+        # triangles are computed and masked — (j < k in X1) + (X1 × X2) + (j < k in X2) —
+        # 3/4 of the entries per level instead of all of them
+        width = block[0].shape[1]
+        if depth == 0 or width < SPLIT_MIN_WIDTH:
+            return fn(*block, *block, rc, etas, family, n_powers, True, fc)
+        h = width // 2
+        lo = [t[..., :h].contiguous() for t in block]
+        hi = [t[..., h:].contiguous() for t in block]
+        return (same(lo, depth - 1) + fn(*lo, *hi, rc, etas, family, n_powers, False, fc)
+                + same(hi, depth - 1))
+
     out = []
     for a in range(len(blocks)):
         for b in range(a, len(blocks)):
             if layout.widths[a] == 0 or layout.widths[b] == 0 or (a == b and layout.widths[a] < 2):
                 out.append(torch.zeros((layout.n_centres, n_cols), dtype=d.dtype, device=d.device))
+            elif a == b:
+                out.append(same(blocks[a], SPLIT_DEPTH))
             else:
-                out.append(fn(*blocks[a], *blocks[b], rc, etas, family, n_powers, a == b, fc))
+                out.append(fn(*blocks[a], *blocks[b], rc, etas, family, n_powers, False, fc))
     return torch.stack(out, dim=1)
 
 
