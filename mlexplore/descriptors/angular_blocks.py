@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 
 __all__ = ["FAMILY_CODES", "BlockLayout", "neighbor_blocks", "dense_blocks", "block_moments", "moments_function",
-           "angular_moments", "moment_weights"]
+           "angular_moments", "moment_weights", "safe_sqrt"]
 
 #: Family codes of the kernel (a static argument of the compiled graph).
 FAMILY_CODES = {"G4": 0, "G5": 1, "G9": 2}
@@ -116,7 +116,8 @@ def dense_blocks(layout: BlockLayout, columns: list[tuple[torch.Tensor, float]])
     return out
 
 
-def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
+def safe_sqrt(x: torch.Tensor) -> torch.Tensor:
+    """√x, 0 (with gradient 0, not NaN or inf) where x ≤ 0."""
     pos = x > 0
     return torch.where(pos, torch.sqrt(torch.where(pos, x, torch.ones_like(x))), torch.zeros_like(x))
 
@@ -152,7 +153,7 @@ def block_moments(ax: torch.Tensor, ay: torch.Tensor, az: torch.Tensor, ad: torc
     if family == 0:
         dj, dk = ad[:, :, None], bd[:, None, :]
         djk2 = (dj * dj + dk * dk - 2 * dj * dk * cos).clamp(min=0)
-        cut = fc(_safe_sqrt(djk2), rc)
+        cut = fc(safe_sqrt(djk2), rc)
     else:
         cut = torch.ones_like(cos)
     if same:

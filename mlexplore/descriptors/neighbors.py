@@ -64,14 +64,35 @@ class Neighbors:
     def __len__(self) -> int:
         return int(self.centers.shape[0])
 
+    def keep_vectors(self, positions: torch.Tensor, cells: torch.Tensor, vectors: torch.Tensor,
+                     distances: torch.Tensor) -> None:
+        """Keep the pair vectors ``(P, 3)`` and lengths ``(P,)`` (Å) computed from ``positions``
+        and ``cells``, tied to those very tensors and their in-place versions."""
+        self.cache["vectors"] = (positions, positions._version, cells, cells._version, vectors, distances)
+
+    def kept_vectors(self, positions: torch.Tensor, cells: torch.Tensor,
+                     ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The kept pair vectors and lengths if they came from these very, unchanged
+        ``positions`` and ``cells``; None otherwise."""
+        kept = self.cache.get("vectors")
+        if (kept is not None and kept[0] is positions and kept[1] == positions._version
+                and kept[2] is cells and kept[3] == cells._version):
+            return kept[4], kept[5]
+        return None
+
     def within(self, distances: torch.Tensor, cutoff: float) -> Neighbors:
         """The list for a smaller cutoff (Å): the pairs with ``distances < cutoff``, in the same
-        order, without a new neighbour search. ``distances``: ``|r_ij|`` of every pair, ``(P,)``."""
+        order, without a new neighbour search. ``distances``: ``|r_ij|`` of every pair, ``(P,)``.
+        Kept pair vectors come along, cut the same way."""
         if cutoff > self.cutoff:
             raise InputError(f"a list built for R_c = {self.cutoff} Å cannot serve R_c = {cutoff} Å",
                              field="cutoff")
         keep = distances < cutoff
-        return Neighbors(self.centers[keep], self.neighbors[keep], self.shifts[keep], float(cutoff))
+        sub = Neighbors(self.centers[keep], self.neighbors[keep], self.shifts[keep], float(cutoff))
+        kept = self.cache.get("vectors")
+        if kept is not None:  # with the versions the parent saw, so staleness carries over too
+            sub.cache["vectors"] = kept[:4] + (kept[4][keep], kept[5][keep])
+        return sub
 
 
 def pair_vectors(positions: torch.Tensor, cells: torch.Tensor, batch: torch.Tensor,

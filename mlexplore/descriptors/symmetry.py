@@ -35,11 +35,11 @@ from torch import nn
 
 from ..data.dataset import StructureDataset
 from ..errors import InputError
+from .angular_blocks import FAMILY_CODES, angular_moments, moment_weights, neighbor_blocks, safe_sqrt
 from .cutoffs import cutoff_function as _cutoff_by_name
 from .neighbors import Neighbors, neighbor_pairs, pair_vectors, triplets
 from .terms import (G2, G4, G5, G9, GaussFourierAngular001, GaussFourierAngular002, GaussFourierBiRadial,
                     GaussFourierRadial, SpinGaussPair, SpinGaussSelf, SpinLocal, SpinPair, SpinSelf, Term)
-from .angular_blocks import FAMILY_CODES, angular_moments, moment_weights, neighbor_blocks
 from .triplet_kernel import triplet_bins, triplet_geometry
 
 __all__ = ["SymmetryFunctions"]
@@ -51,9 +51,7 @@ _SPIN = (SpinSelf, SpinPair, SpinGaussSelf, SpinGaussPair, SpinLocal)
 
 def _safe_norm(v: torch.Tensor) -> torch.Tensor:
     """|v| along the last axis, with gradient 0 (not NaN) at v = 0."""
-    n2 = (v * v).sum(-1)
-    pos = n2 > 0
-    return torch.where(pos, torch.sqrt(torch.where(pos, n2, torch.ones_like(n2))), torch.zeros_like(n2))
+    return safe_sqrt((v * v).sum(-1))
 
 
 def _safe_div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -295,18 +293,15 @@ class SymmetryFunctions(nn.Module):
                                        method=self.neighbor_method)
         # a list reused on unchanged, constant positions (a panel re-evaluating terms) keeps its
         # pair vectors too; anything that needs gradients recomputes them
-        # (the cache holds the very tensors it was computed from, so identity + in-place version
-        # counters say whether they are unchanged)
         frozen = not (positions.requires_grad or cells.requires_grad)
-        cached = neighbors.cache.get("vectors")
-        if (frozen and cached is not None and cached[0] is positions and cached[1] == positions._version
-                and cached[2] is cells and cached[3] == cells._version):
-            vec, d = cached[4], cached[5]
+        kept = neighbors.kept_vectors(positions, cells) if frozen else None
+        if kept is not None:
+            vec, d = kept
         else:
             vec = pair_vectors(positions, cells.to(positions.dtype), batch, neighbors)
             d = _safe_norm(vec)
             if frozen:
-                neighbors.cache["vectors"] = (positions, positions._version, cells, cells._version, vec, d)
+                neighbors.keep_vectors(positions, cells, vec, d)
         blocks = []
         if self.radial:
             blocks.append(self._radial(N, neighbors, el, d))

@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 import torch
 
+from .angular_blocks import safe_sqrt
+
 __all__ = ["triplet_geometry", "triplet_bins"]
 
 
@@ -41,9 +43,7 @@ def triplet_geometry(vx: torch.Tensor, vy: torch.Tensor, vz: torch.Tensor, d: to
     rad = []
     if family == 0:  # G4: exp(−η (R_ij² + R_ik² + R_jk²)) f_c(R_jk)
         djk2 = (bx - ax) ** 2 + (by - ay) ** 2 + (bz - az) ** 2
-        pos = djk2 > 0
-        djk = torch.where(pos, torch.sqrt(torch.where(pos, djk2, torch.ones_like(djk2))), torch.zeros_like(djk2))
-        cut = cut * fc(djk, rc)
+        cut = cut * fc(safe_sqrt(djk2), rc)
         s2 = dij * dij + dik * dik + djk2
         for c in range(etas.shape[0]):
             rad.append(torch.exp(-etas[c] * s2) * cut)

@@ -354,16 +354,11 @@ class BasisTuner(w.VBox):
                 nb = neighbor_pairs(batch["positions"], batch["cells"], batch["pbc"], batch["n_atoms"], reach)
                 owner = torch.repeat_interleave(torch.arange(len(batch["n_atoms"])), batch["n_atoms"])
                 vec = pair_vectors(batch["positions"], batch["cells"], owner, nb)
-                chunks.append((batch, nb, vec, torch.linalg.vector_norm(vec, dim=1)))
+                d = torch.linalg.vector_norm(vec, dim=1)
+                nb.keep_vectors(batch["positions"], batch["cells"], vec, d)
+                chunks.append((batch, nb, d))
             self._master = (reach, chunks)
-        out = []
-        for batch, nb, vec, d in self._master[1]:
-            sub = nb.within(d, cutoff)
-            keep = d < cutoff
-            p, c = batch["positions"], batch["cells"]
-            sub.cache["vectors"] = (p, p._version, c, c._version, vec[keep], d[keep])  # as forward() keeps them
-            out.append((batch, sub))
-        return out
+        return [(batch, nb.within(d, cutoff)) for batch, nb, d in self._master[1]]
 
     # ------------------------------------------------------------------- PCA
     def _color_options(self) -> list[str]:
