@@ -139,11 +139,19 @@ def test_basis_tuner_buttons_rdf_modes_and_attenuation(tuner):
     assert all(np.min(np.abs(peaks - r)) < 0.1 for r in rs)  # every centre sits on a g(r) peak
     tuner.n_radial.value = 2  # in this mode the count still chooses: the two strongest peaks
     assert len([t for t in tuner.terms() if type(t).__name__ == "G2"]) == 2
+    assert tuner.r_range.disabled  # the peaks choose R_s, the range slider has no say
+    tuner.n_radial.value = 30  # more terms than peaks below R_c: fewer curves, and the panel says why
+    n_found = len([t for t in tuner.terms() if type(t).__name__ == "G2"])
+    assert n_found < 30 and len(tuner.basis_figure.data) == n_found + 1
+    assert f"{n_found} g(r) peaks below R_c" in tuner.maxima.value
     tuner.n_radial.value = 3
+    assert "peaks below R_c" not in tuner.maxima.value
     tuner.attenuation.value = 0.5
     tuner.eta_from_attenuation()
     spacing = min(np.diff(rs))
     assert tuner.eta.value == pytest.approx(math.log(2) / spacing ** 2, rel=0.03)
+    tuner.radial_mode.value = "shifted"
+    assert not tuner.r_range.disabled
 
 
 def test_basis_tuner_errors_show_in_the_status_area(tuner):

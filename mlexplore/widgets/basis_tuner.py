@@ -239,6 +239,7 @@ class BasisTuner(w.VBox):
                 self.rc.observe(self._on_change, names="value")
                 self.cutoff_function.observe(self._on_change, names="value")
         self.eta.disabled = self.auto_eta.value and self.radial_mode.value != "RDF modes"
+        self.r_range.disabled = self.radial_mode.value == "RDF modes"  # the peaks choose R_s, not the range
         if self.update_basis():
             self.schedule_features()
 
@@ -270,8 +271,13 @@ class BasisTuner(w.VBox):
         g2 = [t for t in sf.radial if isinstance(t, G2)]
         peaks = g2_maxima([t.rs for t in g2], [t.eta for t in g2], sf.cutoff, sf.cutoff_name)
         rows = "".join(f"<tr><td>{t.eta:.4g}</td><td>{t.rs:.3g}</td><td>{m:.3f}</td></tr>" for t, m in zip(g2, peaks))
+        note = ""
+        if (self.preset.value == "custom grid" and self.radial_mode.value == "RDF modes"
+                and len(g2) < self.n_radial.value):
+            note = (f"<br><i>{len(g2)} g(r) peaks below R_c = {sf.cutoff:g} Å, so {len(g2)} radial terms, not "
+                    f"{self.n_radial.value}</i>")
         self.maxima.value = ("<b>G2 maxima</b> (one neighbour, 002 table 2.1)<table><tr><th>η (Å⁻²)</th>"
-                             f"<th>R_s (Å)</th><th>r_max (Å)</th></tr>{rows}</table>")
+                             f"<th>R_s (Å)</th><th>r_max (Å)</th></tr>{rows}</table>{note}")
         self.status.value = ""
         self.timings["basis"] = time.perf_counter() - t0
         return True
