@@ -1,5 +1,6 @@
 """Descriptors: agreement with dscribe, invariances, finite-difference forces, known numbers."""
 
+import math
 
 import numpy as np
 import pytest
@@ -347,17 +348,39 @@ def test_eager_block_chunks_give_the_same_features_and_forces(monkeypatch):
     np.testing.assert_allclose(out[1][1], out[0][1], rtol=1e-11, atol=1e-13)
 
 
-def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
+@pytest.mark.parametrize("compile", [False, True])
+def test_centre_groups_give_the_same_features_and_forces(monkeypatch, compile):
+    """Centres sorted by neighbour counts and cut into groups, each padded to its own widths,
+    give the numbers of one block padded to the widest centre (features and forces)."""
     from mlexplore.descriptors import angular_blocks
 
-    def broken(device_type):
-        def fn(*args, **kwargs):
-            raise RuntimeError("no C++ compiler here")
-        return fn
+    sf = SymmetryFunctions([G2(0.5, 2.5), G4(0.02, 2, 1), G4(0.05, 4, -1), G5(0.01, 1, -1)], cutoff=5.0,
+                           elements=["Cu", "Au"], compile=compile)
+    out = []
+    for groups in (1, 3):
+        monkeypatch.setattr(angular_blocks, "CENTRE_GROUPS", groups)
+        monkeypatch.setattr(angular_blocks, "GROUP_MIN_CENTRES", 1)
+        monkeypatch.setattr(angular_blocks, "GROUP_MIN_SAVING", math.inf)  # group whatever it saves
+        batch = sf.prepare(_alloy())
+        batch["positions"].requires_grad_(True)
+        g = sf(**batch)
+        w = torch.linspace(0.5, 1.5, g.shape[1], dtype=g.dtype)
+        out.append((g.detach(), torch.autograd.grad((g @ w).sum(), batch["positions"])[0]))
+    np.testing.assert_allclose(out[1][0], out[0][0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(out[1][1], out[0][1], rtol=1e-10, atol=1e-12)
 
-    monkeypatch.setattr(angular_blocks, "_compiled_moments", broken)
-    monkeypatch.setattr(angular_blocks, "_failed", set())
-    terms = [G4(0.02, 2, 1)]
+
+def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
+    from mlexplore.descriptors import compiled
+
+    def broken(fn, device_type):
+        def run(*args, **kwargs):
+            raise RuntimeError("no C++ compiler here")
+        return run
+
+    monkeypatch.setattr(compiled, "_compile", broken)
+    monkeypatch.setattr(compiled, "_failed", set())
+    terms = [G2(0.5, 2.5), G4(0.02, 2, 1)]  # both compiled kernels: radial sums and angular moments
     eager = SymmetryFunctions(terms, cutoff=5.0).compute(_alloy())
     with pytest.warns(UserWarning, match="no C\\+\\+ compiler here"):
         got = SymmetryFunctions(terms, cutoff=5.0, compile=True).compute(_alloy())

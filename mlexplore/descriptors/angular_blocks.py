@@ -29,12 +29,12 @@ stay bounded. Both are differentiable, so forces come by autograd either way.
 from __future__ import annotations
 
 import math
-import threading
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+
+from .compiled import compiled_or_eager
 
 __all__ = ["FAMILY_CODES", "BlockLayout", "neighbor_blocks", "dense_blocks", "block_moments", "moments_function",
            "angular_moments", "moment_weights", "safe_sqrt"]
@@ -42,12 +42,17 @@ __all__ = ["FAMILY_CODES", "BlockLayout", "neighbor_blocks", "dense_blocks", "bl
 #: Family codes of the kernel (a static argument of the compiled graph).
 FAMILY_CODES = {"G4": 0, "G5": 1, "G9": 2}
 
-#: Compiled specialisations of the kernel allowed per process (dynamo's default is 8).
-RECOMPILE_LIMIT = 64
-
 #: Same-element blocks at least this wide are split in halves (recursively, SPLIT_DEPTH times).
 SPLIT_MIN_WIDTH = 16
 SPLIT_DEPTH = 3
+
+#: Centres are sorted by their neighbour counts and cut into this many groups, each padded to
+#: its own widths only (an alloy's per-element counts vary; one width for all wastes ~2x work).
+CENTRE_GROUPS = 4
+#: ... when each group gets at least this many centres and the groups need at most this
+#: fraction of the padded entries of one block for all.
+GROUP_MIN_CENTRES = 32
+GROUP_MIN_SAVING = 0.8
 
 #: Eager evaluation works through centres in chunks of at most this many (centre, j, k) entries.
 EAGER_CHUNK_ENTRIES = 1 << 21
@@ -195,42 +200,11 @@ def _eager_block_moments(*args) -> torch.Tensor:
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
-_compiled: dict[str, Callable] = {}
-_failed: set[str] = set()
-_lock = threading.Lock()
-
-
-def _compiled_moments(device_type: str) -> Callable:
-    with _lock:
-        if device_type not in _compiled:
-            _compiled[device_type] = torch.compile(block_moments, dynamic=True)
-        return _compiled[device_type]
-
-
 def moments_function(compile: bool, device_type: str) -> Callable:
-    """The block-moments function to call: compiled with ``torch.compile`` (``compile=True``),
-    falling back — with one warning — to the eager, chunked version when the machine
-    cannot compile (no C++ compiler, no Triton on the GPU, …)."""
-    if not compile or device_type in _failed:
-        return _eager_block_moments
-    fn = _compiled_moments(device_type)
-
-    def guarded(*args):
-        if device_type in _failed:
-            return _eager_block_moments(*args)
-        try:
-            # one graph per (family, same block, ζ range, dtype, grad or not): more than dynamo's
-            # default of 8 specialisations per function, after which it would silently run eager
-            with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
-                return fn(*args)
-        except Exception as exc:  # noqa: BLE001 - any compiler failure means: use eager
-            _failed.add(device_type)
-            warnings.warn(f"torch.compile of the angular kernel failed on {device_type} "
-                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-                          "using the eager version (same numbers, slower)", stacklevel=3)
-            return _eager_block_moments(*args)
-
-    return guarded
+    """The block-moments function to call: :func:`block_moments` compiled with ``torch.compile``
+    (``compile=True``; falling back, with one warning, to the eager version when the machine
+    cannot compile), or the eager version in chunks of centres."""
+    return compiled_or_eager(block_moments, _eager_block_moments, compile, device_type)
 
 
 def angular_moments(layout: BlockLayout, vec: torch.Tensor, d: torch.Tensor, rc: torch.Tensor, etas: torch.Tensor,
@@ -273,16 +247,48 @@ def angular_moments(layout: BlockLayout, vec: torch.Tensor, d: torch.Tensor, rc:
         return (same(lo, depth - 1) + fn(*lo, *hi, rc, etas, family, n_powers, False, fc)
                 + same(hi, depth - 1))
 
+    counts = [torch.bincount(rows, minlength=layout.n_centres) for rows in layout.rows]
+
+    def pair_moments(a, b, ids=None):
+        """Moments of element pair (a, b) for the centres ``ids`` (all when None), their blocks
+        cut to the widest of those centres (each centre's real entries fill its first slots)."""
+        if ids is None:
+            wa, wb, ba, bb = layout.widths[a], layout.widths[b], blocks[a], blocks[b]
+        else:
+            wa, wb = int(counts[a][ids].max()), int(counts[b][ids].max())
+            ba, bb = (_rows(blocks[e], ids, w) for e, w in ((a, wa), (b, wb)))
+        n = layout.n_centres if ids is None else ids.shape[0]
+        if wa == 0 or wb == 0 or (a == b and wa < 2):
+            return torch.zeros((n, n_cols), dtype=d.dtype, device=d.device)
+        if a == b:
+            return same(ba, SPLIT_DEPTH)
+        return fn(*ba, *bb, rc, etas, family, n_powers, False, fc)
+
+    groups = CENTRE_GROUPS if layout.n_centres >= CENTRE_GROUPS * GROUP_MIN_CENTRES else 1
     out = []
     for a in range(len(blocks)):
         for b in range(a, len(blocks)):
-            if layout.widths[a] == 0 or layout.widths[b] == 0 or (a == b and layout.widths[a] < 2):
-                out.append(torch.zeros((layout.n_centres, n_cols), dtype=d.dtype, device=d.device))
-            elif a == b:
-                out.append(same(blocks[a], SPLIT_DEPTH))
-            else:
-                out.append(fn(*blocks[a], *blocks[b], rc, etas, family, n_powers, False, fc))
+            if groups == 1:
+                out.append(pair_moments(a, b))
+                continue
+            # centres sorted by (count_a, count_b), cut into groups padded to their own widths —
+            # when that saves enough padded entries to pay for the extra gathers and calls
+            order = torch.argsort(counts[a] * (int(counts[b].max()) + 1) + counts[b], stable=True)
+            split = torch.tensor_split(order, groups)
+            padded = sum(len(ids) * int(counts[a][ids].max()) * int(counts[b][ids].max()) for ids in split)
+            if padded > GROUP_MIN_SAVING * layout.n_centres * layout.widths[a] * layout.widths[b]:
+                out.append(pair_moments(a, b))
+                continue
+            parts = [pair_moments(a, b, ids) for ids in split]
+            out.append(torch.cat(parts)[torch.argsort(order)])
     return torch.stack(out, dim=1)
+
+
+def _rows(block: list[torch.Tensor], ids: torch.Tensor, width: int) -> list[torch.Tensor]:
+    """The dense block arrays of the centres ``ids``, cut to the first ``width`` slots
+    (the radial factors, channel-major ``(C, N, M)``, are the last array)."""
+    return ([t[ids, :width].contiguous() for t in block[:-1]]
+            + [block[-1][:, ids, :width].contiguous()])
 
 
 def moment_weights(zetas: list[float], lams: list[float], channel_of_term: list[int], n_channels: int,

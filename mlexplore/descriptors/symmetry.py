@@ -36,6 +36,7 @@ from torch import nn
 from ..data.dataset import StructureDataset
 from ..errors import InputError
 from .angular_blocks import FAMILY_CODES, angular_moments, moment_weights, neighbor_blocks, safe_sqrt
+from .compiled import compiled_or_eager
 from .cutoffs import cutoff_function as _cutoff_by_name
 from .neighbors import Neighbors, neighbor_pairs, pair_vectors, triplets
 from .terms import (G2, G4, G5, G9, GaussFourierAngular001, GaussFourierAngular002, GaussFourierBiRadial,
@@ -58,6 +59,12 @@ def _safe_div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """a / b, 0 where b == 0 (gradients stay finite)."""
     nz = b != 0
     return torch.where(nz, a / torch.where(nz, b, torch.ones_like(b)), torch.zeros_like(a))
+
+
+def _g2_values(d: torch.Tensor, eta: torch.Tensor, rs: torch.Tensor, rc: torch.Tensor, fc) -> torch.Tensor:
+    """G2 of every pair and term, ``exp(−η (R_ij − r_s)²) f_c(R_ij)``, shape ``(P, n_terms)``
+    (one fused loop under ``torch.compile``)."""
+    return torch.exp(-eta * (d[:, None] - rs) ** 2) * fc(d, rc)[:, None]
 
 
 def _window(d: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -316,8 +323,9 @@ class SymmetryFunctions(nn.Module):
         values = {}
         if "G2" in self._params:
             p = self._p("G2", d)
-            fc = self._fc(d, self.cutoff)[:, None]
-            values[G2] = torch.exp(-p["eta"] * (d[:, None] - p["rs"]) ** 2) * fc
+            rc = torch.tensor(self.cutoff, dtype=d.dtype, device=d.device)
+            g2 = compiled_or_eager(_g2_values, _g2_values, self.compile, d.device.type)
+            values[G2] = g2(d, p["eta"], p["rs"], rc, self._fc)
         if "GaussFourierRadial" in self._params:
             values[GaussFourierRadial] = _gf_radial(d, self._p("GaussFourierRadial", d))
         v = _in_order(self.radial, values)
@@ -487,7 +495,7 @@ class SymmetryFunctions(nn.Module):
         values = {}
         if "G2" in self._params:
             p = self._p("G2", d)
-            values[G2] = torch.exp(-p["eta"] * (d[:, None] - p["rs"]) ** 2) * self._fc(d, self.cutoff)[:, None]
+            values[G2] = _g2_values(d, p["eta"], p["rs"], torch.tensor(self.cutoff, dtype=d.dtype), self._fc)
         if "GaussFourierRadial" in self._params:
             values[GaussFourierRadial] = _gf_radial(d, self._p("GaussFourierRadial", d))
         return _in_order(self.radial, values).numpy()
@@ -525,7 +533,7 @@ class SymmetryFunctions(nn.Module):
 def _in_order(terms: list[Term], values: dict[type, torch.Tensor]) -> torch.Tensor:
     """Columns of all families, rearranged to the order the terms were given."""
     families = [cls for cls in values]
-    stacked = torch.cat([values[c] for c in families], dim=1)
+    stacked = torch.cat([values[c] for c in families], dim=1) if len(families) > 1 else values[families[0]]
     start, pos = 0, {}
     for c in families:
         pos[c] = start
