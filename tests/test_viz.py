@@ -74,7 +74,7 @@ def test_error_vs_reference_groups_and_task_table():
              "r2_mean": 0.95, "r2_std": 0.01, "seconds_mean": 3.0, "fom": 0.83}]
     table = task_table(rows)
     cells = table.data[0].cells.values
-    assert list(cells[0]) == ["STL energy", "MTL energy+site_value"] and cells[2][0] == "0.5 ± 0.1"
+    assert list(cells[0]) == ["STL energy", "MTL energy + site_value"] and cells[2][0] == "0.5 ± 0.1"
     with pytest.raises(InputError):
         task_table([])
 

@@ -229,8 +229,8 @@ def test_task_comparison_fills_its_table(alloy4):
     tc.start()
     assert len(tc.runs) == 6 and tc.progress.value == 6 and tc.status.value.startswith("done")
     cells = tc.table.data[0].cells.values
-    assert list(cells[0]) == ["STL mixing_energy", "STL energies", "MTL mixing_energy+energies",
-                              "MTL mixing_energy+energies"]
+    assert list(cells[0]) == ["STL mixing_energy", "STL energies", "MTL mixing_energy + energies",
+                              "MTL mixing_energy + energies"]
     assert all("±" in c for c in cells[2])
     assert all(len(tr.x) == 5 for tr in tc.curves.data)  # a learning curve per model
     assert any("MTL" in (d.name or "") for d in tc.error_pdfs.data) and len(tc.parity.data) == 5

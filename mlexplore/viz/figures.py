@@ -224,11 +224,13 @@ def task_table(rows: Sequence[dict], digits: int = 4) -> go.Figure:
         raise InputError("no rows to show", field="rows")
     fmt = f"{{:.{digits}g}}"
     cols = {
-        "model": [("MTL " if r["n_tasks"] > 1 else "STL ") + r["tasks"] for r in rows],
+        # " + " so long combinations wrap inside their cell instead of being clipped
+        "model": [("MTL " if r["n_tasks"] > 1 else "STL ") + r["tasks"].replace("+", " + ") for r in rows],
         "target": [r["target"] for r in rows],
         "RMSE": [f"{fmt.format(r['rmse_mean'])} ± {fmt.format(r['rmse_std'])}" for r in rows],
         "R²": [f"{r['r2_mean']:.4f} ± {r['r2_std']:.4f}" for r in rows],
         "time (s)": [f"{r['seconds_mean']:.2f}" for r in rows],
         "FOM": [fmt.format(r["fom"]) for r in rows],
     }
-    return go.Figure(go.Table(header=dict(values=list(cols)), cells=dict(values=list(cols.values()))))
+    return go.Figure(go.Table(header=dict(values=list(cols)), cells=dict(values=list(cols.values())),
+                              columnwidth=[2.2, 1.4, 1.4, 1.4, 0.8, 0.9]))
