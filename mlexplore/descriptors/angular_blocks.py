@@ -24,6 +24,9 @@ operation is a broadcast or a reduction, which ``torch.compile`` fuses into one
 vectorised loop per block with no ``(N, M, M)`` temporaries; the eager version
 computes the same numbers op by op, in chunks of centres so the temporaries
 stay bounded. Both are differentiable, so forces come by autograd either way.
+A block is as wide as its widest centre; where neighbour counts vary (alloys,
+surfaces) the centres are sorted by their counts and cut into groups, each
+padded to its own widths (``CENTRE_GROUPS``), when that saves enough entries.
 """
 
 from __future__ import annotations
