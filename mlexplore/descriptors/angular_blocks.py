@@ -252,14 +252,14 @@ def angular_moments(layout: BlockLayout, vec: torch.Tensor, d: torch.Tensor, rc:
 
     counts = [torch.bincount(rows, minlength=layout.n_centres) for rows in layout.rows]
 
-    def pair_moments(a, b, ids=None):
+    def pair_moments(a, b, ids=None, wa=None, wb=None):
         """Moments of element pair (a, b) for the centres ``ids`` (all when None), their blocks
-        cut to the widest of those centres (each centre's real entries fill its first slots)."""
+        cut to widths ``wa``, ``wb`` (the widest of those centres; each centre's real entries
+        fill its first slots)."""
         if ids is None:
             wa, wb, ba, bb = layout.widths[a], layout.widths[b], blocks[a], blocks[b]
         else:
-            wa, wb = int(counts[a][ids].max()), int(counts[b][ids].max())
-            ba, bb = (_rows(blocks[e], ids, w) for e, w in ((a, wa), (b, wb)))
+            ba, bb = _rows(blocks[a], ids, wa), _rows(blocks[b], ids, wb)
         n = layout.n_centres if ids is None else ids.shape[0]
         if wa == 0 or wb == 0 or (a == b and wa < 2):
             return torch.zeros((n, n_cols), dtype=d.dtype, device=d.device)
@@ -271,19 +271,19 @@ def angular_moments(layout: BlockLayout, vec: torch.Tensor, d: torch.Tensor, rc:
     out = []
     for a in range(len(blocks)):
         for b in range(a, len(blocks)):
-            if groups == 1:
-                out.append(pair_moments(a, b))
-                continue
-            # centres sorted by (count_a, count_b), cut into groups padded to their own widths —
-            # when that saves enough padded entries to pay for the extra gathers and calls
-            order = torch.argsort(counts[a] * (int(counts[b].max()) + 1) + counts[b], stable=True)
-            split = torch.tensor_split(order, groups)
-            padded = sum(len(ids) * int(counts[a][ids].max()) * int(counts[b][ids].max()) for ids in split)
-            if padded > GROUP_MIN_SAVING * layout.n_centres * layout.widths[a] * layout.widths[b]:
-                out.append(pair_moments(a, b))
-                continue
-            parts = [pair_moments(a, b, ids) for ids in split]
-            out.append(torch.cat(parts)[torch.argsort(order)])
+            if groups > 1:
+                # centres sorted by (count_a, count_b), cut into groups padded to their own widths —
+                # when that saves enough padded entries to pay for the extra gathers and calls
+                order = torch.argsort(counts[a] * (int(counts[b].max()) + 1) + counts[b], stable=True)
+                split = torch.tensor_split(order, groups)
+                widths = torch.stack([torch.stack((counts[a][ids].max(), counts[b][ids].max()))
+                                      for ids in split]).tolist()  # one device sync
+                padded = sum(len(ids) * wa * wb for ids, (wa, wb) in zip(split, widths))
+                if padded <= GROUP_MIN_SAVING * layout.n_centres * layout.widths[a] * layout.widths[b]:
+                    parts = [pair_moments(a, b, ids, wa, wb) for ids, (wa, wb) in zip(split, widths)]
+                    out.append(torch.cat(parts)[torch.argsort(order)])
+                    continue
+            out.append(pair_moments(a, b))
     return torch.stack(out, dim=1)
 
 

@@ -225,10 +225,10 @@ def neighbor_pairs(positions: torch.Tensor, cells: torch.Tensor, pbc: torch.Tens
     else:
         raise InputError(f"unknown neighbour-list method {method!r}: 'vesin', 'torch' or 'auto'", field="method")
     key = i * (int(positions.shape[0]) + 1) + j
-    if len(key) > 1 and bool((key[1:] >= key[:-1]).all()):  # vesin's lists usually come sorted already
-        return Neighbors(centers=i, neighbors=j, shifts=s.to(positions.dtype), cutoff=float(cutoff))
-    order = torch.argsort(key, stable=True)
-    return Neighbors(centers=i[order], neighbors=j[order], shifts=s[order].to(positions.dtype), cutoff=float(cutoff))
+    if not bool((key[1:] >= key[:-1]).all()):  # vesin's lists usually come sorted already
+        order = torch.argsort(key, stable=True)
+        i, j, s = i[order], j[order], s[order]
+    return Neighbors(centers=i, neighbors=j, shifts=s.to(positions.dtype), cutoff=float(cutoff))
 
 
 def triplets(nb: Neighbors, n_atoms_total: int, pair_mask: torch.Tensor | None = None,
