@@ -26,9 +26,12 @@ def main() -> None:
     for name in ("fe_spin", "fept"):
         path = ROOT / "data" / "dft" / f"{name}.jsonl"
         records = read_records(path)
-        ok = [r for r in records if r["status"] == "ok"]
-        failed = [r for r in records if r["status"] == "failed"]
-        print(f"== {name}: {len(ok)} ok, {len(failed)} failed, of {PLANNED[name]} planned")
+        last = {r["key"]: r for r in records}  # a rescue supersedes the failure before it
+        ok = [r for r in last.values() if r["status"] == "ok"]
+        failed = [r for r in last.values() if r["status"] == "failed"]
+        rescued = [r for r in ok if "rescue" in r]
+        print(f"== {name}: {len(ok)} ok ({len(rescued)} of them rescued by the wider-smearing warm-up), "
+              f"{len(failed)} failed, of {PLANNED[name]} planned")
         if not ok:
             continue
         secs = np.array([r["seconds"] for r in records])
@@ -52,6 +55,9 @@ def main() -> None:
         else:
             print(f"   |moments| {np.abs(m).min():.2f} … {np.abs(m).max():.2f} μB")
             kept = ds.label("pattern_kept")
+            was_rescued = np.array(["rescue" in m for m in ds.meta])
+            if was_rescued.any():
+                print(f"   SCF kept the pattern in {kept[was_rescued].sum()} of {was_rescued.sum()} rescued")
             for pattern in ("FM", "AFM-B2", "AFM-layer", "AFM-L10", "random"):
                 sel = np.array([pattern in t for t in ds.tags])
                 if sel.any():

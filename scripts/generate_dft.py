@@ -7,7 +7,9 @@ Runs single-threaded (one core). Records go to data/dft/<name>.jsonl, appended
 one configuration at a time: kill it at any moment and start it again to
 resume. After each dataset (and every --export-every configurations) the
 successful records are exported to mlexplore/datasets/data/<name>_dft.extxyz.gz,
-the file the package loads. Needs GPAW: scripts/install_gpaw.sh.
+the file the package loads. A configuration whose SCF did not converge is tried once
+more with a wider-smearing warm-up (RESCUE_SMEARING; earlier failures too, once).
+Needs GPAW: scripts/install_gpaw.sh.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ SETTINGS = {
     "fept": DFTSettings(ecut=350.0, kpts=(2, 2, 2), smearing=0.1, magmoms={"Fe": 3.0, "Pt": 0.5}),
 }
 CONFIGS = {"fe_spin": fe_spin_configurations, "fept": fept_configurations}
+#: eV. A configuration whose SCF does not converge at the run's 0.1 eV is tried once more,
+#: first converged at this width and then at 0.1 eV from that density (see mlexplore.dft.label).
+RESCUE_SMEARING = 0.3
 
 
 def main() -> None:
@@ -52,7 +57,7 @@ def main() -> None:
         step = max(1, args.export_every)
         for start in range(0, len(configs), step):
             label(configs[: start + step], out=records, settings=SETTINGS[name],
-                  log_dir=ROOT / "data" / "dft" / "logs" / name)
+                  log_dir=ROOT / "data" / "dft" / "logs" / name, rescue_smearing=RESCUE_SMEARING)
             export_dataset(name, records)
         print(f"{name}: done, {records}")
 

@@ -260,8 +260,12 @@ def test_task_comparison_in_a_browser(lab, browser):
         # like a person, press Start once the panel is drawn. On a saturated machine the first
         # render of the learning-curve and table figures sometimes never completes (blank
         # default axes, no console error; known and open, see the README): this fails here then
-        for title in ("validation loss per model", "RMSE"):
-            panel.locator(".js-plotly-plot", has_text=title).first.wait_for(timeout=120_000)
+        try:
+            for title in ("validation loss per model", "RMSE"):
+                panel.locator(".js-plotly-plot", has_text=title).first.wait_for(timeout=120_000)
+        except Exception:
+            _dump_plots(nb, panel, "task_comparison_not_drawn")
+            raise
         panel.locator("button", has_text="Start").click()
         nb.page.wait_for_function("() => document.body.innerText.includes('done:')", timeout=300_000)
         # the results table is a plotly table: wait for it to draw the finished rows (the parity
@@ -281,6 +285,15 @@ def test_task_comparison_in_a_browser(lab, browser):
         nb.shot("task_comparison", panel)
     finally:
         nb.close()
+
+
+def _dump_plots(nb: Notebook, where, name: str) -> None:
+    """Screenshot + what each plotly graph in ``where`` holds (title, traces, height) + the console."""
+    nb.shot(name, where)
+    plots = where.locator(".js-plotly-plot").evaluate_all(
+        "els => els.map(e => ({title: e.layout && e.layout.title, traces: e.data && e.data.length, "
+        "height: e.layout && e.layout.height, template: !!(e.layout && e.layout.template)}))")
+    (SHOTS / f"{name}.txt").write_text(json.dumps(plots, indent=1) + "\n\nconsole:\n" + "\n".join(nb.console))
 
 
 def _distinct_colours(png: Path) -> int:

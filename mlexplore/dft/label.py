@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import traceback
@@ -18,7 +19,7 @@ from ..errors import InputError
 from .records import append_record, read_records, records_to_dataset
 from .settings import DFTSettings
 
-__all__ = ["label", "gpaw_calculator", "failed_records", "pattern_kept"]
+__all__ = ["label", "gpaw_calculator", "failed_records", "pattern_kept", "set_smearing"]
 
 CalculatorFactory = Callable[[DFTSettings, Atoms, tuple, Any], Any]
 
@@ -41,6 +42,17 @@ def gpaw_calculator(settings: DFTSettings, atoms: Atoms, kpts: tuple, txt: Any =
     return GPAW(mode=PW(settings.ecut), xc=settings.xc, kpts=list(kpts),
                 occupations=FermiDirac(settings.smearing), spinpol=settings.spinpol,
                 maxiter=settings.maxiter, txt=txt, legacy_gpaw=True, **extra)
+
+
+def set_smearing(calc, width: float) -> None:
+    """Change the Fermi-Dirac width (eV) of a calculator, keeping its density and wave functions
+    (GPAW's ``calc.set(occupations=…)``; any ASE calculator whose ``set`` takes ``occupations``)."""
+    calc.set(occupations={"name": "fermi-dirac", "width": float(width)})
+
+
+def _is_convergence_error(error: str) -> bool:
+    """Does an error text (``"Type: message"``) say the SCF did not converge?"""
+    return "converge" in error.lower()
 
 
 def _hirshfeld_charges(calc) -> np.ndarray:
@@ -69,12 +81,21 @@ def _as_images(data: StructureDataset | Atoms | Iterable[Atoms]) -> list[Atoms]:
 
 
 def _compute(atoms: Atoms, settings: DFTSettings, factory: CalculatorFactory, kpts: tuple,
-             magmoms: np.ndarray, txt: Any) -> dict:
+             magmoms: np.ndarray, txt: Any, warmup_smearing: float | None = None) -> dict:
+    """One configuration. With ``warmup_smearing`` the SCF first converges at that wider
+    Fermi-Dirac width and then goes on from its density at ``settings.smearing``: every
+    number returned is at ``settings``, only the starting point of the last SCF differs."""
     work = atoms.copy()
     work.calc = None
     work.set_initial_magnetic_moments(magmoms)
-    calc = factory(settings, work, kpts, txt)
-    work.calc = calc
+    if warmup_smearing is None:
+        calc = factory(settings, work, kpts, txt)
+        work.calc = calc
+    else:
+        calc = factory(dataclasses.replace(settings, smearing=warmup_smearing), work, kpts, txt)
+        work.calc = calc
+        work.get_potential_energy()
+        set_smearing(calc, settings.smearing)
     result: dict[str, Any] = {}
     result["energy"] = float(work.get_potential_energy())
     result["forces"] = work.get_forces()
@@ -98,6 +119,7 @@ def label(
     progress: bool = True,
     retry_failed: bool = False,
     log_dir: str | os.PathLike | None = None,
+    rescue_smearing: float | None = None,
 ) -> StructureDataset:
     """Compute DFT labels for every structure, resumably.
 
@@ -107,7 +129,20 @@ def label(
     a killed run resumes where it stopped without recomputing or duplicating.
     A configuration that raises (e.g. SCF not converged within
     ``settings.maxiter``) is recorded as failed with the error and the run
-    goes on; failures are not retried unless ``retry_failed``.
+    goes on; failures are not retried unless ``retry_failed``, or unless
+    ``rescue_smearing`` is given and they have not been rescued yet.
+
+    Metallic magnets with competing orders (AFM or random collinear seeds in
+    strained iron) sometimes make the SCF hop between near-degenerate spin
+    states until ``maxiter``. With ``rescue_smearing`` (eV, e.g. 0.3) such a
+    failure gets one more try that first converges at that wider smearing and
+    then re-converges from its density at ``settings.smearing``. The result is
+    a self-consistent solution at the run's settings, so it keeps the same
+    record key; the record (and the dataset's ``meta``) says ``rescue`` with
+    the first error. It is not always the state the direct SCF would have
+    found: weak moments can vanish at the wider smearing and stay zero (AFM
+    Fe2 compressed to a = 2.80 Å ends non-magnetic), so look at the final
+    ``magmoms`` (:func:`pattern_kept`) of rescued records.
 
     Parameters
     ----------
@@ -124,6 +159,9 @@ def label(
         GPAW (:func:`gpaw_calculator`).
     log_dir:
         Folder for one GPAW text log per configuration (default: no logs).
+    rescue_smearing:
+        Wider Fermi-Dirac width (eV) for the second try of a configuration
+        whose SCF did not converge (default: no second try).
 
     Returns
     -------
@@ -139,8 +177,19 @@ def label(
     images = _as_images(data)
     source = data if isinstance(data, StructureDataset) else None
     keys = [settings.key(a) for a in images]
+    if rescue_smearing is not None and not rescue_smearing > settings.smearing:
+        raise InputError(f"rescue_smearing ({rescue_smearing} eV) must be wider than the run's smearing "
+                         f"({settings.smearing} eV)", field="rescue_smearing")
     previous = read_records(out)
-    done = {r["key"] for r in previous if r["status"] == "ok" or not retry_failed}
+
+    def settled(r: dict) -> bool:  # needs no more work
+        if r["status"] == "ok":
+            return True
+        if retry_failed:
+            return False
+        return rescue_smearing is None or "rescue" in r or not _is_convergence_error(r.get("error", ""))
+
+    done = {r["key"] for r in previous if settled(r)}
     todo = [i for i, k in enumerate(keys) if k not in done]
     todo = list(dict.fromkeys(todo))  # identical inputs are computed once
     seen: set[str] = set()
@@ -165,9 +214,17 @@ def label(
                 "meta": dict(source.meta[i]) if source is not None else {},
             }
             t0 = time.perf_counter()
+            args = (atoms, settings, factory, tuple(record["kpts"]), record["initial_magmoms"])
             try:
-                record.update(_compute(atoms, settings, factory, tuple(record["kpts"]),
-                                       record["initial_magmoms"], txt))
+                try:
+                    record.update(_compute(*args, txt))
+                except Exception as exc:
+                    if rescue_smearing is None or not _is_convergence_error(f"{type(exc).__name__}: {exc}"):
+                        raise
+                    record["rescue"] = {"warmup_smearing": float(rescue_smearing),
+                                        "first_error": f"{type(exc).__name__}: {exc}"}
+                    rescue_txt = None if txt is None else str(Path(log_dir) / f"{keys[i]}_rescue.txt")
+                    record.update(_compute(*args, rescue_txt, warmup_smearing=rescue_smearing))
                 record["status"] = "ok"
             except Exception as exc:  # one bad configuration must not stop the run
                 n_failed += 1
@@ -189,8 +246,10 @@ def label(
 
 
 def failed_records(out: str | os.PathLike) -> list[dict]:
-    """The failed records of a run: ``index``, ``key``, ``error``, ``traceback``."""
-    return [r for r in read_records(out) if r["status"] == "failed"]
+    """The configurations of a run that are failed now (their last record; a later
+    success supersedes a failure): ``index``, ``key``, ``error``, ``traceback``."""
+    last = {r["key"]: r for r in read_records(out)}
+    return [r for r in last.values() if r["status"] == "failed"]
 
 
 def pattern_kept(initial: np.ndarray, final: np.ndarray, threshold: float = 0.5) -> bool:

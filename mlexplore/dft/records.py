@@ -79,7 +79,9 @@ def records_to_dataset(records: list[dict], name: str = "") -> StructureDataset:
     ``magmom`` (total, μ_B), ``magmoms`` (per atom, μ_B), ``initial_magmoms``
     (μ_B), and when computed ``charges`` (Hirshfeld partial charge Z − N_e, e)
     and ``charge_transfer`` (N_e − Z = −charges, e, the LSMS convention).
-    ``meta`` holds the record key, settings, k-points and seconds.
+    ``meta`` holds the record key, settings, k-points and seconds, and
+    ``rescue`` for a configuration that converged only on the second try
+    (see :func:`mlexplore.dft.label`).
     """
     ok = [r for r in records if r.get("status") == "ok"]
     if not ok:
@@ -110,6 +112,6 @@ def records_to_dataset(records: list[dict], name: str = "") -> StructureDataset:
         atom_labels=atom_labels,
         tags=[tuple(r.get("tags", ())) for r in ok],
         meta=[{"key": r["key"], "seconds": r["seconds"], "kpts": r["kpts"], "settings": r["settings"],
-               **r.get("meta", {})} for r in ok],
+               **({"rescue": r["rescue"]} if "rescue" in r else {}), **r.get("meta", {})} for r in ok],
         name=name,
     )
