@@ -292,7 +292,9 @@ def _dump_plots(nb: Notebook, where, name: str) -> None:
     nb.shot(name, where)
     plots = where.locator(".js-plotly-plot").evaluate_all(
         "els => els.map(e => ({title: e.layout && e.layout.title, traces: e.data && e.data.length, "
-        "height: e.layout && e.layout.height, template: !!(e.layout && e.layout.template)}))")
+        "height: e.layout && e.layout.height, template: !!(e.layout && e.layout.template), "
+        "box: [e.offsetWidth, e.offsetHeight], parents: [e.parentElement.offsetWidth, "
+        "e.parentElement.parentElement.offsetWidth, e.closest('.jp-OutputArea') && e.closest('.jp-OutputArea').offsetWidth]}))")
     (SHOTS / f"{name}.txt").write_text(json.dumps(plots, indent=1) + "\n\nconsole:\n" + "\n".join(nb.console))
 
 

@@ -1,9 +1,11 @@
 """Widgets driven from Python like a user: set controls, run callbacks, check what the figures show."""
 
 import numpy as np
+import plotly.graph_objects as go
 
 from mlexplore.training.toy import ToyProblem, fit_toy, toy_data
 from mlexplore.widgets import RegressionPlayground
+from mlexplore.widgets.plot_output import PLOTLY_MIME, PlotOutput
 
 
 def test_toy_library_fits_sin_and_shows_extrapolation():
@@ -234,6 +236,23 @@ def test_task_comparison_fills_its_table(alloy4):
     assert all("±" in c for c in cells[2])
     assert all(len(tr.x) == 5 for tr in tc.curves.data)  # a learning curve per model
     assert any("MTL" in (d.name or "") for d in tc.error_pdfs.data) and len(tc.parity.data) == 5
+    # what the page is sent: each figure as it is now, through the plotly MIME renderer
+    shown = {name: view.outputs[0]["data"][PLOTLY_MIME] for name, view in tc.views.items()}
+    assert shown["table"]["data"][0]["cells"]["values"][0] == list(cells[0])
+    assert len(shown["curves"]["data"]) == 6 and shown["curves"]["layout"]["title"]["text"] == "validation loss per model"
+    assert len(shown["parity"]["data"]) == 5 and len(shown["error_pdfs"]["data"]) == len(tc.error_pdfs.data)
+
+
+def test_plot_output_sends_the_figure_as_it_is_now():
+    fig = go.Figure(layout=dict(title="t"))
+    view = PlotOutput(fig)
+    assert view.outputs[0]["data"][PLOTLY_MIME]["data"] == []
+    fig.add_scatter(x=np.arange(3.0), y=[1.0, 2.0, 4.0], name="s")
+    assert view.outputs[0]["data"][PLOTLY_MIME]["data"] == []  # nothing sent until show()
+    view.show()
+    (trace,) = view.outputs[0]["data"][PLOTLY_MIME]["data"]
+    assert len(view.outputs) == 1 and trace["name"] == "s"
+    assert view.outputs[0]["data"][PLOTLY_MIME]["layout"]["title"]["text"] == "t"
 
 
 def test_task_comparison_stop_keeps_finished_models(alloy4):

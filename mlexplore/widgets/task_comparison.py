@@ -26,6 +26,7 @@ from ..data.dataset import StructureDataset
 from ..errors import InputError
 from ..training.tasks import TaskRun, plan_task_comparison, summarise_task_runs, task_combinations
 from ..viz.figures import PALETTE, band_traces, task_table
+from .plot_output import PlotOutput
 
 __all__ = ["TaskComparison", "default_task_datasets"]
 
@@ -91,15 +92,19 @@ class TaskComparison(w.VBox):
         self.progress = w.IntProgress(value=0, min=0, max=1, description="models", style=style)
         self.model_bars = w.VBox([])
         self.status = w.HTML("")
-        self.curves = go.FigureWidget(layout=dict(height=300, margin=dict(t=40), title="validation loss per model",
-                                                  xaxis_title="epoch", yaxis_title="loss (standardised)",
-                                                  yaxis_type="log", legend=dict(font_size=9)))
-        self.table = go.FigureWidget(go.Table(header=dict(values=["model", "target", "RMSE", "R²", "time (s)",
-                                                                  "FOM"]), cells=dict(values=[[]] * 6)),
-                                     layout=dict(height=260, margin=dict(t=10, b=10)))
-        self.parity = go.FigureWidget(layout=dict(height=320, margin=dict(t=40), title="parity (test sets)"))
-        self.error_pdfs = go.FigureWidget(layout=dict(height=320, margin=dict(t=40),
-                                                      title="test error PDF (mean ± 1 std over runs)"))
+        # plain figures shown through Output widgets (PlotOutput): they change while a background
+        # thread trains, and a FigureWidget's updates can be lost on a busy machine
+        self.curves = go.Figure(layout=dict(height=300, margin=dict(t=40), title="validation loss per model",
+                                            xaxis_title="epoch", yaxis_title="loss (standardised)",
+                                            yaxis_type="log", legend=dict(font_size=9)))
+        self.table = go.Figure(go.Table(header=dict(values=["model", "target", "RMSE", "R²", "time (s)", "FOM"]),
+                                        cells=dict(values=[[]] * 6)),
+                               layout=dict(height=260, margin=dict(t=10, b=10)))
+        self.parity = go.Figure(layout=dict(height=320, margin=dict(t=40), title="parity (test sets)"))
+        self.error_pdfs = go.Figure(layout=dict(height=320, margin=dict(t=40),
+                                                title="test error PDF (mean ± 1 std over runs)"))
+        self.views = {name: PlotOutput(getattr(self, name), layout=w.Layout(width="100%"))
+                      for name in ("curves", "table", "parity", "error_pdfs")}
         self.dataset_choice.observe(lambda _: self._load_dataset(), names="value")
         self.targets.observe(lambda _: self._update_combinations(), names="value")
         self.start_button.on_click(lambda _: self.start(background=True))
@@ -107,8 +112,11 @@ class TaskComparison(w.VBox):
         controls = w.VBox([self.dataset_choice, self.targets, self.combinations, self.model, self.n_runs, self.vary,
                            self.epochs, w.HBox([self.start_button, self.stop_button]), self.progress, self.status,
                            self.model_bars])
-        super().__init__([w.HBox([controls, w.VBox([self.curves, self.table])]),
-                          w.HBox([self.parity, self.error_pdfs])])
+        v = self.views
+        # the plots take the width of their boxes: give the boxes one
+        super().__init__([w.HBox([controls, w.VBox([v["curves"], v["table"]], layout=w.Layout(width="62%"))]),
+                          w.HBox([w.Box([v["parity"]], layout=w.Layout(width="50%")),
+                                  w.Box([v["error_pdfs"]], layout=w.Layout(width="50%"))])])
         self._load_dataset()
 
     # ------------------------------------------------------------------ inputs
@@ -161,8 +169,10 @@ class TaskComparison(w.VBox):
             for k, (r, c) in enumerate(jobs):
                 self.curves.add_scatter(x=[], y=[], mode="lines", name=f"{'+'.join(c)} #{r}",
                                         line=dict(color=PALETTE[combos.index(c) % len(PALETTE)]))
-        for fig in (self.parity, self.error_pdfs):
-            fig.data = []
+        for name in ("parity", "error_pdfs"):
+            getattr(self, name).data = []
+            self.views[name].show()
+        self.views["curves"].show()
         self._fill_table()
         self.start_button.disabled, self.stop_button.disabled = True, False
         if background:
@@ -207,7 +217,7 @@ class TaskComparison(w.VBox):
         def callback(epoch: int, history) -> bool:
             self.model_bars.children[j].value = epoch + 1
             now = time.perf_counter()
-            if now - self._last_draw > 0.25:  # redraw at most four times a second
+            if now - self._last_draw > 0.5:  # redraw (the whole figure) at most twice a second
                 self._last_draw = now
                 self._draw_curve(j, history)
             return not self._stop.is_set()
@@ -215,8 +225,8 @@ class TaskComparison(w.VBox):
 
     # ----------------------------------------------------------------- drawing
     def _draw_curve(self, j: int, history) -> None:
-        with self.curves.batch_update():
-            self.curves.data[j].update(x=list(history.epoch), y=list(history.val_loss))
+        self.curves.data[j].update(x=np.asarray(history.epoch), y=np.asarray(history.val_loss))
+        self.views["curves"].show()
 
     def _fill_table(self) -> None:
         rows = self.rows
@@ -225,6 +235,7 @@ class TaskComparison(w.VBox):
         with self.table.batch_update():
             self.table.data[0].cells.values = cells
             self.table.layout.height = min(720, 80 + 48 * max(1, len(rows)))  # every row visible
+        self.views["table"].show()
 
     def _draw_results(self) -> None:
         targets = self.plan.targets
@@ -265,6 +276,8 @@ class TaskComparison(w.VBox):
                     self.error_pdfs.add_traces(band_traces(
                         band, f"{t}: {'MTL' if len(c) > 1 else 'STL'} {'+'.join(c)} ({band.n_models})", color))
             self.error_pdfs.layout.xaxis.title = "error / std of the target"
+        self.views["parity"].show()
+        self.views["error_pdfs"].show()
 
     def _error(self, exc: Exception) -> None:
         self.status.value = f"<span style='color:crimson'>{type(exc).__name__}: {exc}</span>"
