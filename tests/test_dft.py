@@ -120,7 +120,7 @@ def test_unconverged_scf_is_rescued_by_a_wider_smearing_first(configs, tmp_path)
         ds = label(configs, out, settings=NO_HIRSHFELD, calculator=frustrated, progress=False,
                    rescue_smearing=0.3, log_dir=tmp_path / "logs")
     n_retried = sum(four) + sum(configs.n_atoms == 16)
-    assert FakeDFT.calls == 2 * n_retried + sum(four)  # first try + warm-up (+ final SCF where it works)
+    assert FakeDFT.calls == n_retried + sum(four)  # no second direct try: warm-up (+ final SCF where it works)
     assert len(ds) == sum(configs.n_atoms < 16)
     assert [r["index"] for r in failed_records(out)] == list(np.flatnonzero(configs.n_atoms == 16))
     last = {r["key"]: r for r in read_records(out)}
@@ -137,6 +137,13 @@ def test_unconverged_scf_is_rescued_by_a_wider_smearing_first(configs, tmp_path)
     FakeDFT.calls = 0
     label(configs, out, settings=NO_HIRSHFELD, calculator=frustrated, progress=False, rescue_smearing=0.3)
     assert FakeDFT.calls == 0
+    # in a fresh run the rescue follows the failed direct try at once
+    FakeDFT.calls = 0
+    with pytest.warns(UserWarning, match="SCF did not converge in 3"):
+        fresh = label(configs, tmp_path / "fresh.jsonl", settings=NO_HIRSHFELD, calculator=frustrated,
+                      progress=False, rescue_smearing=0.3)
+    assert len(fresh) == len(ds) and sum("rescue" in m for m in fresh.meta) == sum(four)
+    assert FakeDFT.calls == sum(configs.n_atoms == 2) + 3 * sum(four) + 2 * sum(configs.n_atoms == 16)
     with pytest.raises(InputError, match="rescue_smearing"):
         label(configs, out, settings=NO_HIRSHFELD, calculator=frustrated, progress=False, rescue_smearing=0.05)
 

@@ -139,7 +139,9 @@ def label(
     then re-converges from its density at ``settings.smearing``. The result is
     a self-consistent solution at the run's settings, so it keeps the same
     record key; the record (and the dataset's ``meta``) says ``rescue`` with
-    the first error. It is not always the state the direct SCF would have
+    the first error. A configuration that failed that way in an earlier run
+    goes straight to the warm-up (the same settings would fail the same way).
+    It is not always the state the direct SCF would have
     found: weak moments can vanish at the wider smearing and stay zero (AFM
     Fe2 compressed to a = 2.80 Å ends non-magnetic), so look at the final
     ``magmoms`` (:func:`pattern_kept`) of rescued records.
@@ -190,6 +192,9 @@ def label(
         return rescue_smearing is None or "rescue" in r or not _is_convergence_error(r.get("error", ""))
 
     done = {r["key"] for r in previous if settled(r)}
+    # the same settings fail the same way: an earlier non-converged SCF goes straight to the rescue
+    failed_before = {r["key"]: r["error"] for r in previous
+                     if r["status"] == "failed" and "rescue" not in r and _is_convergence_error(r.get("error", ""))}
     todo = [i for i, k in enumerate(keys) if k not in done]
     todo = list(dict.fromkeys(todo))  # identical inputs are computed once
     seen: set[str] = set()
@@ -216,13 +221,16 @@ def label(
             t0 = time.perf_counter()
             args = (atoms, settings, factory, tuple(record["kpts"]), record["initial_magmoms"])
             try:
-                try:
-                    record.update(_compute(*args, txt))
-                except Exception as exc:
-                    if rescue_smearing is None or not _is_convergence_error(f"{type(exc).__name__}: {exc}"):
-                        raise
-                    record["rescue"] = {"warmup_smearing": float(rescue_smearing),
-                                        "first_error": f"{type(exc).__name__}: {exc}"}
+                first_error = failed_before.get(keys[i]) if rescue_smearing is not None else None
+                if first_error is None:
+                    try:
+                        record.update(_compute(*args, txt))
+                    except Exception as exc:
+                        first_error = f"{type(exc).__name__}: {exc}"
+                        if rescue_smearing is None or not _is_convergence_error(first_error):
+                            raise
+                if first_error is not None:
+                    record["rescue"] = {"warmup_smearing": float(rescue_smearing), "first_error": first_error}
                     rescue_txt = None if txt is None else str(Path(log_dir) / f"{keys[i]}_rescue.txt")
                     record.update(_compute(*args, rescue_txt, warmup_smearing=rescue_smearing))
                 record["status"] = "ok"

@@ -33,6 +33,7 @@ from ..descriptors.cutoffs import CUTOFFS
 from ..descriptors.neighbors import Neighbors, neighbor_pairs, pair_vectors
 from ..descriptors.terms import G2, SpinGaussPair, SpinGaussSelf, SpinLocal, SpinPair, SpinSelf
 from ..errors import InputError
+from .plot_output import PlotOutput
 
 __all__ = ["BasisTuner", "default_tuner_dataset"]
 
@@ -135,7 +136,9 @@ class BasisTuner(w.VBox):
         self.correlation = w.HTML("")
         self._rdf_r, self._rdf_g, self._rdf_name = _reference_density(self.dataset)
         self._mode_cache: dict[tuple, np.ndarray] = {}
-        self.basis_figure = go.FigureWidget(layout=dict(
+        # the function plot is redrawn on every control change: a plain figure through an Output
+        # widget (PlotOutput); the PCA map stays a FigureWidget because its clicks reach Python
+        self.basis_figure = go.Figure(layout=dict(
             height=330, margin=dict(t=30, r=10), xaxis_title="r (Å)", yaxis_title="term value (one neighbour)",
             yaxis2=dict(title="g(r)", overlaying="y", side="right", showgrid=False), legend=dict(font_size=9)))
         self.pca_figure = go.FigureWidget(layout=dict(height=330, margin=dict(t=30, r=10), xaxis_title="PC 1",
@@ -157,7 +160,9 @@ class BasisTuner(w.VBox):
             w.HBox([self.rdf_modes_button]), w.HBox([self.attenuation, self.attenuation_button]),
             w.HTML("<b>angular</b>"), self.angular_family, self.n_angular_eta, self.angular_eta, self.zetas,
             self.lambdas, self.color_by, self.status])
-        figures = w.VBox([self.basis_figure, w.HBox([self.maxima, self.correlation]), self.pca_figure])
+        self.basis_view = PlotOutput(self.basis_figure, layout=w.Layout(width="100%"))
+        figures = w.VBox([self.basis_view, w.HBox([self.maxima, self.correlation]), self.pca_figure],
+                         layout=w.Layout(width="60%"))
         super().__init__([w.HBox([controls, figures])])
         self.update_basis()
         self.update_features()
@@ -268,6 +273,7 @@ class BasisTuner(w.VBox):
                                                     yref="paper", line=dict(color="grey", dash="dot"))]
             self.basis_figure.layout.title = (f"{len(sf.radial)} radial + {len(sf.angular)} angular terms, "
                                               f"{sf.n_features} features")
+        self.basis_view.show()
         g2 = [t for t in sf.radial if isinstance(t, G2)]
         peaks = g2_maxima([t.rs for t in g2], [t.eta for t in g2], sf.cutoff, sf.cutoff_name)
         rows = "".join(f"<tr><td>{t.eta:.4g}</td><td>{t.rs:.3g}</td><td>{m:.3f}</td></tr>" for t, m in zip(g2, peaks))

@@ -20,6 +20,7 @@ from ..analysis import error_band, error_grid, rdf
 from ..data.dataset import StructureDataset
 from ..errors import InputError
 from ..viz.figures import PALETTE, band_traces
+from .plot_output import PlotOutput
 
 __all__ = ["PDFViewer"]
 
@@ -62,16 +63,21 @@ class PDFViewer(w.VBox):
         self.show_members = w.Checkbox(False, description="every model's PDF")
         self.status = w.HTML("")
         self.stats = w.HTML("")
-        self.rdf_figure = go.FigureWidget(layout=dict(height=340, margin=dict(t=40), xaxis_title="r (Å)",
-                                                      yaxis_title="g(r)", title="radial distribution"))
-        self.error_figure = go.FigureWidget(layout=dict(height=340, margin=dict(t=40), yaxis_title="density",
-                                                        title="error PDF (mean ± 1 std over models)"))
+        # plain figures through Output widgets (PlotOutput; see there why not FigureWidgets)
+        self.rdf_figure = go.Figure(layout=dict(height=340, margin=dict(t=40), xaxis_title="r (Å)",
+                                                yaxis_title="g(r)", title="radial distribution"))
+        self.error_figure = go.Figure(layout=dict(height=340, margin=dict(t=40), yaxis_title="density",
+                                                  title="error PDF (mean ± 1 std over models)"))
+        self.rdf_view = PlotOutput(self.rdf_figure, layout=w.Layout(width="100%"))
+        self.error_view = PlotOutput(self.error_figure, layout=w.Layout(width="100%"))
         for c in (self.selected, self.pair, self.r_max, self.bin_width):
             c.observe(lambda _: self.update_rdf(), names="value")
         for c in (self.error_sets, self.show_members):
             c.observe(lambda _: self.update_errors(), names="value")
-        left = w.VBox([w.HBox([self.selected, w.VBox([self.pair, self.r_max, self.bin_width])]), self.rdf_figure])
-        right = w.VBox([w.HBox([self.error_sets, self.show_members]), self.error_figure, self.stats])
+        left = w.VBox([w.HBox([self.selected, w.VBox([self.pair, self.r_max, self.bin_width])]), self.rdf_view],
+                      layout=w.Layout(width="50%"))
+        right = w.VBox([w.HBox([self.error_sets, self.show_members]), self.error_view, self.stats],
+                       layout=w.Layout(width="50%"))
         super().__init__([w.HBox([left, right]), self.status])
         for name, errs in (errors or {}).items():
             self.add_errors(name, errs)
@@ -143,6 +149,7 @@ class PDFViewer(w.VBox):
                 self.rdf_figure.add_scatter(x=r, y=g, mode="lines", name=name,
                                             line=dict(color=PALETTE[k % len(PALETTE)]))
             self.rdf_figure.layout.yaxis.title = f"g(r) {self.pair.value}"
+        self.rdf_view.show()
         missing = [n for n in self.selected.value if n not in {c[0] for c in curves}]
         self.status.value = f"no {self.pair.value} pairs in: {', '.join(missing)}" if missing else ""
 
@@ -154,6 +161,7 @@ class PDFViewer(w.VBox):
             with fig.batch_update():
                 fig.data = []
                 fig.layout.shapes = []
+            self.error_view.show()
             self.stats.value = "<i>no models yet: viewer.add_errors(name, [errors per model])</i>"
             return
         grid = error_grid([e for n in chosen for e in self.errors[n]], 300)
@@ -176,6 +184,7 @@ class PDFViewer(w.VBox):
                             f"<td>{np.mean(rmse):.4g} ± {np.std(rmse):.2g}</td></tr>")
             fig.layout.shapes = shapes
             fig.layout.xaxis.title = f"error{' (' + self.unit + ')' if self.unit else ''}"
+        self.error_view.show()
         self.stats.value = ("<table><tr><th>models</th><th>n</th><th>mean error</th><th>RMSE (mean ± std)</th></tr>"
                             + "".join(rows) + "</table>")
 

@@ -9,12 +9,14 @@ network in a background thread and redraws the fit and the loss curves as it goe
 from __future__ import annotations
 
 import threading
+import time
 
 import ipywidgets as w
 import numpy as np
 import plotly.graph_objects as go
 
 from ..training.toy import TOY_TARGETS, ToyProblem, fit_toy, toy_data
+from .plot_output import PlotOutput
 
 __all__ = ["RegressionPlayground"]
 
@@ -38,16 +40,20 @@ class RegressionPlayground(w.VBox):
                                          style=style)
         self.train_button = w.Button(description="Train", button_style="primary")
         self.status = w.HTML("")
-        self.fit_figure = go.FigureWidget(data=[
+        # plain figures through Output widgets (PlotOutput; see there why not FigureWidgets)
+        self.fit_figure = go.Figure(data=[
             go.Scatter(name="truth", mode="lines", line=dict(color="black", dash="dot")),
             go.Scatter(name="training", mode="markers"),
             go.Scatter(name="validation", mode="markers"),
             go.Scatter(name="network", mode="lines", line=dict(color="crimson")),
         ], layout=dict(height=350, margin=dict(t=30), xaxis_title="x", yaxis_title="y"))
-        self.loss_figure = go.FigureWidget(data=[go.Scatter(name="train", mode="lines"),
-                                                 go.Scatter(name="validation", mode="lines")],
-                                           layout=dict(height=250, margin=dict(t=30), yaxis_type="log",
-                                                       xaxis_title="epoch", yaxis_title="MSE (standardised)"))
+        self.loss_figure = go.Figure(data=[go.Scatter(name="train", mode="lines"),
+                                           go.Scatter(name="validation", mode="lines")],
+                                     layout=dict(height=250, margin=dict(t=30), yaxis_type="log",
+                                                 xaxis_title="epoch", yaxis_title="MSE (standardised)"))
+        self.fit_view = PlotOutput(self.fit_figure, layout=w.Layout(width="100%"))
+        self.loss_view = PlotOutput(self.loss_figure, layout=w.Layout(width="100%"))
+        self._last_draw = 0.0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         for control in (self.target, self.samples, self.noise, self.oversample, self.extrapolate):
@@ -56,7 +62,7 @@ class RegressionPlayground(w.VBox):
         controls = w.VBox([self.target, self.samples, self.noise, self.oversample, self.extrapolate,
                            self.neurons, self.layers, self.activation, self.batch_size, self.epochs,
                            w.HBox([self.train_button, self.status])])
-        super().__init__([w.HBox([controls, w.VBox([self.fit_figure, self.loss_figure])])])
+        super().__init__([w.HBox([controls, w.VBox([self.fit_view, self.loss_view], layout=w.Layout(width="60%"))])])
         self._on_data_change()
 
     # ------------------------------------------------------------------ data
@@ -83,16 +89,23 @@ class RegressionPlayground(w.VBox):
                 self.fit_figure.layout.yaxis.range = [-1.5, 2.0]
             else:
                 self.fit_figure.layout.yaxis.range = None
+        self.fit_view.show()
         self.status.value = ""
 
     # --------------------------------------------------------------- training
-    def _draw(self, epoch: int, fit) -> bool:
+    def _draw(self, epoch: int, fit, final: bool = False) -> bool:
+        now = time.perf_counter()
+        if not final and now - self._last_draw < 0.25:  # each draw resends both figures: 4 a second at most
+            return not self._stop.is_set()
+        self._last_draw = now
         with self.fit_figure.batch_update():
             self.fit_figure.data[3].update(x=fit.grid, y=fit.prediction)
         with self.loss_figure.batch_update():
             n = len(fit.train_loss)
             self.loss_figure.data[0].update(x=np.arange(n), y=fit.train_loss)
             self.loss_figure.data[1].update(x=np.arange(n), y=fit.val_loss)
+        self.fit_view.show()
+        self.loss_view.show()
         self.status.value = f"epoch {epoch + 1}/{self.epochs.value}"
         return not self._stop.is_set()
 
@@ -101,7 +114,7 @@ class RegressionPlayground(w.VBox):
             self.result = fit_toy(self.data, hidden=(self.neurons.value,) * self.layers.value,
                                   activation=self.activation.value, epochs=self.epochs.value,
                                   batch_size=self.batch_size.value, callback=self._draw)
-            self._draw(len(self.result.train_loss) - 1, self.result)
+            self._draw(len(self.result.train_loss) - 1, self.result, final=True)
             self.status.value = (f"done: train MSE {self.result.train_loss[-1]:.3g}, "
                                  f"validation MSE {self.result.val_loss[-1]:.3g}")
         except Exception as exc:
