@@ -218,8 +218,10 @@ def test_configuration_sets_have_the_stated_sizes_and_patterns():
     assert len(fept) == 212 and set(fept.n_atoms) == {16}
     assert fept.formulas[:17] == sorted(set(fept.formulas), key=lambda f: fept.formulas.index(f))[:17]
     fe = fe_spin_configurations()
-    assert len(fe) == 410 and set(fe.n_atoms) == {2, 4, 16}
-    assert fe.n_atoms[-1] == 16 and (fe.n_atoms[:405] < 16).all()
+    assert len(fe) == 440 and set(fe.n_atoms) == {2, 4, 16}
+    assert (fe.n_atoms[405:410] == 16).all() and (fe.n_atoms[:405] < 16).all() and (fe.n_atoms[410:] == 2).all()
+    # the margin of extra Fe2 cells leaves the first 410 configurations (and their record keys) as they were
+    np.testing.assert_array_equal(fe[:410].positions, fe_spin_configurations(n_extra_bcc2=0).positions)
     for i in range(len(fe)):
         m = fe.per_structure("initial_magmoms")[i] if i < 50 else None
         if m is not None and ("AFM-B2" in fe.tags[i] or "AFM-L10" in fe.tags[i] or "AFM-layer" in fe.tags[i]):

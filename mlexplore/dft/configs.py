@@ -102,7 +102,7 @@ def _patterns(atoms: Atoms, a0: float, lattice: str, rng: np.random.Generator,
 
 
 def fe_spin_configurations(seed: int = 0, n_bcc2: int = 120, n_bcc4: int = 30, n_fcc4: int = 15,
-                           n_bcc16: int = 1) -> StructureDataset:
+                           n_bcc16: int = 1, n_extra_bcc2: int = 15) -> StructureDataset:
     """Iron with collinear moment patterns; see the module docstring.
 
     Defaults give 120×2 (BCC, 2 atoms: FM, AFM-B2) + 30×4 (BCC 1×1×2: FM,
@@ -110,7 +110,12 @@ def fe_spin_configurations(seed: int = 0, n_bcc2: int = 120, n_bcc4: int = 30, n
     1×5 (BCC 2×2×2, 16 atoms: FM, AFM-B2, AFM-layer, two random) = 410
     configurations, weighted towards the cheap cells (a 16-atom cell costs
     about 20 min, as much as ~30 two-atom ones);
-    the small cells come first (interleaved), the 16-atom cells last.
+    the small cells come first (interleaved), the 16-atom cells after them.
+    Then ``n_extra_bcc2`` more 2-atom BCC geometries with FM and AFM-B2 seeds
+    (30 configurations by default, 440 in all), drawn from their own seed
+    (``seed + 1``) so that the first 410 stay exactly as they were: a margin
+    for the 4-atom cells whose SCF never converges, so that at least 400
+    configurations succeed.
     """
     rng = np.random.default_rng(seed)
     blocks: list[list[tuple[Atoms, tuple]]] = []
@@ -135,5 +140,15 @@ def fe_spin_configurations(seed: int = 0, n_bcc2: int = 120, n_bcc4: int = 30, n
     flat = [item for b in blocks[:3] for item in b]
     order = _interleave([list(range(offsets[i], offsets[i + 1])) for i in range(3)])
     merged = [flat[i] for i in order] + blocks[3]
+    extra_rng = np.random.default_rng(seed + 1)
+    for _ in range(n_extra_bcc2):
+        base = bulk("Fe", "bcc", a=FE_BCC_A, cubic=True)
+        patterns = _patterns(base, FE_BCC_A, "bcc", extra_rng, 0)
+        geometry, gtags = _strained(base, extra_rng, volumetric=0.04, shear=0.03, rattle=0.08)
+        magnitude = extra_rng.uniform(1.5, 3.0)
+        for name, signs in patterns.items():
+            atoms = geometry.copy()
+            atoms.set_initial_magnetic_moments(signs * magnitude)
+            merged.append((atoms, ("bcc", "Fe2", name, *gtags)))
     return StructureDataset.from_atoms([m[0] for m in merged], tags=[m[1] for m in merged],
                                        name="Fe collinear spins (GPAW PBE)")
