@@ -141,10 +141,10 @@ def label(
     record key; the record (and the dataset's ``meta``) says ``rescue`` with
     the first error. A configuration that failed that way in an earlier run
     goes straight to the warm-up (the same settings would fail the same way).
-    It is not always the state the direct SCF would have
-    found: weak moments can vanish at the wider smearing and stay zero (AFM
-    Fe2 compressed to a = 2.80 Å ends non-magnetic), so look at the final
-    ``magmoms`` (:func:`pattern_kept`) of rescued records.
+    It is not always the state the direct SCF would have found: weak moments
+    can vanish at the wider smearing and stay zero (AFM Fe2 compressed to
+    a = 2.80 Å ends non-magnetic), so look at the final ``magmoms``
+    (:func:`pattern_kept`) of rescued records.
 
     Parameters
     ----------
