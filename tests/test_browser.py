@@ -232,6 +232,22 @@ def test_basis_tuner_in_a_browser(lab, browser):
         if not sum(tuner.locator(".js-plotly-plot").evaluate_all(pca_points)):
             _dump_plots(nb, tuner, "basis_tuner_pca_not_drawn")
             raise AssertionError("the BasisTuner's PCA map drew no points")
+        # a click on a PCA point reaches Python: the StructureViewer below highlights that atom
+        viewer_out = _output_of(nb, "viewer = StructureViewer(")  # (this scrolls the page)
+        assert "highlighted" not in viewer_out.inner_text()
+        pca_map = tuner.locator(".js-plotly-plot").last
+        pca_map.scroll_into_view_if_needed()
+        time.sleep(1)
+        point = pca_map.evaluate(
+            "e => { const L = e._fullLayout, t = e.calcdata[0][0].trace, r = e.getBoundingClientRect();"
+            " return [r.left + L._size.l + L.xaxis.d2p(t.x[0]), r.top + L._size.t + L.yaxis.d2p(t.y[0])]; }")
+        nb.page.mouse.move(*point)
+        time.sleep(0.5)
+        nb.page.mouse.click(*point)
+        deadline = time.time() + 30
+        while time.time() < deadline and "highlighted" not in viewer_out.inner_text():
+            time.sleep(0.5)
+        assert "highlighted" in viewer_out.inner_text(), "a click on the PCA map did not reach the StructureViewer"
         curves = "els => els.map(e => e.data ? e.data.map(t => t.name + ':' + JSON.stringify(t.y)) : [])"
         before = tuner.locator(".js-plotly-plot").first.evaluate(f"e => ({curves})([e])")
         # move the R_c slider like a person: type a new value into its readout

@@ -5,6 +5,7 @@ import plotly.graph_objects as go
 
 from mlexplore.training.toy import ToyProblem, fit_toy, toy_data
 from mlexplore.widgets import RegressionPlayground
+from mlexplore.widgets.clickable_figure import ClickableFigure
 from mlexplore.widgets.plot_output import PLOTLY_MIME, PlotOutput
 
 
@@ -113,6 +114,24 @@ def test_basis_tuner_rc_changes_the_pca_map(tuner):
     after = np.array(tuner.pca_figure.data[0].x)
     assert not np.allclose(np.sort(before), np.sort(after))
     assert "environments" in tuner.correlation.value and "featurised" in tuner.status.value
+    # the widget model's state holds the new map too (what a view drawn later starts from)
+    model_data, model_layout = tuner.pca_figure._widget_data, tuner.pca_figure._widget_layout
+    assert len(model_data) == len(tuner.pca_figure.data)
+    np.testing.assert_allclose(np.asarray(model_data[0]["x"]), after)
+    assert model_layout["xaxis"]["title"]["text"].startswith("PC 1")
+
+
+def test_clickable_figure_loads_plotly_once_per_page_through_a_small_module():
+    fig = ClickableFigure(layout=dict(title="t"))
+    state = fig.get_state()
+    # the anywidget module is the loader (its initialize returns at once); plotly comes as a trait
+    assert len(state["_esm"]) < 5000 and "import(url)" in state["_esm"] and "__mlexplorePlotlyBundles" in state["_esm"]
+    assert len(state["_plotly_bundle"]) > 1_000_000 and "FigureModel" in state["_plotly_bundle"]
+    fig.add_scatter(x=[0.0, 1.0], y=[2.0, 3.0], name="a")
+    assert fig.get_state(["_widget_data"])["_widget_data"] == []  # plotly sent it as a one-shot message
+    fig.sync()
+    (trace,) = fig.get_state(["_widget_data"])["_widget_data"]
+    assert trace["name"] == "a"
 
 
 def test_basis_tuner_hands_its_descriptor_to_training(tuner, alloy):
@@ -170,6 +189,7 @@ def test_pca_click_shows_the_structure(tuner, alloy):
     tuner.on_pick(viewer.show_atom)
     s, a = tuner.pick(0, 7)
     assert viewer.index.value == s and viewer.highlight == a
+    assert f"atom {a} highlighted" in viewer.info.value
     assert tuner.point_structure[0][7] == s
 
 

@@ -33,6 +33,7 @@ from ..descriptors.cutoffs import CUTOFFS
 from ..descriptors.neighbors import Neighbors, neighbor_pairs, pair_vectors
 from ..descriptors.terms import G2, SpinGaussPair, SpinGaussSelf, SpinLocal, SpinPair, SpinSelf
 from ..errors import InputError
+from .clickable_figure import ClickableFigure
 from .plot_output import PlotOutput
 
 __all__ = ["BasisTuner", "default_tuner_dataset"]
@@ -137,11 +138,12 @@ class BasisTuner(w.VBox):
         self._rdf_r, self._rdf_g, self._rdf_name = _reference_density(self.dataset)
         self._mode_cache: dict[tuple, np.ndarray] = {}
         # the function plot is redrawn on every control change: a plain figure through an Output
-        # widget (PlotOutput); the PCA map stays a FigureWidget because its clicks reach Python
+        # widget (PlotOutput); the PCA map is a FigureWidget because its clicks reach Python
+        # (ClickableFigure: one that a slow first load in the page does not leave blank)
         self.basis_figure = go.Figure(layout=dict(
             height=330, margin=dict(t=30, r=10), xaxis_title="r (Å)", yaxis_title="term value (one neighbour)",
             yaxis2=dict(title="g(r)", overlaying="y", side="right", showgrid=False), legend=dict(font_size=9)))
-        self.pca_figure = go.FigureWidget(layout=dict(height=330, margin=dict(t=30, r=10), xaxis_title="PC 1",
+        self.pca_figure = ClickableFigure(layout=dict(height=330, margin=dict(t=30, r=10), xaxis_title="PC 1",
                                                       yaxis_title="PC 2"))
         self.point_structure: list[np.ndarray] = []
         self.point_atom: list[np.ndarray] = []
@@ -423,6 +425,7 @@ class BasisTuner(w.VBox):
                     trace.marker.update(color=color[m], colorscale="Viridis", colorbar=dict(title=by, len=0.8))
             self.pca_figure.layout.xaxis.title = f"PC 1 ({r[0]:.0%})"
             self.pca_figure.layout.yaxis.title = f"PC 2 ({r[1]:.0%})"
+        self.pca_figure.sync()
         if not same:
             for trace in self.pca_figure.data:
                 trace.on_click(self._on_click)

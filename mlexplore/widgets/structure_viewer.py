@@ -170,8 +170,9 @@ class StructureViewer(w.VBox):
         energy = ""
         if "energy" in self.dataset:
             energy = f"; E = {float(self.dataset.label('energy')[self.index.value]):.4f} eV"
+        picked = f"<br>atom {self.highlight} highlighted (green)" if self.highlight is not None else ""
         self.info.value = (f"<b>{self.atoms.get_chemical_formula()}</b> ({len(self.atoms)} atoms){energy}<br>"
-                           f"{tags}<br>{legend}")
+                           f"{tags}<br>{legend}{picked}")
 
     def _arrows(self) -> None:
         name = self.arrows_of.value
