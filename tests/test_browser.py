@@ -3,7 +3,8 @@
 Opens the quickstart, the basis-tuning notebook and the STL/MTL tutorial, runs all cells as a
 person would (Run → Run All Cells), and checks what only a page can show: no widget errors in
 the page or the console, plotly graphs drawn, the nglview canvas not blank, a BasisTuner slider
-moved in the page changes the plotted curve, the TaskComparison's Start button fills its table.
+moved in the page changes the plotted curve, the PCA map draws and a click on a point reaches
+the StructureViewer, the TaskComparison's Start button fills its table.
 Screenshots go to ``ci-artifacts/screenshots/`` (``MLEXPLORE_SCREENSHOTS`` overrides).
 
 Needs ``/usr/bin/chromium`` (``apt-get install chromium``) and the ``playwright`` package (in
@@ -220,9 +221,9 @@ def test_basis_tuner_in_a_browser(lab, browser):
         tuner.scroll_into_view_if_needed()
         time.sleep(1)
         nb.shot("basis_tuner", tuner)
-        # the PCA map (the panel's one FigureWidget, kept for its clicks) drew its points. On a
-        # saturated machine anywidget can give up on the figure's 5 MB module after 2 s and the
-        # map stays blank (known and open, see the README): this fails then
+        # the PCA map (the panel's one FigureWidget, kept for its clicks) drew its points. A plain
+        # FigureWidget stayed blank here on a saturated machine (anywidget gives up on its 5 MB
+        # module after 2 s; see the README); the ClickableFigure's small loader must not
         pca_points = ("els => els.filter(e => e.layout && e.layout.xaxis && e.layout.xaxis.title && "
                       "String(e.layout.xaxis.title.text || '').startsWith('PC 1'))"
                       ".map(e => e.data.reduce((n, t) => n + (t.x ? t.x.length : 0), 0))")

@@ -8,7 +8,8 @@ On a busy machine, a panel that opens four figures at once then shows blank axes
 fill in. An ``Output`` widget is a core ipywidget: its updates always arrive, and the plotly
 MIME renderer loads plotly.js once per page. The price: each :meth:`show` redraws the whole
 figure (zoom is reset), so use it for figures that are redrawn a few times a second at most,
-and keep ``FigureWidget`` where a click on a point must reach Python.
+and use :class:`~mlexplore.widgets.clickable_figure.ClickableFigure` where a click on a
+point must reach Python.
 """
 
 from __future__ import annotations
