@@ -15,7 +15,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlexplore.dft import read_records, records_to_dataset  # noqa: E402
+from mlexplore.dft import latest_records, read_records, records_to_dataset  # noqa: E402
 from mlexplore.dft.configs import fe_spin_configurations, fept_configurations  # noqa: E402
 from mlexplore.dft.export import finish_dataset  # noqa: E402
 
@@ -26,7 +26,7 @@ def main() -> None:
     for name in ("fe_spin", "fept"):
         path = ROOT / "data" / "dft" / f"{name}.jsonl"
         records = read_records(path)
-        last = {r["key"]: r for r in records}  # a rescue supersedes the failure before it
+        last = latest_records(records)  # a rescue supersedes the failure before it
         ok = [r for r in last.values() if r["status"] == "ok"]
         failed = [r for r in last.values() if r["status"] == "failed"]
         rescued = [r for r in ok if "rescue" in r]

@@ -101,6 +101,25 @@ def _patterns(atoms: Atoms, a0: float, lattice: str, rng: np.random.Generator,
     return out
 
 
+def _spin_block(lattice: str, rep: tuple, count: int, n_random: int,
+                rng: np.random.Generator) -> list[tuple[Atoms, tuple]]:
+    """``count`` strained, rattled ``lattice`` cells repeated ``rep``, each with every moment
+    pattern of :func:`_patterns` at one random magnitude (1.5–3.0 μ_B); with their tags."""
+    block = []
+    a0 = FE_BCC_A if lattice == "bcc" else FE_FCC_A
+    for _ in range(count):
+        base = bulk("Fe", lattice, a=a0, cubic=True).repeat(rep)
+        patterns = _patterns(base, a0, lattice, rng, n_random)
+        geometry, gtags = _strained(base, rng, volumetric=0.04, shear=0.03, rattle=0.08)
+        magnitude = rng.uniform(1.5, 3.0)
+        for name, signs in patterns.items():
+            atoms = geometry.copy()
+            atoms.set_initial_magnetic_moments(signs * magnitude)
+            pattern = "random" if name.startswith("random") else name
+            block.append((atoms, (lattice, f"Fe{len(atoms)}", pattern, *gtags)))
+    return block
+
+
 def fe_spin_configurations(seed: int = 0, n_bcc2: int = 120, n_bcc4: int = 30, n_fcc4: int = 15,
                            n_bcc16: int = 1, n_extra_bcc2: int = 15) -> StructureDataset:
     """Iron with collinear moment patterns; see the module docstring.
@@ -118,37 +137,14 @@ def fe_spin_configurations(seed: int = 0, n_bcc2: int = 120, n_bcc4: int = 30, n
     configurations succeed.
     """
     rng = np.random.default_rng(seed)
-    blocks: list[list[tuple[Atoms, tuple]]] = []
     specs = [("bcc", (1, 1, 1), n_bcc2, 0), ("bcc", (1, 1, 2), n_bcc4, 1), ("fcc", (1, 1, 1), n_fcc4, 1),
              ("bcc", (2, 2, 2), n_bcc16, 2)]
-    for lattice, rep, count, n_random in specs:
-        block = []
-        a0 = FE_BCC_A if lattice == "bcc" else FE_FCC_A
-        for _ in range(count):
-            base = bulk("Fe", lattice, a=a0, cubic=True).repeat(rep)
-            patterns = _patterns(base, a0, lattice, rng, n_random)
-            geometry, gtags = _strained(base, rng, volumetric=0.04, shear=0.03, rattle=0.08)
-            magnitude = rng.uniform(1.5, 3.0)
-            for name, signs in patterns.items():
-                atoms = geometry.copy()
-                atoms.set_initial_magnetic_moments(signs * magnitude)
-                pattern = "random" if name.startswith("random") else name
-                block.append((atoms, (lattice, f"Fe{len(atoms)}", pattern, *gtags)))
-        blocks.append(block)
+    blocks = [_spin_block(lattice, rep, count, n_random, rng) for lattice, rep, count, n_random in specs]
     # the three small-cell blocks interleaved, then the 16-atom cells
     offsets = np.cumsum([0] + [len(b) for b in blocks[:3]])
     flat = [item for b in blocks[:3] for item in b]
     order = _interleave([list(range(offsets[i], offsets[i + 1])) for i in range(3)])
     merged = [flat[i] for i in order] + blocks[3]
-    extra_rng = np.random.default_rng(seed + 1)
-    for _ in range(n_extra_bcc2):
-        base = bulk("Fe", "bcc", a=FE_BCC_A, cubic=True)
-        patterns = _patterns(base, FE_BCC_A, "bcc", extra_rng, 0)
-        geometry, gtags = _strained(base, extra_rng, volumetric=0.04, shear=0.03, rattle=0.08)
-        magnitude = extra_rng.uniform(1.5, 3.0)
-        for name, signs in patterns.items():
-            atoms = geometry.copy()
-            atoms.set_initial_magnetic_moments(signs * magnitude)
-            merged.append((atoms, ("bcc", "Fe2", name, *gtags)))
+    merged += _spin_block("bcc", (1, 1, 1), n_extra_bcc2, 0, np.random.default_rng(seed + 1))
     return StructureDataset.from_atoms([m[0] for m in merged], tags=[m[1] for m in merged],
                                        name="Fe collinear spins (GPAW PBE)")

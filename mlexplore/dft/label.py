@@ -16,7 +16,7 @@ from ase import Atoms
 
 from ..data.dataset import StructureDataset
 from ..errors import InputError
-from .records import append_record, read_records, records_to_dataset
+from .records import append_record, latest_records, read_records, records_to_dataset
 from .settings import DFTSettings
 
 __all__ = ["label", "gpaw_calculator", "failed_records", "pattern_kept", "set_smearing"]
@@ -245,7 +245,7 @@ def label(
             append_record(out, record)
             bar.update(1)
             bar.set_postfix(failed=n_failed)
-    by_key = {r["key"]: r for r in read_records(out)}
+    by_key = latest_records(read_records(out))
     ordered = [by_key[k] for k in dict.fromkeys(keys) if k in by_key and by_key[k]["status"] == "ok"]
     if not ordered:
         raise InputError(f"no configuration succeeded; see the errors in {out}", path=out)
@@ -256,8 +256,7 @@ def label(
 def failed_records(out: str | os.PathLike) -> list[dict]:
     """The configurations of a run that are failed now (their last record; a later
     success supersedes a failure): ``index``, ``key``, ``error``, ``traceback``."""
-    last = {r["key"]: r for r in read_records(out)}
-    return [r for r in last.values() if r["status"] == "failed"]
+    return [r for r in latest_records(read_records(out)).values() if r["status"] == "failed"]
 
 
 def pattern_kept(initial: np.ndarray, final: np.ndarray, threshold: float = 0.5) -> bool:

@@ -19,7 +19,7 @@ import numpy as np
 from ..data.dataset import StructureDataset
 from ..errors import InputError
 
-__all__ = ["append_record", "read_records", "records_to_dataset"]
+__all__ = ["append_record", "read_records", "latest_records", "records_to_dataset"]
 
 
 def _jsonable(value: Any) -> Any:
@@ -70,6 +70,12 @@ def read_records(path: str | os.PathLike) -> list[dict]:
         except json.JSONDecodeError as exc:
             raise InputError(f"damaged record: {exc.msg}", path=path, line=line_no) from None
     return records
+
+
+def latest_records(records: list[dict]) -> dict[str, dict]:
+    """``{key: the last record of that configuration}``, in order of first appearance: a later
+    record (a retry, a rescue) supersedes an earlier failure of the same key."""
+    return {r["key"]: r for r in records}
 
 
 def records_to_dataset(records: list[dict], name: str = "") -> StructureDataset:
