@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Install GPAW (the optional DFT back end, `mlexplore[dft]`) into a virtual environment.
+# Install mlexplore with its optional DFT back end, `mlexplore[dft]` (GPAW), into a virtual
+# environment.
 #
 #   scripts/install_gpaw.sh [VENV]        (default VENV: .venv)
 #
-# GPAW builds from PyPI against Debian's libxc, OpenBLAS and FFTW; it needs a site
-# config that names g++ as the compiler (without it the build fails on
-# "algorithm: No such file") and switches MPI off. gpaw-data brings the PAW setups.
+# The versions are those of the `dft` extra in pyproject.toml. GPAW builds from PyPI against
+# Debian's libxc, OpenBLAS and FFTW; it needs a site config that names g++ as the compiler
+# (without it the build fails on "algorithm: No such file") and switches MPI off, so a bare
+# `pip install "mlexplore[dft]"` fails here. gpaw-data brings the PAW setups.
 set -euo pipefail
 venv="${1:-.venv}"
 if ! dpkg -s libxc-dev libopenblas-dev libfftw3-dev >/dev/null 2>&1; then
@@ -19,5 +21,6 @@ mpi = False
 fftw = True
 libraries += ['fftw3', 'xc', 'openblas']
 CFG
-GPAW_CONFIG="$config" "$venv/bin/pip" install "gpaw==26.7.0" "gpaw-data==1.2.1"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+GPAW_CONFIG="$config" "$venv/bin/pip" install -e "$root[dft]"
 "$venv/bin/python" -c "import gpaw; print('GPAW', gpaw.__version__, 'ready')"

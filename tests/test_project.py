@@ -26,3 +26,23 @@ def test_torch_is_a_bounded_range_and_the_jupyter_traps_are_pinned():
 
 def test_cli_entry_point_is_installed():
     assert shutil.which("mlexplore") or (Path(__import__("sys").executable).parent / "mlexplore").exists()
+
+
+def test_the_dft_extra_is_what_the_install_script_installs():
+    """`mlexplore[dft]` names GPAW; scripts/install_gpaw.sh installs that extra (with the build
+    config GPAW needs here) instead of its own copy of the versions."""
+    from importlib import metadata
+
+    tomllib = __import__("pytest").importorskip("tomllib")  # Python >= 3.11
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    dft = project["optional-dependencies"]["dft"]
+    assert any(req.startswith("gpaw") and not req.startswith("gpaw-data") for req in dft)
+    script = (ROOT / "scripts" / "install_gpaw.sh").read_text()
+    assert '[dft]"' in script and "gpaw==" not in script
+    try:
+        installed = metadata.version("gpaw")
+    except metadata.PackageNotFoundError:
+        return  # the DFT tests skip too; the requirement itself is checked above
+    pinned = next(req for req in dft if req.startswith("gpaw=="))
+    assert installed == pinned.split("==")[1], f"installed GPAW {installed} is not the extra's {pinned}"
