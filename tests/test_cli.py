@@ -1,3 +1,4 @@
+import importlib
 import re
 import subprocess
 import sys
@@ -61,3 +62,97 @@ def test_help_on_every_command():
         res = subprocess.run([sys.executable, "-m", "mlexplore.cli", *cmd, "--help"], capture_output=True,
                              text=True)
         assert res.returncode == 0 and "usage: mlexplore" in res.stdout
+
+
+# --- mlexplore label (DFT); GPAW replaced by a stand-in so these run everywhere -------------------
+
+import numpy as np  # noqa: E402
+from ase.calculators.calculator import Calculator, all_changes  # noqa: E402
+
+
+class _StandInDFT(Calculator):
+    """Harmonic energy, moments 0.9 × initial; 16-atom cells raise a non-converged SCF."""
+
+    implemented_properties = ["energy", "forces", "stress", "magmoms", "magmom"]
+    calls = 0
+
+    def calculate(self, atoms=None, properties=["energy"], system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        _StandInDFT.calls += 1
+        if len(self.atoms) == 16:
+            raise RuntimeError("SCF did not converge in 300 iterations")
+        m = self.atoms.get_initial_magnetic_moments()
+        self.results = dict(energy=float((self.atoms.positions ** 2).sum()), forces=-2 * self.atoms.positions,
+                            stress=np.zeros(6), magmoms=0.9 * m, magmom=float(0.9 * m.sum()))
+
+
+@pytest.fixture
+def stand_in_gpaw(monkeypatch):
+    label_module = importlib.import_module("mlexplore.dft.label")
+    monkeypatch.setattr(label_module, "_require_gpaw", lambda: None)
+    monkeypatch.setattr(label_module, "gpaw_calculator", lambda settings, atoms, kpts, txt: _StandInDFT())
+    _StandInDFT.calls = 0
+
+
+def test_label_writes_records_and_dataset_resumes_and_reports_failures(tmp_path, capsys, stand_in_gpaw):
+    from mlexplore.dft import read_records
+    from mlexplore.dft.configs import fe_spin_configurations
+
+    structures = fe_spin_configurations(n_bcc2=2, n_bcc4=1, n_fcc4=0, n_bcc16=1)
+    src, rec, out = tmp_path / "in.extxyz", tmp_path / "run.jsonl", tmp_path / "labelled.extxyz"
+    structures.save(src)
+    argv = ["label", str(src), "--out", str(rec), "--dataset", str(out), "--kpts", "2,2,2", "--ecut", "300",
+            "--magmom", "Pt=0.3", "--mixer", "dif:beta=0.05,nmaxold=5,weight=50", "--no-hirshfeld", "--quiet"]
+    with pytest.warns(UserWarning, match="failed"):
+        assert main(argv) == 0
+    text = capsys.readouterr().out
+    n = len(structures)
+    n16 = sum(1 for k in structures.n_atoms if k == 16)
+    assert n16 >= 1 and f"{n - n16} of {n} structures labelled" in text
+    assert "failed: structure" in text and "did not converge" in text
+    records = read_records(rec)
+    assert len(records) == n and _StandInDFT.calls == n
+    s = records[0]["settings"]
+    assert s["ecut"] == 300 and s["kpts"] == [2, 2, 2] and s["hirshfeld"] is False
+    assert s["magmoms"]["Pt"] == 0.3 and s["magmoms"]["Fe"] == 3.0
+    assert s["mixer"] == {"kind": "dif", "beta": 0.05, "nmaxold": 5, "weight": 50.0}
+    labelled = read(out)
+    assert len(labelled) == n - n16
+    first = structures[0]
+    np.testing.assert_allclose(labelled.label("energy")[0], (first.positions ** 2).sum())
+    np.testing.assert_allclose(labelled.per_structure("magmoms")[0], 0.9 * first.get_initial_magnetic_moments())
+    # the same command again computes nothing and appends nothing
+    assert main(argv) == 0
+    assert _StandInDFT.calls == n and len(read_records(rec)) == n
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--magmom", "Xx=1"], "--magmom expects ELEMENT=MOMENT"),
+    (["--magmom", "Fe=big"], "is not a number"),
+    (["--kpts", "2,2"], "--kpts expects three integers"),
+    (["--mixer", "dif:alpha=1"], "--mixer"),
+    (["--mixer", "fancy"], "mixer kind"),
+    (["--ecut", "-5"], "ecut must be positive"),
+])
+def test_label_bad_options_name_the_option(tmp_path, capsys, stand_in_gpaw, extra, message):
+    from ase.build import bulk
+
+    src = tmp_path / "fe.extxyz"
+    bulk("Fe", "bcc", a=2.83, cubic=True).write(src)
+    assert main(["label", str(src), "--out", str(tmp_path / "run.jsonl"), "--quiet", *extra]) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run.jsonl").exists() and _StandInDFT.calls == 0
+
+
+def test_label_without_gpaw_says_how_to_install_and_records_nothing(tmp_path, capsys, monkeypatch):
+    from ase.build import bulk
+
+    def missing():
+        raise ImportError("GPAW is not installed: install the extra mlexplore[dft] with scripts/install_gpaw.sh")
+
+    monkeypatch.setattr(importlib.import_module("mlexplore.dft.label"), "_require_gpaw", missing)
+    src = tmp_path / "fe.extxyz"
+    bulk("Fe", "bcc", a=2.83, cubic=True).write(src)
+    assert main(["label", str(src), "--out", str(tmp_path / "run.jsonl"), "--quiet"]) == 1
+    assert "mlexplore[dft]" in capsys.readouterr().err
+    assert not (tmp_path / "run.jsonl").exists()

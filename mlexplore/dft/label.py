@@ -24,14 +24,21 @@ __all__ = ["label", "gpaw_calculator", "failed_records", "pattern_kept", "set_sm
 CalculatorFactory = Callable[[DFTSettings, Atoms, tuple, Any], Any]
 
 
+def _require_gpaw() -> None:
+    """Raise a clear ImportError when GPAW is missing."""
+    try:
+        import gpaw  # noqa: F401
+    except ImportError as exc:
+        raise ImportError("GPAW is not installed: install the extra mlexplore[dft] with "
+                          "scripts/install_gpaw.sh (Debian libxc/openblas/fftw + GPAW's build config)") from exc
+
+
 def gpaw_calculator(settings: DFTSettings, atoms: Atoms, kpts: tuple, txt: Any = None):
     """A GPAW plane-wave calculator for ``settings`` (needs ``mlexplore[dft]``, see
     ``scripts/install_gpaw.sh``)."""
-    try:
-        from gpaw import GPAW, PW, FermiDirac
-    except ImportError as exc:  # pragma: no cover - depends on the machine
-        raise ImportError("GPAW is not installed: run scripts/install_gpaw.sh "
-                          "(Debian libxc/openblas/fftw + a site config)") from exc
+    _require_gpaw()
+    from gpaw import GPAW, PW, FermiDirac
+
     extra = {}
     if settings.mixer is not None:
         from gpaw.mixer import Mixer, MixerDif, MixerSum
@@ -175,6 +182,8 @@ def label(
     from tqdm.auto import tqdm
 
     settings = settings or DFTSettings()
+    if calculator is None:
+        _require_gpaw()  # before any record: a missing GPAW must not be recorded as failed configurations
     factory = calculator or gpaw_calculator
     images = _as_images(data)
     source = data if isinstance(data, StructureDataset) else None
