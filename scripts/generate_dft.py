@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Generate (or extend, or resume) the shipped DFT datasets with GPAW.
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/generate_dft.py [fe_spin] [fept] [--limit N]
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/generate_dft.py [fe_spin] [fept] [--limit N] [--reverse]
 
 Runs single-threaded (one core). Records go to data/dft/<name>.jsonl, appended
 one configuration at a time: kill it at any moment and start it again to
@@ -9,6 +9,11 @@ resume. After each dataset (and every --export-every configurations) the
 successful records are exported to mlexplore/datasets/data/<name>_dft.extxyz.gz,
 the file the package loads. A configuration whose SCF did not converge is tried once
 more with a wider-smearing warm-up (RESCUE_SMEARING; earlier failures too, once).
+
+Two processes can share a set (one core each): `generate_dft.py fept` works from the
+first configuration up, `generate_dft.py fept --reverse` from the last one down. Both
+append to the same record file (locked appends) and skip what the other has finished,
+so they meet in the middle (see `label(..., reverse=True)`).
 Needs GPAW: scripts/install_gpaw.sh.
 """
 
@@ -48,17 +53,24 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="stop after the first N configurations")
     parser.add_argument("--export-every", type=int, default=1,
                         help="export the package file every N configurations")
+    parser.add_argument("--reverse", action="store_true",
+                        help="work from the last configuration down: a second process on the same set")
     args = parser.parse_args()
     for name in args.names:
         configs = CONFIGS[name]()
         if args.limit is not None:
             configs = configs[: args.limit]
         records = ROOT / "data" / "dft" / f"{name}.jsonl"
-        step = max(1, args.export_every)
-        for start in range(0, len(configs), step):
-            label(configs[: start + step], out=records, settings=SETTINGS[name],
-                  log_dir=ROOT / "data" / "dft" / "logs" / name, rescue_smearing=RESCUE_SMEARING)
-            export_dataset(name, records)
+        run = dict(out=records, settings=SETTINGS[name], log_dir=ROOT / "data" / "dft" / "logs" / name,
+                   rescue_smearing=RESCUE_SMEARING)
+        if args.reverse:  # the forward process exports as it goes, this one's records included
+            label(configs, reverse=True, **run)
+        else:
+            step = max(1, args.export_every)
+            for start in range(0, len(configs), step):
+                label(configs[: start + step], **run)
+                export_dataset(name, records)
+        export_dataset(name, records)
         print(f"{name}: done, {records}")
 
 

@@ -175,6 +175,71 @@ def test_killed_run_resumes_without_recomputing_or_duplicating(configs, tmp_path
     assert all(json.loads(line) for line in out.read_text().splitlines())
 
 
+class SlowDFT(FakeDFT):
+    def calculate(self, *args, **kwargs):
+        import time
+
+        time.sleep(0.05)
+        super().calculate(*args, **kwargs)
+
+
+def _label_in_a_process(structures, out, reverse):
+    label(structures, out, settings=NO_HIRSHFELD, calculator=lambda *a: SlowDFT(), progress=False,
+          reverse=reverse)
+
+
+def test_two_processes_share_a_set_and_meet_in_the_middle(tmp_path):
+    import multiprocessing
+
+    from mlexplore.dft.export import export_dataset
+    from mlexplore.io import read
+
+    structures = fe_spin_configurations(n_bcc2=4, n_bcc4=2, n_fcc4=1, n_bcc16=0)
+    structures = structures.filter(mask=structures.n_atoms < 16)
+    keys = {NO_HIRSHFELD.key(a) for a in structures.to_atoms()}
+    n = len(keys)  # (two random patterns may coincide: the same calculation)
+    out = tmp_path / "run.jsonl"
+    ctx = multiprocessing.get_context("fork")
+    workers = [ctx.Process(target=_label_in_a_process, args=(structures, out, reverse)) for reverse in (False, True)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+        assert w.exitcode == 0
+    records = read_records(out)
+    assert all(json.loads(line) for line in out.read_text().splitlines())  # no interleaved lines
+    assert {r["key"] for r in records} == keys
+    assert all(r["status"] == "ok" for r in records)
+    # each process skipped what the other had finished: alone, each would have computed all n
+    assert n <= len(records) <= n + 2
+    indices = [r["index"] for r in records]
+    assert 0 in indices and len(structures) - 1 in indices
+    shipped = read(export_dataset("fe_spin", out, tmp_path / "fe_spin_dft.extxyz.gz"))
+    assert len(shipped) == n  # a configuration computed twice is exported once
+    # and a later run has nothing left to do
+    FakeDFT.calls = 0
+    label(structures, out, settings=NO_HIRSHFELD, calculator=fake, progress=False, reverse=True)
+    assert FakeDFT.calls == 0
+
+
+def test_new_records_are_read_from_an_offset(tmp_path):
+    from mlexplore.dft import read_new_records
+
+    out = tmp_path / "run.jsonl"
+    append_record(out, {"key": "a", "status": "ok"})
+    first, offset = read_new_records(out, 0)
+    assert [r["key"] for r in first] == ["a"] and offset == out.stat().st_size
+    assert read_new_records(out, offset) == ([], offset)
+    with open(out, "a") as fh:
+        fh.write('{"key": "b", "sta')  # another process half-way through a line
+    assert read_new_records(out, offset) == ([], offset)
+    with open(out, "a") as fh:
+        fh.write('tus": "ok"}\n')
+    news, offset2 = read_new_records(out, offset)
+    assert [r["key"] for r in news] == ["b"] and offset2 == out.stat().st_size
+    assert read_new_records(out, 10 ** 6)[0] == read_records(out)  # cut back after a kill: from the start
+
+
 def test_changed_settings_are_a_new_calculation(configs, tmp_path):
     out = tmp_path / "run.jsonl"
     small = configs[:2]

@@ -10,7 +10,7 @@ import numpy as np
 from ..data.dataset import StructureDataset
 from ..io import mixing_energy, write_extxyz
 from .label import pattern_kept
-from .records import read_records, records_to_dataset
+from .records import latest_records, read_records, records_to_dataset
 
 __all__ = ["export_dataset", "PACKAGE_DATA", "finish_dataset"]
 
@@ -42,7 +42,9 @@ def export_dataset(name: str, records: str | os.PathLike, out: str | os.PathLike
 
     Returns the path, or None when there is nothing successful yet.
     """
-    recs = [r for r in read_records(records) if r["status"] == "ok"]
+    # the last record of each configuration: a rescue supersedes its failure, and a configuration
+    # computed twice (two generators meeting in the middle of a set) appears once
+    recs = [r for r in latest_records(read_records(records)).values() if r["status"] == "ok"]
     if not recs:
         return None
     ds = finish_dataset(name, records_to_dataset(recs, name=f"{name}_dft"))

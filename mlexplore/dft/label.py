@@ -16,7 +16,7 @@ from ase import Atoms
 
 from ..data.dataset import StructureDataset
 from ..errors import InputError
-from .records import append_record, latest_records, read_records, records_to_dataset
+from .records import append_record, latest_records, read_new_records, read_records, records_to_dataset
 from .settings import DFTSettings
 
 __all__ = ["label", "gpaw_calculator", "failed_records", "pattern_kept", "set_smearing"]
@@ -127,6 +127,7 @@ def label(
     retry_failed: bool = False,
     log_dir: str | os.PathLike | None = None,
     rescue_smearing: float | None = None,
+    reverse: bool = False,
 ) -> StructureDataset:
     """Compute DFT labels for every structure, resumably.
 
@@ -171,6 +172,13 @@ def label(
     rescue_smearing:
         Wider Fermi-Dirac width (eV) for the second try of a configuration
         whose SCF did not converge (default: no second try).
+    reverse:
+        Work from the last configuration to the first. Before each
+        configuration the records that other processes appended to ``out``
+        meanwhile are read, and what they finished is skipped; so two
+        processes, one forward and one ``reverse``, share a set and meet in
+        the middle (only a configuration both start at once is computed twice;
+        the result has it once).
 
     Returns
     -------
@@ -191,7 +199,7 @@ def label(
     if rescue_smearing is not None and not rescue_smearing > settings.smearing:
         raise InputError(f"rescue_smearing ({rescue_smearing} eV) must be wider than the run's smearing "
                          f"({settings.smearing} eV)", field="rescue_smearing")
-    previous = read_records(out)
+    previous, offset = read_new_records(out, 0)
 
     def settled(r: dict) -> bool:  # needs no more work
         if r["status"] == "ok":
@@ -206,12 +214,16 @@ def label(
                      if r["status"] == "failed" and "rescue" not in r and _is_convergence_error(r.get("error", ""))}
     todo = [i for i, k in enumerate(keys) if k not in done]
     todo = list(dict.fromkeys(todo))  # identical inputs are computed once
+    if reverse:
+        todo.reverse()
     seen: set[str] = set()
     n_failed = 0
     with tqdm(total=len(images), initial=len(images) - len(todo), desc="DFT", unit="config",
               disable=not progress) as bar:
         for i in todo:
-            if keys[i] in seen:
+            news, offset = read_new_records(out, offset)  # what another process finished meanwhile
+            done.update(r["key"] for r in news if settled(r) and r["key"] not in seen)
+            if keys[i] in seen or keys[i] in done:
                 bar.update(1)
                 continue
             seen.add(keys[i])

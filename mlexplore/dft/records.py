@@ -16,10 +16,15 @@ from typing import Any
 
 import numpy as np
 
+try:
+    import fcntl
+except ImportError:  # Windows: no concurrent writers there
+    fcntl = None
+
 from ..data.dataset import StructureDataset
 from ..errors import InputError
 
-__all__ = ["append_record", "read_records", "latest_records", "records_to_dataset"]
+__all__ = ["append_record", "read_records", "read_new_records", "latest_records", "records_to_dataset"]
 
 
 def _jsonable(value: Any) -> Any:
@@ -35,11 +40,17 @@ def _jsonable(value: Any) -> Any:
 
 
 def append_record(path: str | os.PathLike, record: dict) -> None:
-    """Append ``record`` as one line of ``path``, durably."""
+    """Append ``record`` as one line of ``path``, durably.
+
+    The append holds an exclusive lock on the file (POSIX ``flock``), so several processes
+    labelling parts of one set (``scripts/generate_dft.py --reverse``) can share a record file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(_jsonable(record), sort_keys=True, allow_nan=True) + "\n"
     with open(path, "a+b") as fh:
+        if fcntl is not None:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # released when the file is closed
         size = fh.seek(0, os.SEEK_END)
         if size:
             fh.seek(size - 1)
@@ -55,21 +66,36 @@ def append_record(path: str | os.PathLike, record: dict) -> None:
 
 def read_records(path: str | os.PathLike) -> list[dict]:
     """All complete records of ``path`` (none if the file does not exist yet)."""
+    return read_new_records(path, 0)[0]
+
+
+def read_new_records(path: str | os.PathLike, offset: int) -> tuple[list[dict], int]:
+    """The complete records of ``path`` from byte ``offset`` on, and the offset just past the
+    last complete one (to pass next time: a process sharing the file sees only what is new).
+
+    A partial last line (being written by another process, or left by a kill) is not read and
+    not passed. A file shorter than ``offset`` (cut back after a kill) is read from the start.
+    """
     path = Path(path)
     if not path.exists():
-        return []
+        return [], 0
+    with open(path, "rb") as fh:
+        if fh.seek(0, os.SEEK_END) < offset:
+            offset = 0
+        fh.seek(offset)
+        data = fh.read()
+    end = data.rfind(b"\n") + 1
     records = []
-    with open(path, encoding="utf-8") as fh:
-        lines = fh.read().split("\n")
-    # the last element is "" after a final newline, or a partial line after a kill
-    for line_no, line in enumerate(lines[:-1], start=1):
+    for line_no, line in enumerate(data[:end].decode("utf-8").split("\n")[:-1], start=1):
         if not line.strip():
             continue
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError as exc:
-            raise InputError(f"damaged record: {exc.msg}", path=path, line=line_no) from None
-    return records
+            where = {"line": line_no} if offset == 0 else {}
+            raise InputError(f"damaged record: {exc.msg}" + ("" if offset == 0 else f" (after byte {offset})"),
+                             path=path, **where) from None
+    return records, offset + end
 
 
 def latest_records(records: list[dict]) -> dict[str, dict]:
