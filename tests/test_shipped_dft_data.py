@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mlexplore.datasets.dft_data import DATA_DIR, fe_spin_dft, fept_dft
-from mlexplore.dft import read_records
+from mlexplore.dft import latest_records, read_records
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,7 +16,9 @@ def _shipped(name):
 
 
 def _ok_records(name):
-    return [r for r in read_records(ROOT / "data" / "dft" / f"{name}.jsonl") if r["status"] == "ok"]
+    """The successful configurations: the last record of each key, in order of first appearance."""
+    records = read_records(ROOT / "data" / "dft" / f"{name}.jsonl")
+    return [r for r in latest_records(records).values() if r["status"] == "ok"]
 
 
 @pytest.mark.skipif(not _shipped("fe_spin"), reason="fe_spin_dft not generated yet (scripts/generate_dft.py)")
