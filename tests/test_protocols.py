@@ -71,3 +71,64 @@ def test_baseline_errors():
         fit_baseline("forest_of_doom", np.zeros((3, 2)), np.zeros(3))
     with pytest.raises(InputError, match="3 samples but 2 targets"):
         fit_baseline("ridge", np.zeros((3, 2)), np.zeros(2))
+
+
+def _fe2_with_spin_energy(n_geometries=30, coupling=-0.1, seed=0):
+    """Fe2 BCC cells, each geometry once ferromagnetic and once antiferromagnetic; the energy is a
+    volume term plus ``coupling × ŝ1·ŝ2`` (eV per cell): geometry alone cannot tell the two apart."""
+    from ase.build import bulk
+
+    from mlexplore import StructureDataset
+
+    rng = np.random.default_rng(seed)
+    images, energies, moments, groups = [], [], [], []
+    for a in rng.uniform(2.78, 2.90, n_geometries):
+        for name, sign in (("FM", 1.0), ("AFM", -1.0)):
+            atoms = bulk("Fe", "bcc", a=a, cubic=True)
+            images.append(atoms)
+            energies.append(2 * 10.0 * (a - 2.84) ** 2 + coupling * sign)
+            moments.append([2.2, 2.2 * sign])
+            groups.append(name)
+    ds = StructureDataset.from_atoms(images)
+    ds.add_label("energy", np.array(energies), per_atom=False)
+    ds.add_label("magmoms", np.concatenate(moments), per_atom=True)
+    return ds, groups
+
+
+def test_compare_bases_spin_terms_resolve_what_geometry_cannot():
+    from mlexplore.descriptors import SpinPair, SpinSelf
+    from mlexplore.training import compare_bases, format_basis_table
+
+    ds, groups = _fe2_with_spin_energy()
+    radial = [G2(eta, 0.0) for eta in (0.2, 0.5, 1.0, 2.0)]
+    bases = {"geometry": SymmetryFunctions(radial, cutoff=4.5, elements=["Fe"]),
+             "geometry + spin": SymmetryFunctions(radial + [SpinSelf(1), SpinPair("dot", 1)], cutoff=4.5,
+                                                  elements=["Fe"])}
+    rows, runs = compare_bases(ds, bases, n_runs=2, groups=groups, epochs=120, lr=1e-2, device="cpu",
+                               progress=False, return_runs=True)
+    geo, spin = rows
+    # FM and AFM of one geometry differ by 0.2 eV per cell: geometry alone is at best ±50 meV/atom off
+    assert geo["energy_rmse_mean"] > 30.0
+    assert spin["energy_rmse_mean"] < 0.3 * geo["energy_rmse_mean"]
+    assert spin["best_runs"] == 2 and geo["best_runs"] == 0
+    assert spin["n_features"] == geo["n_features"] + 2
+    assert set(geo["groups"]) == {"FM", "AFM"} and all(m[2] == 2 for m in geo["groups"].values())
+    # both bases saw the same test structures in each run (a paired comparison)
+    for r in range(2):
+        a, b = (x for x in runs if x["run"] == r)
+        np.testing.assert_array_equal(a["test_rows"], b["test_rows"])
+    table = format_basis_table(rows)
+    assert "geometry + spin" in table and "2/2" in table and "AFM" in table
+
+
+def test_compare_bases_bad_input():
+    from mlexplore.training import compare_bases
+
+    ds, groups = _fe2_with_spin_energy(n_geometries=3)
+    basis = SymmetryFunctions([G2(0.5, 0.0)], cutoff=4.5)
+    with pytest.raises(InputError, match="no bases"):
+        compare_bases(ds, {}, progress=False)
+    with pytest.raises(InputError, match="groups has 2 labels"):
+        compare_bases(ds, {"g": basis}, groups=groups[:2], progress=False)
+    with pytest.raises(InputError, match="n_runs"):
+        compare_bases(ds, {"g": basis}, n_runs=0, progress=False)

@@ -244,3 +244,29 @@ def test_spin_aware_bpnn_trains_and_tells_fm_from_afm():
     del calc_atoms.arrays["magmoms"]
     calc_atoms.calc = Potential(model).as_ase_calculator()
     assert calc_atoms.get_potential_energy() == pytest.approx(e[1], abs=1e-9)
+
+
+def test_energy_only_training_featurises_once_with_the_same_numbers():
+    """Energy-only batches carry the descriptor values computed once (no forces from them): the
+    energies equal those from featurising every batch, with and without angular and spin terms."""
+    import importlib
+
+    from mlexplore.descriptors import SpinPair
+
+    prepared_set = importlib.import_module("mlexplore.training.fit")._PreparedSet
+    data = lattice_alloy("CuAu", n_per_composition=1, rattle=0.1, progress=False)[:20]
+    data.add_label("magmoms", np.random.default_rng(0).normal(size=data.n_atoms.sum()), per_atom=True)
+    sf = SymmetryFunctions([G2(0.5, 0.0), G2(1.0, 2.5), G4(0.05, 1.0, 1.0), SpinPair("dot", 1)], cutoff=4.5,
+                           elements=["Cu", "Au"])
+    torch.manual_seed(0)
+    model = BPNN(sf, hidden=(6,)).to(dtype=torch.float64)
+    fresh = prepared_set(model, data, "cpu", torch.float64, ["energy"], cache_features=False)
+    cached = prepared_set(model, data, "cpu", torch.float64, ["energy"], cache_features=True, chunk=7)
+    torch.testing.assert_close(cached.features, sf.compute(data, dtype=torch.float64), rtol=1e-12, atol=1e-12)
+    idx = torch.tensor([13, 2, 19, 7, 8])
+    (b_fresh, l_fresh), (b_cached, l_cached) = fresh.batch(idx), cached.batch(idx)
+    assert "features" in b_cached and "positions" not in b_cached
+    torch.testing.assert_close(model(b_cached)["energy"], model(b_fresh)["energy"], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(l_cached["energy"], l_fresh["energy"])
+    with pytest.raises(InputError, match="precomputed features"):
+        model.energy_and_forces(b_cached)

@@ -185,16 +185,18 @@ class BPNN(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``{"energy": (S,) eV, "energies": (N,) eV, <atom output>: (N,)}`` for a batch
         (the dict of :meth:`SymmetryFunctions.prepare`, optionally with ``neighbors``; with
-        ``magmoms`` (μ_B) when the descriptor has spin terms)."""
-        positions, numbers, n_atoms = batch["positions"], batch["numbers"], batch["n_atoms"]
-        cells, pbc = batch["cells"], batch["pbc"]
-        neighbors = batch.get("neighbors")
-        g = self.descriptor(positions, numbers, cells, pbc, n_atoms, magmoms=batch.get("magmoms"),
-                            neighbors=neighbors)
+        ``magmoms`` (μ_B) when the descriptor has spin terms). A batch that carries
+        ``features`` (the descriptor's raw values, ``(N, n_features)``, computed once for
+        energy-only training) skips the descriptor: no forces from such a batch."""
+        numbers, n_atoms = batch["numbers"], batch["n_atoms"]
+        g = batch.get("features")
+        if g is None:
+            g = self.descriptor(batch["positions"], numbers, batch["cells"], batch["pbc"], n_atoms,
+                                magmoms=batch.get("magmoms"), neighbors=batch.get("neighbors"))
         raw = self.atomic_outputs(g, numbers)
         el = self._element_index[numbers]
         e_atom = raw[:, 0] * self.energy_scale + self.reference_energy[el]
-        batch = torch.repeat_interleave(torch.arange(len(n_atoms), device=positions.device), n_atoms)
+        batch = torch.repeat_interleave(torch.arange(len(n_atoms), device=numbers.device), n_atoms)
         energy = torch.zeros(len(n_atoms), dtype=e_atom.dtype, device=e_atom.device).index_add(0, batch, e_atom)
         out = {"energy": energy, "energies": e_atom}
         for k, name in enumerate(self.atom_outputs):
@@ -207,6 +209,9 @@ class BPNN(nn.Module):
         if not torch.is_grad_enabled():
             raise InputError("forces are −∂E/∂R by autograd, which is switched off here (torch.no_grad or "
                              "inference_mode); call energy_and_forces outside it", field="forces")
+        if "features" in batch:
+            raise InputError("forces need the descriptor's gradient: this batch carries precomputed features",
+                             field="features")
         positions = batch["positions"]
         if not positions.requires_grad:
             positions = positions.detach().requires_grad_(True)

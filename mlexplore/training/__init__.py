@@ -1,5 +1,6 @@
 """Training engine: :func:`fit`, :func:`predict`, checkpoints, and the ASE calculator."""
 
+from .basis_comparison import compare_bases, format_basis_table
 from .calculator import MLExploreCalculator, Potential
 from .checkpoint import load_model, save_model
 from .ensemble import fit_ensemble
@@ -12,4 +13,4 @@ __all__ = ["fit", "predict", "History", "TrainingError", "resolve_device", "save
            "Potential", "MLExploreCalculator", "fit_tasks", "predict_tasks", "compare_tasks", "plan_task_comparison",
            "summarise_task_runs", "TaskRun", "TaskComparisonPlan",
            "task_combinations", "format_task_table", "bag_of_models", "fit_baseline", "structure_features",
-           "BASELINES", "fit_ensemble"]
+           "BASELINES", "fit_ensemble", "compare_bases", "format_basis_table"]

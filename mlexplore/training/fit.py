@@ -96,9 +96,15 @@ def atoms_of(offsets: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 
 
 class _PreparedSet:
-    """A dataset as tensors on the device with its neighbour list built once."""
+    """A dataset as tensors on the device with its neighbour list built once.
 
-    def __init__(self, model: BPNN, ds: StructureDataset, device, dtype, targets: Sequence[str]):
+    With ``cache_features`` (energy-only training of a descriptor without trainable
+    parameters) the descriptor is evaluated once here, in chunks of structures, and every
+    batch carries its rows of ``features`` instead of being featurised again each epoch.
+    """
+
+    def __init__(self, model: BPNN, ds: StructureDataset, device, dtype, targets: Sequence[str],
+                 cache_features: bool = False, chunk: int = 64):
         sf = model.descriptor
         self.ds = ds
         self.tensors = sf.prepare(ds, device=device, dtype=dtype)
@@ -108,6 +114,15 @@ class _PreparedSet:
         self.atom_offsets = torch.as_tensor(ds.offsets, device=device)
         self.structure_of_atom = torch.repeat_interleave(torch.arange(len(ds), device=device), t["n_atoms"])
         self.labels = {name: torch.as_tensor(ds.label(name), dtype=dtype, device=device) for name in targets}
+        self.features = None
+        if cache_features:
+            parts = []
+            with torch.no_grad():
+                for start in range(0, len(ds), chunk):
+                    b, _ = self.batch(torch.arange(start, min(start + chunk, len(ds)), device=device))
+                    parts.append(sf(b["positions"], b["numbers"], b["cells"], b["pbc"], b["n_atoms"],
+                                    magmoms=b.get("magmoms"), neighbors=b["neighbors"]))
+            self.features = torch.cat(parts)
 
     def batch(self, idx: torch.Tensor) -> tuple[dict, dict]:
         """Tensors, neighbours and labels of the structures ``idx`` (sorted), renumbered."""
@@ -115,6 +130,10 @@ class _PreparedSet:
         idx = torch.sort(idx).values
         counts = t["n_atoms"][idx]
         atom_idx = atoms_of(self.atom_offsets, idx)
+        if self.features is not None:
+            labels = {name: value[atom_idx] if self.ds.is_per_atom(name) else value[idx]
+                      for name, value in self.labels.items()}
+            return {"features": self.features[atom_idx], "numbers": t["numbers"][atom_idx], "n_atoms": counts}, labels
         keep = torch.zeros(len(self.ds), dtype=torch.bool, device=idx.device)
         keep[idx] = True
         pair_sel = keep[self.structure_of_atom[self.nb.centers]]
@@ -224,8 +243,10 @@ def fit(
     if normalise:
         _normalise(model, train, device, dtype, feature_scaling, pca_init)
     need_forces = "forces" in targets
-    tr = _PreparedSet(model, train, device, dtype, targets)
-    va = _PreparedSet(model, val, device, dtype, targets) if val is not None else None
+    # energies (and per-atom outputs) only, of a fixed descriptor: featurise once, not every epoch
+    cache = not need_forces and not any(p.requires_grad for p in model.descriptor.parameters())
+    tr = _PreparedSet(model, train, device, dtype, targets, cache_features=cache)
+    va = _PreparedSet(model, val, device, dtype, targets, cache_features=cache) if val is not None else None
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, factor=0.5, patience=lr_patience if lr_patience is not None else max(5, (patience or 30) // 3))
