@@ -130,9 +130,9 @@ class _PreparedSet:
         idx = torch.sort(idx).values
         counts = t["n_atoms"][idx]
         atom_idx = atoms_of(self.atom_offsets, idx)
+        labels = {name: value[atom_idx] if self.ds.is_per_atom(name) else value[idx]
+                  for name, value in self.labels.items()}
         if self.features is not None:
-            labels = {name: value[atom_idx] if self.ds.is_per_atom(name) else value[idx]
-                      for name, value in self.labels.items()}
             return {"features": self.features[atom_idx], "numbers": t["numbers"][atom_idx], "n_atoms": counts}, labels
         keep = torch.zeros(len(self.ds), dtype=torch.bool, device=idx.device)
         keep[idx] = True
@@ -145,9 +145,6 @@ class _PreparedSet:
                  "cells": t["cells"][idx], "pbc": t["pbc"][idx], "n_atoms": counts, "neighbors": nb}
         if "magmoms" in t:  # spin terms: the moments are an input, like the positions
             batch["magmoms"] = t["magmoms"][atom_idx]
-        labels = {}
-        for name, value in self.labels.items():
-            labels[name] = value[atom_idx] if self.ds.is_per_atom(name) else value[idx]
         return batch, labels
 
 
