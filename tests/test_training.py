@@ -270,3 +270,14 @@ def test_energy_only_training_featurises_once_with_the_same_numbers():
     torch.testing.assert_close(l_cached["energy"], l_fresh["energy"])
     with pytest.raises(InputError, match="precomputed features"):
         model.energy_and_forces(b_cached)
+    # and through fit: the same history either way
+    histories = []
+    for cache in (False, True):
+        torch.manual_seed(1)
+        m = BPNN(sf, hidden=(6,))
+        histories.append(fit(m, data[:14], data[14:], targets=["energy"], epochs=5, lr=1e-2, batch_size=4,
+                             progress=False, device="cpu", cache_features=cache))
+    np.testing.assert_allclose(histories[0].val_loss, histories[1].val_loss, rtol=1e-10)
+    np.testing.assert_allclose(histories[0].train_loss, histories[1].train_loss, rtol=1e-10)
+    with pytest.raises(InputError, match="cache_features needs energy-only"):
+        fit(BPNN(sf), data[:14], targets=["energy", "forces"], epochs=1, progress=False, cache_features=True)

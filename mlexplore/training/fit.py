@@ -197,6 +197,7 @@ def fit(
     pca_init: int | None = None,
     callback: Callable[[int, History], bool | None] | None = None,
     progress: bool = True,
+    cache_features: bool | None = None,
 ) -> History:
     """Train ``model`` on ``train``; returns the :class:`History`. The model ends with the best weights.
 
@@ -219,6 +220,11 @@ def fit(
         training features (002 §3.2.2; :meth:`BPNN.init_from_pca`).
     callback:
         Called after every epoch with ``(epoch, history)``; return ``False`` to stop.
+    cache_features:
+        Compute the descriptor once per set and train on the stored values, instead of
+        featurising every batch each epoch. The default (None) does so when it gives the same
+        numbers: no force target and no trainable descriptor parameters. It keeps
+        ``(atoms × features)`` values in memory; pass False to save that.
     """
     from tqdm.auto import tqdm
 
@@ -241,7 +247,11 @@ def fit(
         _normalise(model, train, device, dtype, feature_scaling, pca_init)
     need_forces = "forces" in targets
     # energies (and per-atom outputs) only, of a fixed descriptor: featurise once, not every epoch
-    cache = not need_forces and not any(p.requires_grad for p in model.descriptor.parameters())
+    can_cache = not need_forces and not any(p.requires_grad for p in model.descriptor.parameters())
+    if cache_features and not can_cache:
+        raise InputError("cache_features needs energy-only targets (forces come from the descriptor's gradient) "
+                         "and a descriptor without trainable parameters", field="cache_features")
+    cache = can_cache if cache_features is None else bool(cache_features)
     tr = _PreparedSet(model, train, device, dtype, targets, cache_features=cache)
     va = _PreparedSet(model, val, device, dtype, targets, cache_features=cache) if val is not None else None
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
