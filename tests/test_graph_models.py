@@ -75,3 +75,19 @@ def test_errors():
     g = GraphNet(["Cu"], {"energies": "site"}, cutoff=4.0)
     with pytest.raises(InputError, match="not among"):
         g.encode(lattice_alloy("CuAu", n_per_composition=1, compositions=[4], progress=False))
+
+
+def test_gated_conv_is_cgcnn_on_the_concatenation():
+    """The node-projected form equals CGCNN's definition, a linear layer on z_ij = [h_i, h_j, e_ij]."""
+    import torch
+
+    from mlexplore.models.graph import GatedConv
+
+    torch.manual_seed(0)
+    conv = GatedConv(6, 4).double()
+    h, e = torch.randn(9, 6, dtype=torch.float64), torch.randn(30, 4, dtype=torch.float64)
+    i, j = torch.randint(0, 9, (30,)), torch.randint(0, 9, (30,))
+    gate, core = conv.lin(torch.cat([h[i], h[j], e], dim=1)).chunk(2, dim=1)
+    msg = torch.sigmoid(gate) * torch.nn.functional.softplus(core)
+    expected = torch.nn.functional.softplus(h + torch.zeros_like(h).index_add(0, i, msg))
+    torch.testing.assert_close(conv(h, i, j, e), expected, rtol=1e-12, atol=1e-12)
