@@ -147,7 +147,7 @@ def _cmd_label(args: argparse.Namespace) -> int:
     print(f"{len(data)} structures from {args.file}; records in {args.out} (a rerun resumes)")
     t0 = time.perf_counter()
     labelled = label(data, args.out, settings=settings, progress=not args.quiet, retry_failed=args.retry_failed,
-                     log_dir=args.log_dir, rescue_smearing=args.rescue_smearing)
+                     log_dir=args.log_dir, rescue_smearing=args.rescue_smearing, reverse=args.reverse)
     failed = failed_records(args.out)
     print(labelled.summary())
     print(f"\n{len(labelled)} of {len(data)} structures labelled ({time.perf_counter() - t0:.1f} s this run)")
@@ -242,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "then at --smearing (e.g. 0.3)")
     p.add_argument("--retry-failed", action="store_true", help="compute failed structures again")
     p.add_argument("--log-dir", default=None, help="one GPAW text log per structure in this folder")
+    p.add_argument("--reverse", action="store_true",
+                   help="work from the last structure down: run a second `mlexplore label` with --reverse on "
+                        "the same file and --out to use two cores; they skip what the other finished")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_label)
     return parser

@@ -121,8 +121,9 @@ def test_label_writes_records_and_dataset_resumes_and_reports_failures(tmp_path,
     first = structures[0]
     np.testing.assert_allclose(labelled.label("energy")[0], (first.positions ** 2).sum())
     np.testing.assert_allclose(labelled.per_structure("magmoms")[0], 0.9 * first.get_initial_magnetic_moments())
-    # the same command again computes nothing and appends nothing
+    # the same command again computes nothing and appends nothing, forwards or backwards
     assert main(argv) == 0
+    assert main(argv + ["--reverse"]) == 0
     assert _StandInDFT.calls == n and len(read_records(rec)) == n
 
 
@@ -156,3 +157,18 @@ def test_label_without_gpaw_says_how_to_install_and_records_nothing(tmp_path, ca
     assert main(["label", str(src), "--out", str(tmp_path / "run.jsonl"), "--quiet"]) == 1
     assert "mlexplore[dft]" in capsys.readouterr().err
     assert not (tmp_path / "run.jsonl").exists()
+
+
+def test_label_reverse_starts_from_the_last_structure(tmp_path, stand_in_gpaw):
+    from ase.build import bulk
+
+    from mlexplore.dft import read_records
+
+    src = tmp_path / "fe.extxyz"
+    cells = [bulk("Fe", "bcc", a=a, cubic=True) for a in (2.80, 2.83, 2.86)]
+    from ase.io import write
+
+    write(src, cells)
+    assert main(["label", str(src), "--out", str(tmp_path / "run.jsonl"), "--reverse", "--no-hirshfeld",
+                 "--quiet"]) == 0
+    assert [r["index"] for r in read_records(tmp_path / "run.jsonl")] == [2, 1, 0]
