@@ -148,7 +148,8 @@ def _cmd_label(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     labelled = label(data, args.out, settings=settings, progress=not args.quiet, retry_failed=args.retry_failed,
                      log_dir=args.log_dir, rescue_smearing=args.rescue_smearing, reverse=args.reverse)
-    failed = failed_records(args.out)
+    # (the record file may also hold other runs: list the failures at these settings)
+    failed = [r for r in failed_records(args.out) if r.get("settings") == settings.to_dict()]
     print(labelled.summary())
     print(f"\n{len(labelled)} of {len(data)} structures labelled ({time.perf_counter() - t0:.1f} s this run)")
     for r in failed:
