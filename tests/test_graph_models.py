@@ -78,7 +78,8 @@ def test_errors():
 
 
 def test_gated_conv_is_cgcnn_on_the_concatenation():
-    """The node-projected form equals CGCNN's definition, a linear layer on z_ij = [h_i, h_j, e_ij]."""
+    """The node-projected form equals CGCNN's definition, a linear layer on z_ij = [h_i, h_j, e_ij]
+    (messages averaged over each node's edges)."""
     import torch
 
     from mlexplore.models.graph import GatedConv
@@ -89,5 +90,26 @@ def test_gated_conv_is_cgcnn_on_the_concatenation():
     i, j = torch.randint(0, 9, (30,)), torch.randint(0, 9, (30,))
     gate, core = conv.lin(torch.cat([h[i], h[j], e], dim=1)).chunk(2, dim=1)
     msg = torch.sigmoid(gate) * torch.nn.functional.softplus(core)
-    expected = torch.nn.functional.softplus(h + torch.zeros_like(h).index_add(0, i, msg))
+    degree = torch.zeros(9, dtype=torch.float64).index_add(0, i, torch.ones(30, dtype=torch.float64)).clamp(min=1)
+    expected = torch.nn.functional.softplus(h + torch.zeros_like(h).index_add(0, i, msg) / degree[:, None])
     torch.testing.assert_close(conv(h, i, j, e), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_deep_graphnet_on_a_dense_cell_stays_of_order_one():
+    """Six convolutions on BCC FePt within 5 Å (~50 edges per atom): the node features must not
+    compound layer by layer (summed messages without batch norm gave outputs of order 10–1000)."""
+    import torch
+    from ase.build import bulk
+
+    from mlexplore import StructureDataset
+    from mlexplore.models import GraphNet
+
+    atoms = bulk("Fe", "bcc", a=2.98, cubic=True).repeat((2, 2, 2))
+    atoms.symbols[::3] = "Pt"
+    torch.manual_seed(0)
+    model = GraphNet(["Fe", "Pt"], {"mixing_energy": "structure", "magmoms": "site"}, cutoff=5.0, layers=6)
+    graph = model.encode(StructureDataset.from_atoms([atoms]))
+    h = model.embed(graph["species"]).to(graph["edge"].dtype)
+    for conv in model.convs:
+        h = conv(h, graph["i"], graph["j"], graph["edge"])
+    assert float(h.abs().max()) < 10.0

@@ -27,8 +27,14 @@ __all__ = ["GraphNet", "GatedConv"]
 
 
 class GatedConv(nn.Module):
-    """CGCNN convolution: ``h_i ← h_i + Σ_j σ(W_f z_ij) ⊙ softplus(W_s z_ij)``, ``z_ij = [h_i, h_j, e_ij]``,
-    followed by a softplus (batch norm left out so that single structures behave as batches do)."""
+    """CGCNN convolution with mean aggregation:
+    ``h_i ← softplus(h_i + (1/n_i) Σ_j σ(W_f z_ij) ⊙ softplus(W_s z_ij))``, ``z_ij = [h_i, h_j, e_ij]``,
+    n_i the number of edges of i.
+
+    CGCNN sums the messages and tames the growth with batch norm; batch norm is left out here
+    so that single structures behave as batches do, and the sum over ~50 neighbours (BCC within
+    5 Å) then compounds layer by layer: six layers on FePt cells gave predictions ±15 eV/atom off
+    for labels of spread 0.08 eV/atom. The mean keeps every layer's update of order one."""
 
     def __init__(self, width: int, edge_features: int) -> None:
         super().__init__()
@@ -43,7 +49,8 @@ class GatedConv(nn.Module):
         z = (h @ weight[:, :w].T)[i] + (h @ weight[:, w:2 * w].T)[j] + torch.addmm(self.lin.bias, e, weight[:, 2 * w:].T)
         gate, core = z.chunk(2, dim=1)
         msg = torch.sigmoid(gate) * self.act(core)
-        return self.act(h + torch.zeros_like(h).index_add(0, i, msg))
+        degree = torch.zeros(len(h), dtype=h.dtype, device=h.device).index_add(0, i, torch.ones_like(msg[:, 0]))
+        return self.act(h + torch.zeros_like(h).index_add(0, i, msg) / degree.clamp(min=1)[:, None])
 
 
 class GraphNet(nn.Module):
