@@ -65,12 +65,12 @@ def main() -> None:
                    rescue_smearing=RESCUE_SMEARING)
         if args.reverse:  # the forward process exports as it goes, this one's records included
             label(configs, reverse=True, **run)
+            export_dataset(name, records)
         else:
             step = max(1, args.export_every)
             for start in range(0, len(configs), step):
                 label(configs[: start + step], **run)
                 export_dataset(name, records)
-        export_dataset(name, records)
         print(f"{name}: done, {records}")
 
 

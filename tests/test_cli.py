@@ -67,31 +67,15 @@ def test_help_on_every_command():
 # --- mlexplore label (DFT); GPAW replaced by a stand-in so these run everywhere -------------------
 
 import numpy as np  # noqa: E402
-from ase.calculators.calculator import Calculator, all_changes  # noqa: E402
-
-
-class _StandInDFT(Calculator):
-    """Harmonic energy, moments 0.9 × initial; 16-atom cells raise a non-converged SCF."""
-
-    implemented_properties = ["energy", "forces", "stress", "magmoms", "magmom"]
-    calls = 0
-
-    def calculate(self, atoms=None, properties=["energy"], system_changes=all_changes):
-        super().calculate(atoms, properties, system_changes)
-        _StandInDFT.calls += 1
-        if len(self.atoms) == 16:
-            raise RuntimeError("SCF did not converge in 300 iterations")
-        m = self.atoms.get_initial_magnetic_moments()
-        self.results = dict(energy=float((self.atoms.positions ** 2).sum()), forces=-2 * self.atoms.positions,
-                            stress=np.zeros(6), magmoms=0.9 * m, magmom=float(0.9 * m.sum()))
+from dft_stand_in import FakeDFT  # noqa: E402
 
 
 @pytest.fixture
 def stand_in_gpaw(monkeypatch):
     label_module = importlib.import_module("mlexplore.dft.label")
     monkeypatch.setattr(label_module, "_require_gpaw", lambda: None)
-    monkeypatch.setattr(label_module, "gpaw_calculator", lambda settings, atoms, kpts, txt: _StandInDFT())
-    _StandInDFT.calls = 0
+    monkeypatch.setattr(label_module, "gpaw_calculator", lambda settings, atoms, kpts, txt: FakeDFT())
+    FakeDFT.calls = 0
 
 
 def test_label_writes_records_and_dataset_resumes_and_reports_failures(tmp_path, capsys, stand_in_gpaw):
@@ -111,7 +95,7 @@ def test_label_writes_records_and_dataset_resumes_and_reports_failures(tmp_path,
     assert n16 >= 1 and f"{n - n16} of {n} structures labelled" in text
     assert "failed: structure" in text and "did not converge" in text
     records = read_records(rec)
-    assert len(records) == n and _StandInDFT.calls == n
+    assert len(records) == n and FakeDFT.calls == n
     s = records[0]["settings"]
     assert s["ecut"] == 300 and s["kpts"] == [2, 2, 2] and s["hirshfeld"] is False
     assert s["magmoms"]["Pt"] == 0.3 and s["magmoms"]["Fe"] == 3.0
@@ -124,7 +108,7 @@ def test_label_writes_records_and_dataset_resumes_and_reports_failures(tmp_path,
     # the same command again computes nothing and appends nothing, forwards or backwards
     assert main(argv) == 0
     assert main(argv + ["--reverse"]) == 0
-    assert _StandInDFT.calls == n and len(read_records(rec)) == n
+    assert FakeDFT.calls == n and len(read_records(rec)) == n
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -142,7 +126,7 @@ def test_label_bad_options_name_the_option(tmp_path, capsys, stand_in_gpaw, extr
     bulk("Fe", "bcc", a=2.83, cubic=True).write(src)
     assert main(["label", str(src), "--out", str(tmp_path / "run.jsonl"), "--quiet", *extra]) == 1
     assert message in capsys.readouterr().err
-    assert not (tmp_path / "run.jsonl").exists() and _StandInDFT.calls == 0
+    assert not (tmp_path / "run.jsonl").exists() and FakeDFT.calls == 0
 
 
 def test_label_without_gpaw_says_how_to_install_and_records_nothing(tmp_path, capsys, monkeypatch):

@@ -6,33 +6,14 @@ import json
 import numpy as np
 import pytest
 from ase.build import bulk
-from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.calculator import all_changes
+from dft_stand_in import FakeDFT, fake
 
 from mlexplore import InputError
 from mlexplore.dft import DFTSettings, append_record, failed_records, label, pattern_kept, read_records
 from mlexplore.dft.configs import fe_spin_configurations, fept_configurations
 
 HAVE_GPAW = importlib.util.find_spec("gpaw") is not None
-
-
-class FakeDFT(Calculator):
-    """A stand-in calculator: a harmonic energy, moments 0.9 × initial; 16-atom cells 'fail'."""
-
-    implemented_properties = ["energy", "forces", "stress", "magmoms", "magmom"]
-    calls = 0
-
-    def calculate(self, atoms=None, properties=["energy"], system_changes=all_changes):
-        super().calculate(atoms, properties, system_changes)
-        FakeDFT.calls += 1
-        if len(self.atoms) == 16:
-            raise RuntimeError("SCF did not converge in 3 iterations")
-        m = self.atoms.get_initial_magnetic_moments()
-        self.results = dict(energy=float((self.atoms.positions ** 2).sum()), forces=-2 * self.atoms.positions,
-                            stress=np.arange(6.0), magmoms=0.9 * m, magmom=float(0.9 * m.sum()))
-
-
-def fake(settings, atoms, kpts, txt):
-    return FakeDFT()
 
 
 NO_HIRSHFELD = DFTSettings(hirshfeld=False, kpt_density=2.0)

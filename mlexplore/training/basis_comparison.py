@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..analysis.metrics import mae, per_group, rmse
 from ..data.dataset import StructureDataset
 from ..data.splits import random_split
 from ..errors import InputError
@@ -22,10 +23,6 @@ from ..models.bpnn import BPNN
 from .fit import fit, predict
 
 __all__ = ["compare_bases", "format_basis_table"]
-
-
-def _rmse(err: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(err)))) if err.size else float("nan")
 
 
 def compare_bases(dataset: StructureDataset, bases: Mapping[str, Any], n_runs: int = 5,
@@ -90,15 +87,14 @@ def compare_bases(dataset: StructureDataset, bases: Mapping[str, Any], n_runs: i
                     device=device, progress=False, **fit_kwargs)
                 seconds = time.perf_counter() - t0
                 p = predict(model, test, forces=forces)
-                err = 1000.0 * (p["energy"] - test.label("energy")) / test.n_atoms  # meV/atom
+                ref, pred = (1000.0 * e / test.n_atoms for e in (test.label("energy"), p["energy"]))  # meV/atom
                 run = {"basis": name, "run": r, "n_features": int(basis.n_features), "seconds": seconds,
-                       "energy_rmse": _rmse(err), "energy_mae": float(np.mean(np.abs(err))),
-                       "errors": err, "test_rows": rows}
+                       "energy_rmse": rmse(ref, pred), "energy_mae": mae(ref, pred),
+                       "errors": pred - ref, "test_rows": rows}
                 if forces:
-                    run["forces_rmse"] = _rmse(p["forces"] - test.atom_labels["forces"])
+                    run["forces_rmse"] = rmse(test.atom_labels["forces"], p["forces"])
                 if groups is not None:
-                    g = groups[rows]
-                    run["groups"] = {str(k): _rmse(err[g == k]) for k in dict.fromkeys(g)}
+                    run["groups"] = {k: v["rmse"] for k, v in per_group(ref, pred, groups[rows]).items()}
                 runs.append(run)
                 bar.update(1)
     best = {}

@@ -1,0 +1,24 @@
+"""A stand-in for GPAW in the DFT tests (test_dft, test_cli): fast, deterministic, and failing on purpose."""
+
+import numpy as np
+from ase.calculators.calculator import Calculator, all_changes
+
+
+class FakeDFT(Calculator):
+    """A stand-in calculator: a harmonic energy, moments 0.9 × initial; 16-atom cells 'fail'."""
+
+    implemented_properties = ["energy", "forces", "stress", "magmoms", "magmom"]
+    calls = 0
+
+    def calculate(self, atoms=None, properties=["energy"], system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        FakeDFT.calls += 1
+        if len(self.atoms) == 16:
+            raise RuntimeError("SCF did not converge in 3 iterations")
+        m = self.atoms.get_initial_magnetic_moments()
+        self.results = dict(energy=float((self.atoms.positions ** 2).sum()), forces=-2 * self.atoms.positions,
+                            stress=np.arange(6.0), magmoms=0.9 * m, magmom=float(0.9 * m.sum()))
+
+
+def fake(settings, atoms, kpts, txt):
+    return FakeDFT()
