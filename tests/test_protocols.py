@@ -117,8 +117,15 @@ def test_compare_bases_spin_terms_resolve_what_geometry_cannot():
     for r in range(2):
         a, b = (x for x in runs if x["run"] == r)
         np.testing.assert_array_equal(a["test_rows"], b["test_rows"])
+    # the predict-the-training-mean baseline, recomputed from run 0's split
+    tr, _, te = random_split(ds, (0.7, 0.15, 0.15), seed=0)
+    ref = 1000.0 * te.label("energy") / te.n_atoms
+    expected = np.sqrt(np.mean((ref - np.mean(1000.0 * tr.label("energy") / tr.n_atoms)) ** 2))
+    assert runs[0]["baseline_rmse"] == pytest.approx(expected)
+    assert geo["baseline_rmse_mean"] == spin["baseline_rmse_mean"]  # the same splits for both
+    assert spin["energy_rmse_mean"] < 0.3 * spin["baseline_rmse_mean"] and spin["energy_r2_mean"] > 0.9
     table = format_basis_table(rows)
-    assert "geometry + spin" in table and "2/2" in table and "AFM" in table
+    assert "geometry + spin" in table and "2/2" in table and "AFM" in table and "training mean" in table
 
 
 def test_compare_bases_bad_input():

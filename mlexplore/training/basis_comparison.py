@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..analysis.metrics import mae, per_group, rmse
+from ..analysis.metrics import mae, per_group, r2, rmse
 from ..data.dataset import StructureDataset
 from ..data.splits import random_split
 from ..errors import InputError
@@ -52,8 +52,10 @@ def compare_bases(dataset: StructureDataset, bases: Mapping[str, Any], n_runs: i
     -------
     One row per basis: ``basis``, ``n_features``, ``energy_rmse_mean``/``_std`` and
     ``energy_mae_mean`` (meV/atom), ``forces_rmse_mean``/``_std`` (eV/Å, with ``forces``),
-    ``seconds_mean`` (training), ``fom`` (1 / (s × meV/atom)), ``best_runs`` (runs in which
-    this basis had the lowest energy RMSE), ``n_runs``, and ``groups``
+    ``energy_r2_mean``, ``baseline_rmse_mean`` (meV/atom: predicting every test structure's
+    energy per atom as the training-set mean, the same for every basis; a basis no better than
+    that has learnt nothing), ``seconds_mean`` (training), ``fom`` (1 / (s × meV/atom)),
+    ``best_runs`` (runs in which this basis had the lowest energy RMSE), ``n_runs``, and ``groups``
     (``{group: (rmse mean, rmse std, runs)}``). With ``return_runs`` also the per-run records.
     """
     if not bases:
@@ -78,6 +80,9 @@ def compare_bases(dataset: StructureDataset, bases: Mapping[str, Any], n_runs: i
                 raise InputError(f"split {tuple(fractions)} of {len(dataset)} structures leaves an empty "
                                  "training or test set", field="fractions")
             rows = np.array([position[int(i)] for i in test.ids])
+            ref = 1000.0 * test.label("energy") / test.n_atoms  # meV/atom
+            mean = float(np.mean(1000.0 * train.label("energy") / train.n_atoms))
+            baseline = rmse(ref, np.full_like(ref, mean))
             for name, basis in bases.items():
                 with torch.random.fork_rng(devices=[]):  # the same initial weights for a run, global RNG untouched
                     torch.manual_seed(seed + r)
@@ -87,9 +92,10 @@ def compare_bases(dataset: StructureDataset, bases: Mapping[str, Any], n_runs: i
                     device=device, progress=False, **fit_kwargs)
                 seconds = time.perf_counter() - t0
                 p = predict(model, test, forces=forces)
-                ref, pred = (1000.0 * e / test.n_atoms for e in (test.label("energy"), p["energy"]))  # meV/atom
+                pred = 1000.0 * p["energy"] / test.n_atoms  # meV/atom
                 run = {"basis": name, "run": r, "n_features": int(basis.n_features), "seconds": seconds,
-                       "energy_rmse": rmse(ref, pred), "energy_mae": mae(ref, pred),
+                       "energy_rmse": rmse(ref, pred), "energy_mae": mae(ref, pred), "energy_r2": r2(ref, pred),
+                       "baseline_rmse": baseline,
                        "errors": pred - ref, "test_rows": rows}
                 if forces:
                     run["forces_rmse"] = rmse(test.atom_labels["forces"], p["forces"])
@@ -109,6 +115,8 @@ def compare_bases(dataset: StructureDataset, bases: Mapping[str, Any], n_runs: i
         secs = float(np.mean([x["seconds"] for x in mine]))
         row = {"basis": name, "n_features": mine[0]["n_features"], "energy_rmse_mean": float(e.mean()),
                "energy_rmse_std": float(e.std()), "energy_mae_mean": float(np.mean([x["energy_mae"] for x in mine])),
+               "energy_r2_mean": float(np.mean([x["energy_r2"] for x in mine])),
+               "baseline_rmse_mean": float(np.mean([x["baseline_rmse"] for x in mine])),
                "seconds_mean": secs, "fom": 1.0 / (secs * float(e.mean())) if e.mean() > 0 else float("inf"),
                "best_runs": best.get(name, 0), "n_runs": n_runs}
         if forces:
@@ -141,6 +149,9 @@ def format_basis_table(rows: Sequence[dict]) -> str:
             line += f" {r['forces_rmse_mean']:>9.3f} ± {r['forces_rmse_std']:<6.3f}"
         line += f" {r['best_runs']:>3}/{r['n_runs']:<4} {r['seconds_mean']:>7.1f} {r['fom']:>9.3g}"
         lines.append(line)
+    if "baseline_rmse_mean" in rows[0]:
+        lines.append(f"{'(training mean)':<{width}} {'0':>8} {rows[0]['baseline_rmse_mean']:>12.2f}"
+                     "   the RMSE of predicting every structure as the training-set mean")
     if "groups" in rows[0]:
         names = list(dict.fromkeys(g for r in rows for g in r["groups"]))
         lines.append("")
