@@ -5,6 +5,8 @@
     mlexplore info FILE                      summary table of a dataset file
     mlexplore demo                           the main demo on built-in data
     mlexplore label FILE --out RUN.jsonl     DFT labels (GPAW) for the structures in FILE, resumable
+    mlexplore train FILE --out MODEL.pt      fit a BP potential to the labelled structures in FILE
+    mlexplore evaluate MODEL.pt FILE         score a trained potential on labelled structures
 """
 
 from __future__ import annotations
@@ -162,6 +164,130 @@ def _cmd_label(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_basis_arg(text: str):
+    """``--basis``: a preset name, or a JSON file written by ``save_basis``."""
+    from pathlib import Path
+
+    from .descriptors import PRESETS, load_basis
+
+    if text in PRESETS:
+        return text
+    if text.endswith(".json") or Path(text).exists():
+        return load_basis(text)
+    from .errors import InputError
+
+    raise InputError(f"--basis {text!r} is neither a preset ({', '.join(PRESETS)}) nor a basis file (.json)",
+                     field="basis")
+
+
+def _int_list(text: str, option: str) -> list[int]:
+    from .errors import InputError
+
+    try:
+        values = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise InputError(f"{option} expects integers separated by commas, got {text!r}", field=option) from None
+    if not values or any(v < 1 for v in values):
+        raise InputError(f"{option} expects positive integers, got {text!r}", field=option)
+    return values
+
+
+def _float_list(text: str, option: str) -> list[float]:
+    from .errors import InputError
+
+    try:
+        return [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise InputError(f"{option} expects numbers separated by commas, got {text!r}", field=option) from None
+
+
+def _parity_blocks(metrics: dict, data, name: str) -> list:
+    """Report blocks: the scores and the energy (and force) parity plots of one scored set."""
+    from .training import format_evaluation
+    from .viz.figures import parity_plot
+
+    pred = metrics["predictions"]
+    blocks = [(f"Scores, {name}", format_evaluation(metrics)),
+              (f"Energy per atom, {name}", parity_plot(data.label("energy") / data.n_atoms,
+                                                       pred["energy"] / data.n_atoms, unit="eV/atom"))]
+    if "forces" in metrics:
+        blocks.append((f"Force components, {name}", parity_plot(data.label("forces"), pred["forces"], unit="eV/Å")))
+    return blocks
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .io import read
+    from .training import evaluate_potential, format_evaluation, train_potential
+
+    data = read(args.file, format=args.format)
+    test = read(args.test, format=args.format) if args.test else None
+    basis = _load_basis_arg(args.basis)
+    fractions = _float_list(args.split, "--split")
+    forces = False if args.energy_only else None
+    print(f"{len(data)} structures from {args.file}" + (f"; test set: {len(test)} from {args.test}" if test else ""))
+    result = train_potential(data, basis, test=test, fractions=fractions, forces=forces,
+                             force_weight=args.force_weight, hidden=_int_list(args.hidden, "--hidden"),
+                             activation=args.activation, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                             patience=args.patience, seed=args.seed, device=args.device,
+                             checkpoint_dir=args.checkpoint_dir, progress=not args.quiet)
+    s = result.settings
+    print(f"basis {s['basis']} ({s['n_features']} features per atom), network {s['hidden']} {s['activation']}, "
+          f"targets {'+'.join(s['targets'])}; split {s['split_sizes'][0]}/{s['split_sizes'][1]}/{s['split_sizes'][2]}")
+    if result.history.interrupted:
+        print(f"interrupted: keeping the best model (epoch {result.history.best_epoch})")
+    print(f"trained in {result.seconds:.1f} s, best epoch {result.history.best_epoch} of {len(result.history.epoch)}")
+    for name in ("train", "val", "test"):
+        if name in result.metrics:
+            print()
+            print(format_evaluation(result.metrics[name], title={"train": "training set", "val": "validation set",
+                                                                 "test": "test set"}[name]))
+    path = result.save(args.out)
+    print(f"\nwrote the model to {path} (load_model / Potential.load; mlexplore evaluate {path} FILE)")
+    if args.report:
+        from .viz.figures import learning_curves
+        from .viz.report import html_report
+
+        blocks = [("Learning curves", learning_curves(result.history))]
+        scored = result.test if result.test is not None else result.val
+        blocks += _parity_blocks(evaluate_potential(result.model, scored, forces="forces" in s["targets"]), scored,
+                                 "test set" if result.test is not None else "validation set")
+        html_report(args.report, f"mlexplore train: {args.file}", blocks,
+                    intro=f"{len(data)} structures; basis {s['basis']}; model {path}")
+        print(f"wrote the report to {args.report}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .io import read
+    from .training import evaluate_potential, format_evaluation, load_model
+
+    model = load_model(args.model)
+    data = read(args.file, format=args.format)
+    groups = None
+    if args.by_tag:
+        groups = [tags[0] if len(tags) else "(untagged)" for tags in data.tags]
+    metrics = evaluate_potential(model, data, forces=False if args.no_forces else None, groups=groups)
+    print(format_evaluation(metrics, title=f"{args.model} on {args.file}"))
+    if args.predictions:
+        pred = metrics["predictions"]
+        out = data.copy()
+        out.add_label("energy_predicted", np.asarray(pred["energy"]), per_atom=False)
+        if "forces" in pred:
+            out.add_label("forces_predicted", np.asarray(pred["forces"]), per_atom=True)
+        out.save(args.predictions)
+        print(f"wrote the structures with energy_predicted{' and forces_predicted' if 'forces' in pred else ''} "
+              f"to {args.predictions}")
+    if args.report:
+        from .viz.report import html_report
+
+        html_report(args.report, f"mlexplore evaluate: {args.model} on {args.file}",
+                    _parity_blocks(metrics, data, args.file))
+        print(f"wrote the report to {args.report}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``mlexplore`` command."""
     parser = argparse.ArgumentParser(
@@ -248,6 +374,50 @@ def build_parser() -> argparse.ArgumentParser:
                         "the same file and --out to use two cores; they skip what the other finished")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_label)
+
+    p = sub.add_parser("train", help="fit a BP potential to the labelled structures in a file",
+                       description="Split FILE at random (train/validation/test), train a Behler-Parrinello "
+                                   "network on energies (and forces, when FILE has them), print the scores of "
+                                   "every set and write the model with its settings, scores and history. "
+                                   "Ctrl-C stops training and keeps the best model so far.")
+    p.add_argument("file", help="labelled structures: extxyz, npz, n2p2 input.data, or any ASE format")
+    p.add_argument("--out", required=True, help="model file to write (.pt)")
+    p.add_argument("--basis", required=True,
+                   help="a preset (bloore-fe-bp, bloore-fe-sannip — spin terms, needs magmoms —, loeffler-au) "
+                        "or a basis file written by mlexplore.descriptors.save_basis (.json)")
+    p.add_argument("--format", default=None, help="format name when the file name does not tell")
+    p.add_argument("--test", default=None, help="a separate test file (then --split has two parts)")
+    p.add_argument("--split", default="0.8,0.1,0.1", metavar="TRAIN,VAL[,TEST]",
+                   help="fractions of FILE (default 0.8,0.1,0.1)")
+    p.add_argument("--energy-only", action="store_true", help="do not train on forces even if FILE has them")
+    p.add_argument("--force-weight", type=float, default=1.0, help="weight of the force loss (default 1)")
+    p.add_argument("--hidden", default="25,25", help="hidden layer widths (default 25,25)")
+    p.add_argument("--activation", default="tanh", help="tanh (default), softplus, relu or silu")
+    p.add_argument("--epochs", type=int, default=200, help="at most this many epochs (default 200)")
+    p.add_argument("--patience", type=int, default=50, help="stop after this many epochs without a better "
+                                                            "validation loss (default 50)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--batch-size", type=int, default=16, help="structures per batch (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="split and initialisation seed (default 0)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, …")
+    p.add_argument("--checkpoint-dir", default=None, help="write best.pt/last.pt here during training")
+    p.add_argument("--report", default=None, help="also write an HTML report: learning curves, parity plots")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a trained potential on labelled structures",
+                       description="Predict energies (and forces) of the structures in FILE with a model written "
+                                   "by `mlexplore train` (or save_model) and print RMSE, MAE and R² against "
+                                   "FILE's labels, beside the error of predicting the mean.")
+    p.add_argument("model", help="model file (.pt)")
+    p.add_argument("file", help="labelled structures")
+    p.add_argument("--format", default=None, help="format name when the file name does not tell")
+    p.add_argument("--no-forces", action="store_true", help="score energies only")
+    p.add_argument("--by-tag", action="store_true", help="also the energy RMSE per first tag of each structure")
+    p.add_argument("--predictions", default=None, help="write FILE's structures with energy_predicted "
+                                                       "(and forces_predicted) labels to this file")
+    p.add_argument("--report", default=None, help="also write an HTML report with parity plots")
+    p.set_defaults(func=_cmd_evaluate)
     return parser
 
 

@@ -13,7 +13,6 @@ parity plots and test-error PDFs. The report embeds plotly.js, so it opens witho
 
 from __future__ import annotations
 
-import html
 import os
 import time
 from dataclasses import dataclass, field
@@ -25,8 +24,8 @@ import plotly.graph_objects as go
 
 from .analysis import error_band, error_grid, pca, rdf
 from .data.dataset import StructureDataset
-from .io.files import atomic_write
 from .viz.figures import PALETTE, band_traces
+from .viz.report import html_report
 
 __all__ = ["DemoResult", "run_demo", "write_report"]
 
@@ -135,25 +134,9 @@ def write_report(result: DemoResult, path: str | os.PathLike) -> Path:
     written atomically."""
     from . import __version__
 
-    parts = []
-    for k, (title, fig) in enumerate(result.figures.items()):
-        body = fig.to_html(full_html=False, include_plotlyjs=(k == 0), default_height="460px")
-        parts.append(f"<section><h2>{html.escape(title)}</h2>{body}</section>")
     timing = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
-    doc = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>mlexplore demo report</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
-pre{{background:#f6f6f6;padding:1em;overflow-x:auto}} h2{{border-bottom:1px solid #ddd;padding-bottom:.2em}}</style>
-</head><body>
-<h1>mlexplore demo: single- vs multi-task learning on CuAu</h1>
-<p>mlexplore {html.escape(__version__)}; {len(result.dataset)} structures; {timing}.</p>
-<h2>Dataset</h2><pre>{html.escape(result.dataset.summary())}</pre>
-<h2>Comparison (test RMSE over {max(r['n_runs'] for r in result.rows)} runs)</h2>
-<pre>{html.escape(result.table)}</pre>
-{''.join(parts)}
-</body></html>
-"""
-    path = Path(path)
-    with atomic_write(path) as fh:
-        fh.write(doc)
-    return path
+    blocks = [("Dataset", result.dataset.summary()),
+              (f"Comparison (test RMSE over {max(r['n_runs'] for r in result.rows)} runs)", result.table),
+              *result.figures.items()]
+    return html_report(path, "mlexplore demo: single- vs multi-task learning on CuAu", blocks,
+                       intro=f"mlexplore {__version__}; {len(result.dataset)} structures; {timing}.")

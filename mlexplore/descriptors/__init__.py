@@ -34,6 +34,6 @@ from .scalers import SCALER_KINDS, EnergyBaseline, Scaler
 __all__ += ["g2_maximum", "g2_maxima", "eta_from_attenuation", "distance_histogram", "rs_at_rdf_modes", "neighbor_angles",
             "correlation_score", "correlation_search", "tpi", "tpi_classwise", "radial_grid", "angular_grid", "Scaler", "SCALER_KINDS",
             "EnergyBaseline"]
-from .config import descriptor_from_config, descriptor_to_config
+from .config import descriptor_from_config, descriptor_to_config, load_basis, save_basis
 
-__all__ += ["descriptor_to_config", "descriptor_from_config"]
+__all__ += ["descriptor_to_config", "descriptor_from_config", "save_basis", "load_basis"]

@@ -5,6 +5,7 @@ from .calculator import MLExploreCalculator, Potential
 from .checkpoint import load_model, save_model
 from .ensemble import fit_ensemble
 from .fit import History, TrainingError, fit, predict, resolve_device
+from .potential_fit import PotentialFit, evaluate_potential, format_evaluation, train_potential
 from .protocols import BASELINES, bag_of_models, fit_baseline, structure_features
 from .tasks import (TaskComparisonPlan, TaskRun, compare_tasks, fit_tasks, format_task_table, plan_task_comparison,
                     predict_tasks, summarise_task_runs, task_combinations)
@@ -13,4 +14,5 @@ __all__ = ["fit", "predict", "History", "TrainingError", "resolve_device", "save
            "Potential", "MLExploreCalculator", "fit_tasks", "predict_tasks", "compare_tasks", "plan_task_comparison",
            "summarise_task_runs", "TaskRun", "TaskComparisonPlan",
            "task_combinations", "format_task_table", "bag_of_models", "fit_baseline", "structure_features",
-           "BASELINES", "fit_ensemble", "compare_bases", "format_basis_table"]
+           "BASELINES", "fit_ensemble", "compare_bases", "format_basis_table", "train_potential",
+           "evaluate_potential", "format_evaluation", "PotentialFit"]
