@@ -147,6 +147,24 @@ def test_basis_tuner_hands_its_descriptor_to_training(tuner, alloy):
     assert tuner.preset.value == "custom grid"
 
 
+def test_basis_tuner_saves_the_tuned_basis_for_training(tuner, alloy, tmp_path):
+    from mlexplore.descriptors import load_basis
+
+    tuner.preset.value = "custom grid"
+    tuner.n_radial.value = 6
+    tuner.rc.value = 5.5
+    tuner.save_path.value = str(tmp_path / "tuned.json")
+    tuner.save_button.click()
+    assert "saved" in tuner.status.value and "tuned.json" in tuner.status.value
+    again = load_basis(tmp_path / "tuned.json")
+    assert again.feature_names == tuner.descriptor.feature_names and again.cutoff == 5.5
+    np.testing.assert_array_equal(again.compute(alloy[:1]), tuner.descriptor.compute(alloy[:1]))
+    tuner.save_path.value = str(tmp_path / "no-such-dir" / "sub" / "x.json")  # folders are made
+    assert tuner.save_basis() is not None
+    tuner.save_path.value = "  "
+    assert tuner.save_basis() is None and "give a file name" in tuner.status.value
+
+
 def test_basis_tuner_buttons_rdf_modes_and_attenuation(tuner):
     tuner.rc.value = 6.0
     tuner.n_radial.value = 3

@@ -7,7 +7,8 @@ from :func:`mlexplore.analysis.rdf`, the maxima from
 :func:`~mlexplore.descriptors.g2_maximum`, the correlation summary from
 :func:`mlexplore.analysis.feature_report` and the map from
 :func:`mlexplore.analysis.pca`. ``tuner.descriptor`` hands the tuned
-:class:`~mlexplore.descriptors.SymmetryFunctions` on to training.
+:class:`~mlexplore.descriptors.SymmetryFunctions` on to training; ``Save basis``
+(:meth:`BasisTuner.save_basis`) writes it to a JSON file for ``mlexplore train``.
 
 Every control change redraws the basis functions at once (a few ms); the
 re-featurisation and PCA of the environment sample run after the controls have
@@ -17,6 +18,7 @@ immediately, in the caller's thread — scripts and tests).
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +30,7 @@ import plotly.graph_objects as go
 from ..analysis import feature_report, pca, rdf
 from ..data.dataset import StructureDataset
 from ..descriptors import (PRESETS, SymmetryFunctions, angular_grid, eta_from_attenuation, g2_maxima,
-                           preset_terms, radial_grid, rs_at_rdf_modes)
+                           preset_terms, radial_grid, rs_at_rdf_modes, save_basis)
 from ..descriptors.cutoffs import CUTOFFS
 from ..descriptors.neighbors import Neighbors, neighbor_pairs, pair_vectors
 from ..descriptors.terms import G2, SpinGaussPair, SpinGaussSelf, SpinLocal, SpinPair, SpinSelf
@@ -132,6 +134,10 @@ class BasisTuner(w.VBox):
                                            "the attenuation value one grid spacing from its centre")
         self.color_by = w.Dropdown(options=self._color_options(), value="element", description="colour PCA by",
                                    style=style, layout=lay)
+        self.save_path = w.Text(value="basis.json", description="basis file", style=style,
+                                layout=w.Layout(width="240px"))
+        self.save_button = w.Button(description="Save basis", tooltip="write the tuned basis as JSON, for "
+                                    "load_basis() or `mlexplore train FILE --basis <file>`")
         self.status = w.HTML("")
         self.maxima = w.HTML("")
         self.correlation = w.HTML("")
@@ -155,13 +161,14 @@ class BasisTuner(w.VBox):
         self.color_by.observe(lambda _: self._draw_pca(), names="value")
         self.rdf_modes_button.on_click(lambda _: self.rs_at_rdf_modes())
         self.attenuation_button.on_click(lambda _: self.eta_from_attenuation())
+        self.save_button.on_click(lambda _: self.save_basis())
 
         controls = w.VBox([
             self.preset, self.cutoff_function, self.rc, w.HTML("<b>radial (G2)</b>"), self.radial_mode,
             self.n_radial, self.r_range, self.auto_eta, self.eta,
             w.HBox([self.rdf_modes_button]), w.HBox([self.attenuation, self.attenuation_button]),
             w.HTML("<b>angular</b>"), self.angular_family, self.n_angular_eta, self.angular_eta, self.zetas,
-            self.lambdas, self.color_by, self.status])
+            self.lambdas, self.color_by, w.HBox([self.save_path, self.save_button]), self.status])
         self.basis_view = PlotOutput(self.basis_figure, layout=w.Layout(width="100%"))
         figures = w.VBox([self.basis_view, w.HBox([self.maxima, self.correlation]), self.pca_figure],
                          layout=w.Layout(width="60%"))
@@ -193,6 +200,24 @@ class BasisTuner(w.VBox):
         cutoff = self.rc.value
         return SymmetryFunctions(self.terms(), cutoff=cutoff, cutoff_function=self.cutoff_function.value,
                                  elements=self.elements)
+
+    def save_basis(self, path: str | None = None) -> str | None:
+        """Write :attr:`descriptor` to ``path`` (default: the panel's file field) with
+        :func:`mlexplore.descriptors.save_basis`; the status line says where. Returns the path,
+        or None when the basis could not be built or written (the status says why)."""
+        path = path or self.save_path.value.strip()
+        try:
+            if not path:
+                raise InputError("give a file name for the basis", field="basis file")
+            sf = self.descriptor
+            save_basis(sf, path)
+        except (InputError, OSError) as exc:
+            self._error(exc)
+            return None
+        self.status.value = (f"saved {sf.n_features} features ({len(sf.terms)} terms, R_c {sf.cutoff:g} Å) to "
+                             f"<code>{html.escape(path)}</code>: <code>mlexplore train FILE --basis "
+                             f"{html.escape(path)}</code>")
+        return path
 
     def _modes(self, n: int) -> np.ndarray:
         """The ``n`` strongest g(r) peaks below R_c (fewer when there are fewer), cached."""
