@@ -127,6 +127,10 @@ def test_train_potential_bad_input():
         resolve_basis(SymmetryFunctions([G2(1.0, 0.0)], cutoff=5.0), ["Au"])
     with pytest.raises(InputError, match="sum to 1"):
         train_potential(ds, _basis(), fractions=(0.5, 0.6), progress=False)
+    with pytest.raises(InputError, match="epochs must be ≥ 1"):
+        train_potential(ds, _basis(), epochs=0, progress=False)
+    with pytest.raises(InputError, match="lr must be positive"):
+        train_potential(ds, _basis(), lr=0.0, progress=False)
     with pytest.raises(InputError, match="separate test set"):
         train_potential(ds, _basis(), test=ds, fractions=(0.8, 0.1, 0.1), progress=False)
     unlabelled = StructureDataset.from_atoms([bulk("Au", "fcc", a=4.08, cubic=True)] * 3)

@@ -145,6 +145,11 @@ def train_potential(dataset: StructureDataset, basis: str | SymmetryFunctions, *
     if "energy" not in dataset:
         raise InputError(f"the data have no 'energy' label (labels: {', '.join(dataset.label_names) or 'none'})",
                          field="energy")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if int(value) < 1:
+            raise InputError(f"{name} must be ≥ 1, got {value}", field=name)
+    if not lr > 0:
+        raise InputError(f"lr must be positive, got {lr}", field="lr")
     fractions = tuple(float(f) for f in fractions)
     if len(fractions) not in (2, 3) or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
         raise InputError(f"fractions must be 2 or 3 non-negative numbers that sum to 1, got {fractions}",
