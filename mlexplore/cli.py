@@ -222,7 +222,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     data = read(args.file, format=args.format)
     test = read(args.test, format=args.format) if args.test else None
     basis = _load_basis_arg(args.basis)
-    fractions = _float_list(args.split, "--split")
+    split = args.split or ("0.9,0.1" if test is not None else "0.8,0.1,0.1")
+    fractions = _float_list(split, "--split")
     forces = False if args.energy_only else None
     print(f"{len(data)} structures from {args.file}" + (f"; test set: {len(test)} from {args.test}" if test else ""))
     result = train_potential(data, basis, test=test, fractions=fractions, forces=forces,
@@ -387,8 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "or a basis file written by mlexplore.descriptors.save_basis (.json)")
     p.add_argument("--format", default=None, help="format name when the file name does not tell")
     p.add_argument("--test", default=None, help="a separate test file (then --split has two parts)")
-    p.add_argument("--split", default="0.8,0.1,0.1", metavar="TRAIN,VAL[,TEST]",
-                   help="fractions of FILE (default 0.8,0.1,0.1)")
+    p.add_argument("--split", default=None, metavar="TRAIN,VAL[,TEST]",
+                   help="fractions of FILE (default 0.8,0.1,0.1; with --test 0.9,0.1)")
     p.add_argument("--energy-only", action="store_true", help="do not train on forces even if FILE has them")
     p.add_argument("--force-weight", type=float, default=1.0, help="weight of the force loss (default 1)")
     p.add_argument("--hidden", default="25,25", help="hidden layer widths (default 25,25)")

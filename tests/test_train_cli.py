@@ -156,6 +156,17 @@ def test_train_cli_errors_name_the_option(tmp_path, capsys, argv, message):
     assert not (tmp_path / "m.pt").exists()
 
 
+def test_train_with_a_separate_test_file(tmp_path, capsys):
+    gold(n_per_group=2, progress=False, cache=False).save(tmp_path / "a.xyz")
+    gold(n_per_group=1, seed=3, progress=False, cache=False).save(tmp_path / "b.xyz")
+    assert main(["train", str(tmp_path / "a.xyz"), "--test", str(tmp_path / "b.xyz"), "--basis", "loeffler-au",
+                 "--out", str(tmp_path / "m.pt"), "--epochs", "2", "--energy-only", "--quiet", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "split 9/1/5" in out and "targets energy;" in out  # 0.9/0.1 of the 10, the 5 of the test file
+    _, extra = load_model(tmp_path / "m.pt", return_extra=True)
+    assert extra["metrics"]["test"]["n_structures"] == 5 and "forces" not in extra["metrics"]["test"]
+
+
 def test_evaluate_cli_errors(tmp_path, capsys):
     data = tmp_path / "au.xyz"
     gold(n_per_group=1, progress=False, cache=False).save(data)
