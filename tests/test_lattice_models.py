@@ -79,3 +79,35 @@ def test_compare_tasks_independent_initialisations(ising):
     rows = compare_tasks(ising, ["energy"], n_runs=3, epochs=5, lr=1e-3, width=16, device="cpu", progress=False,
                          vary="init")
     assert len(rows) == 1 and rows[0]["n_runs"] == 3 and rows[0]["rmse_std"] > 0
+
+
+def test_compare_tasks_resumes_from_its_record_file(tmp_path, monkeypatch):
+    """A comparison killed after some models resumes: finished models are read back, not trained
+    again, and the table is the one an uninterrupted run gives."""
+    from mlexplore.datasets import lattice_alloy
+    from mlexplore.training import compare_tasks
+    from mlexplore.training.tasks import TaskComparisonPlan
+
+    ds = lattice_alloy("CuAu", n_per_composition=2, progress=False)
+    kw = dict(model="lattice", n_runs=2, epochs=3, lr=1e-3, width=16, stratify=False, progress=False, device="cpu")
+    full = compare_tasks(ds, ["mixing_energy", "energies"], **kw)
+    record = tmp_path / "runs.jsonl"
+    first = compare_tasks(ds, ["mixing_energy", "energies"], resume_file=record, **kw)
+    def scores(rows):  # everything but the timings
+        return [(r["tasks"], r["target"], r["rmse_mean"], r["rmse_std"], r["r2_mean"], r["n_runs"]) for r in rows]
+
+    assert scores(first) == scores(full)  # writing the records changes nothing
+    lines = record.read_text().splitlines()
+    assert len(lines) == 6  # 3 combinations × 2 runs
+    record.write_text("\n".join(lines[:4]) + "\n" + lines[4][:50])  # killed while writing the fifth
+    trained = []
+    original = TaskComparisonPlan.run
+    monkeypatch.setattr(TaskComparisonPlan, "run", lambda self, j, callback=None: trained.append(j) or
+                        original(self, j, callback))
+    rows, runs = compare_tasks(ds, ["mixing_energy", "energies"], resume_file=record, return_runs=True, **kw)
+    assert trained == [4, 5]  # only what was not finished
+    assert scores(rows) == scores(full)
+    assert runs[0].model is None and runs[4].model is not None and len(runs[0].history.epoch) == 3
+    trained.clear()
+    compare_tasks(ds, ["mixing_energy", "energies"], resume_file=record, **{**kw, "epochs": 4})
+    assert trained == list(range(6))  # other options: the old records do not count

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from ..errors import InputError
 from ..models.graph import GraphNet
 from ..models.lattice import LatticeMLP
 from .fit import History, TrainingError, _stop_after, atoms_of, resolve_device
+from .task_records import (append_task_record, plan_fingerprint, read_task_records, run_from_record,
+                           run_to_record)
 
 __all__ = ["fit_tasks", "predict_tasks", "compare_tasks", "task_combinations", "format_task_table", "TaskRun",
            "TaskComparisonPlan", "plan_task_comparison", "summarise_task_runs"]
@@ -274,6 +277,7 @@ def compare_tasks(dataset: StructureDataset, targets: Sequence[str], combination
                   stratify: bool = True, epochs: int = 500, lr: float = 1e-4, batch_fraction: float = 0.1,
                   elements: Sequence[str] | None = None, device: Any = "auto", seed: int = 0,
                   vary: str = "split", progress: bool = True, return_runs: bool = False,
+                  resume_file: str | os.PathLike | None = None,
                   **model_kwargs) -> list[dict] | tuple[list[dict], list[TaskRun]]:
     """Train every STL and MTL combination of ``targets`` ``n_runs`` times; score on held-out test sets.
 
@@ -288,13 +292,30 @@ def compare_tasks(dataset: StructureDataset, targets: Sequence[str], combination
     initial weights change. Within a run every combination gets the same split,
     so the combinations are compared on equal footing. Returns the rows of
     :func:`summarise_task_runs` (and the :class:`TaskRun` list with ``return_runs``).
+
+    ``resume_file`` (a ``.jsonl`` path): every finished model's test predictions and history
+    are appended there, and a rerun with the same data and options skips those models
+    (:mod:`mlexplore.training.task_records`); their :class:`TaskRun` has ``model=None``.
+    Hours-long comparisons (GraphNets on a CPU) survive an interruption that way.
     """
     from tqdm.auto import tqdm
 
     plan = plan_task_comparison(dataset, targets, combinations, model=model, n_runs=n_runs, fractions=fractions,
                                 stratify=stratify, epochs=epochs, lr=lr, batch_fraction=batch_fraction,
                                 elements=elements, device=device, seed=seed, vary=vary, **model_kwargs)
-    runs = [plan.run(j) for j in tqdm(range(len(plan.jobs)), desc="STL/MTL runs", disable=not progress)]
+    fingerprint = plan_fingerprint(plan) if resume_file is not None else ""
+    done = read_task_records(resume_file, fingerprint) if resume_file is not None else {}
+    runs = []
+    with tqdm(total=len(plan.jobs), initial=len(done), desc="STL/MTL runs", disable=not progress) as bar:
+        for j in range(len(plan.jobs)):
+            if j in done:
+                runs.append(run_from_record(done[j], TaskRun))
+                continue
+            run = plan.run(j)
+            if resume_file is not None:
+                append_task_record(resume_file, run_to_record(run, j, fingerprint))
+            runs.append(run)
+            bar.update(1)
     rows = summarise_task_runs(runs)
     return (rows, runs) if return_runs else rows
 
