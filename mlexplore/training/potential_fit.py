@@ -184,7 +184,7 @@ def train_potential(dataset: StructureDataset, basis: str | SymmetryFunctions, *
     metrics = {}
     for name, part in (("train", train), ("val", val), ("test", test)):
         if part is not None:
-            m = evaluate_potential(model, part, forces=forces)
+            m = evaluate_potential(model, part, forces=forces and "forces" in part)
             m.pop("predictions")
             metrics[name] = m
     settings = {"basis": basis if isinstance(basis, str) else "custom", "elements": elements,
