@@ -7,6 +7,7 @@
     mlexplore label FILE --out RUN.jsonl     DFT labels (GPAW) for the structures in FILE, resumable
     mlexplore train FILE --out MODEL.pt      fit a BP potential to the labelled structures in FILE
     mlexplore evaluate MODEL.pt FILE         score a trained potential on labelled structures
+    mlexplore compare FILE --targets A,B     single- vs multi-task models on the labels of FILE
 """
 
 from __future__ import annotations
@@ -289,6 +290,55 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .data.dataset import LABEL_UNITS
+    from .errors import InputError
+    from .io import read
+    from .training import compare_tasks, format_task_table
+
+    data = read(args.file, format=args.format)
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    combos = None
+    if args.combinations:
+        combos = [tuple(t.strip() for t in c.split("+")) for c in args.combinations.split(",") if c.strip()]
+    kwargs: dict = {}
+    if args.width is not None:
+        kwargs["width"] = args.width
+    if args.model == "graph":
+        kwargs.update(cutoff=args.cutoff, layers=args.layers)
+    elif args.layers != 6 or args.cutoff != 5.0:
+        raise InputError("--cutoff and --layers are GraphNet settings (--model graph)", field="model")
+    lr = args.lr if args.lr is not None else (1e-3 if args.model == "graph" else 1e-4)
+    print(f"{len(data)} structures from {args.file}; {args.model} models, {args.runs} runs per combination "
+          f"(new {'split' if args.vary == 'split' else 'initialisation'} each), ≤ {args.epochs} epochs"
+          + (f"; finished models recorded in {args.resume}" if args.resume else ""))
+    rows, runs = compare_tasks(data, targets, combos, model=args.model, n_runs=args.runs,
+                               fractions=_float_list(args.split, "--split"), stratify=not args.no_stratify,
+                               epochs=args.epochs, lr=lr, vary=args.vary, device=args.device, seed=args.seed,
+                               progress=not args.quiet, return_runs=True, resume_file=args.resume, **kwargs)
+    print()
+    print(format_task_table(rows))
+    print()
+    for r in rows:
+        print(f"{('MTL ' if r['n_tasks'] > 1 else 'STL ') + r['tasks']:<40} {r['target']:<18} "
+              f"R² {r['r2_mean']:.4f} ± {r['r2_std']:.2g}")
+    worse = [f"{r['tasks']} → {r['target']}" for r in rows if r["r2_mean"] <= 0]
+    if worse:
+        print("\nno better than predicting the mean (R² ≤ 0): " + "; ".join(worse)
+              + " — more epochs, a lower --lr, or more data")
+    if args.report:
+        from .viz import html_report, task_error_pdfs, task_table
+
+        blocks = [("Comparison", format_task_table(rows)), ("Table", task_table(rows))]
+        for t in targets:
+            unit = LABEL_UNITS.get(t, "").split(" ")[0]
+            blocks.append((f"Test-error PDFs, {t}", task_error_pdfs(runs, t, unit)))
+        html_report(args.report, f"mlexplore compare: {args.file}", blocks,
+                    intro=f"{len(data)} structures; {args.model} models; {args.runs} runs per combination")
+        print(f"wrote the report to {args.report}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``mlexplore`` command."""
     parser = argparse.ArgumentParser(
@@ -419,6 +469,41 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "(and forces_predicted) labels to this file")
     p.add_argument("--report", default=None, help="also write an HTML report with parity plots")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("compare", help="single- vs multi-task models on the labels of a file",
+                       description="Train every single-task (STL) and multi-task (MTL) combination of the "
+                                   "targets --runs times on the structures of FILE and print the test RMSE and R² "
+                                   "as mean ± std (001 table 1; 000's repeated splits). GraphNet (001) by "
+                                   "default; LatticeMLP (000) for structures on one fixed lattice. With --resume "
+                                   "every finished model is recorded and a rerun trains only the rest.")
+    p.add_argument("file", help="labelled structures")
+    p.add_argument("--targets", required=True,
+                   help="labels to predict, e.g. mixing_energy,charge_transfer,magmoms (per-structure or per-atom)")
+    p.add_argument("--combinations", default=None, metavar="A,A+B,…",
+                   help="only these combinations (default: every one, singles first)")
+    p.add_argument("--format", default=None, help="format name when the file name does not tell")
+    p.add_argument("--model", choices=["graph", "lattice"], default="graph",
+                   help="graph (GraphNet, any structures; default) or lattice (LatticeMLP, one fixed lattice)")
+    p.add_argument("--runs", type=int, default=3, help="models per combination (default 3)")
+    p.add_argument("--vary", choices=["split", "init"], default="split",
+                   help="each run gets a new split (000; default) or only new initial weights (001)")
+    p.add_argument("--split", default="0.7,0.15,0.15", metavar="TRAIN,VAL,TEST",
+                   help="fractions (default 0.7,0.15,0.15)")
+    p.add_argument("--no-stratify", action="store_true",
+                   help="random splits instead of splits stratified by composition")
+    p.add_argument("--epochs", type=int, default=100, help="at most this many epochs per model (default 100)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3 graph, 1e-4 lattice)")
+    p.add_argument("--width", type=int, default=None, help="node features (graph, default 20) or hidden width "
+                                                           "(lattice, default 200)")
+    p.add_argument("--layers", type=int, default=6, help="graph convolutions (default 6)")
+    p.add_argument("--cutoff", type=float, default=5.0, help="graph radius, Å (default 5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, …")
+    p.add_argument("--resume", default=None, metavar="RUNS.jsonl",
+                   help="record every finished model here; a rerun with the same data and options goes on")
+    p.add_argument("--report", default=None, help="also write an HTML report: table and test-error PDFs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_compare)
     return parser
 
 

@@ -22,9 +22,9 @@ from typing import Any, Callable
 import numpy as np
 import plotly.graph_objects as go
 
-from .analysis import error_band, error_grid, pca, rdf
+from .analysis import pca, rdf
 from .data.dataset import StructureDataset
-from .viz.figures import PALETTE, band_traces
+from .viz.figures import task_error_pdfs
 from .viz.report import html_report
 
 __all__ = ["DemoResult", "run_demo", "write_report"]
@@ -102,31 +102,13 @@ def run_demo(n_per_composition: int = 20, n_runs: int = 3, epochs: int = 150, se
             ref = np.concatenate([r.reference[target] for r in chosen])
             pred = np.concatenate([r.predicted[target] for r in chosen])
             figures[f"Parity, {target}, {label}"] = parity_plot(ref, pred, title=f"{target}: {label}", unit=unit)
-        figures[f"Test-error PDFs, {target}"] = _error_pdfs(runs, target, unit)
+        figures[f"Test-error PDFs, {target}"] = task_error_pdfs(runs, target, unit)
     timings["figures"] = time.perf_counter() - t
     result = DemoResult(dataset=ds, rows=rows, runs=runs, figures=figures, timings=timings, table=table)
     if report is not None:
         path = write_report(result, report)
         log(f"\n5/5 report: {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained; open it in a browser)")
     return result
-
-
-def _error_pdfs(runs: list, target: str, unit: str) -> go.Figure:
-    """One band per task combination: the test-error PDF of each run, mean ± std across runs."""
-    sets: dict[str, list[np.ndarray]] = {}
-    for r in runs:
-        if target in r.tasks:
-            sets.setdefault(r.label, []).append(r.errors(target))
-    grid = error_grid([e for v in sets.values() for e in v], 300)
-    fig = go.Figure()
-    for k, (label, errs) in enumerate(sets.items()):
-        if all(e.size > 1 for e in errs):
-            band = error_band(errs, grid=grid)
-            color = PALETTE[k % len(PALETTE)]
-            fig.add_traces(band_traces(band, f"{label} ({band.n_models} runs)", color, alpha=0.2))
-    fig.update_layout(xaxis_title=f"predicted − reference ({unit})", yaxis_title="density",
-                      title=f"{target}: test-error PDF, mean ± 1 std over runs")
-    return fig
 
 
 def write_report(result: DemoResult, path: str | os.PathLike) -> Path:

@@ -175,3 +175,47 @@ def test_evaluate_cli_errors(tmp_path, capsys):
     (tmp_path / "junk.pt").write_text("not a model")
     assert main(["evaluate", str(tmp_path / "junk.pt"), str(data)]) == 1
     assert "not a readable mlexplore model file" in capsys.readouterr().err
+
+
+def test_compare_cli_prints_the_table_and_resumes(tmp_path, capsys, monkeypatch):
+    from mlexplore.datasets import lattice_alloy
+    from mlexplore.training import compare_tasks
+    from mlexplore.training.tasks import TaskComparisonPlan
+
+    data = tmp_path / "cuau.xyz"
+    ds = lattice_alloy("CuAu", n_per_composition=2, progress=False)
+    ds.save(data)
+    argv = ["compare", str(data), "--targets", "mixing_energy,energies", "--model", "lattice", "--runs", "2",
+            "--epochs", "3", "--width", "16", "--no-stratify", "--device", "cpu", "--quiet",
+            "--resume", str(tmp_path / "runs.jsonl"), "--report", str(tmp_path / "cmp.html")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "STL mixing_energy" in out and "MTL mixing_energy+energies" in out and "R²" in out
+    # the printed table is the library's, on the same data and options
+    rows = compare_tasks(read(data), ["mixing_energy", "energies"], model="lattice", n_runs=2, epochs=3, width=16,
+                         lr=1e-4, stratify=False, fractions=(0.7, 0.15, 0.15), progress=False, device="cpu")
+    first = next(r for r in rows if r["tasks"] == "mixing_energy")
+    assert f"{first['rmse_mean']:.4g}" in out
+    page = (tmp_path / "cmp.html").read_text()
+    assert "Test-error PDFs, energies" in page and page.count('class="plotly-graph-div"') == 3
+    trained = []
+    original = TaskComparisonPlan.run
+    monkeypatch.setattr(TaskComparisonPlan, "run", lambda self, j, callback=None: trained.append(j) or
+                        original(self, j, callback))
+    assert main(argv) == 0  # a rerun reads every model back from the record
+    assert trained == [] and f"{first['rmse_mean']:.4g}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--targets", "nope"], "target 'nope' is not in the dataset"),
+    (["--targets", "mixing_energy", "--model", "lattice", "--cutoff", "7"], "--cutoff and --layers are GraphNet"),
+    (["--targets", "mixing_energy", "--combinations", "mixing_energy+energies"], "not among the targets"),
+])
+def test_compare_cli_errors(tmp_path, capsys, extra, message):
+    from mlexplore.datasets import lattice_alloy
+
+    data = tmp_path / "cuau.xyz"
+    lattice_alloy("CuAu", n_per_composition=1, progress=False).save(data)
+    assert main(["compare", str(data), "--quiet", *extra]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mlexplore compare: error:") and message in err

@@ -9,7 +9,7 @@ from mlexplore.analysis import error_band, pca, rdf
 from mlexplore.descriptors import G2, SymmetryFunctions, g2_maximum
 from mlexplore.training import History
 from mlexplore.viz import (basis_over_rdf, error_pdf, error_vs_reference, learning_curves, parity_plot,
-                           pca_map, task_table)
+                           pca_map, task_error_pdfs, task_table)
 
 
 def test_parity_plot_draws_the_points_and_the_diagonal():
@@ -115,3 +115,24 @@ def test_value_colours():
     assert element_colors([79]) == ["#ffd123"]
     with pytest.raises(InputError, match="NaN"):
         value_colors([np.nan])
+
+
+def test_task_error_pdfs_one_band_per_combination():
+    from mlexplore.training import TaskRun
+
+    rng = np.random.default_rng(0)
+
+    def run(r, tasks, spread):
+        ref = {t: rng.normal(size=50) for t in tasks}
+        return TaskRun(run=r, tasks=tasks, model=None, history=History(), seconds=1.0, reference=ref,
+                       predicted={t: v + rng.normal(0, spread, 50) for t, v in ref.items()})
+
+    runs = [run(r, ("a",), 0.1) for r in range(3)] + [run(r, ("a", "b"), 0.3) for r in range(3)]
+    fig = task_error_pdfs(runs, "a", unit="eV")
+    names = [t.name for t in fig.data if t.showlegend is not False]
+    assert names == ["STL a (3 runs)", "MTL a+b (3 runs)"] and fig.layout.xaxis.title.text.endswith("(eV)")
+    stl, mtl = (t for t in fig.data if t.showlegend is not False)
+    assert max(stl.y) > 2 * max(mtl.y)  # the tighter errors give the taller PDF
+    assert [t.name for t in task_error_pdfs(runs, "b").data if t.showlegend is not False] == ["MTL a+b (3 runs)"]
+    with pytest.raises(InputError, match="no run predicts 'c'"):
+        task_error_pdfs(runs, "c")

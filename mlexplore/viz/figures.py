@@ -9,6 +9,7 @@
 - :func:`pca_map` — a PCA map coloured by a value or a category, hover shows the structure.
 - :func:`error_vs_reference` — error against the reference value, one trace per group (002 fig 4.6).
 - :func:`task_table` — the STL/MTL comparison of :func:`mlexplore.training.compare_tasks` as a table.
+- :func:`task_error_pdfs` — the test-error PDFs of its runs, one band per task combination.
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ import numpy as np
 import plotly.graph_objects as go
 from scipy.stats import gaussian_kde
 
-from ..analysis.errors import ErrorBand, error_band
-
+from ..analysis.errors import ErrorBand, error_band, error_grid
 from ..analysis.metrics import r2, rmse
 from ..errors import InputError
 
 __all__ = ["parity_plot", "error_pdf", "band_traces", "learning_curves", "rdf_plot", "basis_over_rdf",
-           "cutoff_shapes", "angular_shapes", "pca_map", "error_vs_reference", "task_table", "PALETTE"]
+           "cutoff_shapes", "angular_shapes", "pca_map", "error_vs_reference", "task_table", "task_error_pdfs", "PALETTE"]
 
 
 def _flat(x: Any) -> np.ndarray:
@@ -234,3 +234,23 @@ def task_table(rows: Sequence[dict], digits: int = 4) -> go.Figure:
     }
     return go.Figure(go.Table(header=dict(values=list(cols)), cells=dict(values=list(cols.values())),
                               columnwidth=[2.2, 1.4, 1.4, 1.4, 0.8, 0.9]))
+
+
+def task_error_pdfs(runs: Sequence[Any], target: str, unit: str = "") -> go.Figure:
+    """One band per task combination that predicts ``target``: the test-error PDF of each of its
+    runs (:class:`~mlexplore.training.TaskRun`), mean ± 1 std across runs (001 fig 5)."""
+    sets: dict[str, list[np.ndarray]] = {}
+    for r in runs:
+        if target in r.tasks:
+            sets.setdefault(r.label, []).append(r.errors(target))
+    if not sets:
+        raise InputError(f"no run predicts {target!r}", field="target")
+    grid = error_grid([e for v in sets.values() for e in v], 300)
+    fig = go.Figure()
+    for k, (label, errs) in enumerate(sets.items()):
+        if all(e.size > 1 for e in errs):
+            band = error_band(errs, grid=grid)
+            fig.add_traces(band_traces(band, f"{label} ({band.n_models} runs)", PALETTE[k % len(PALETTE)], alpha=0.2))
+    fig.update_layout(xaxis_title=f"predicted − reference{f' ({unit})' if unit else ''}", yaxis_title="density",
+                      title=f"{target}: test-error PDF, mean ± 1 std over runs")
+    return fig
