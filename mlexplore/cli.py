@@ -8,6 +8,7 @@
     mlexplore train FILE --out MODEL.pt      fit a BP potential to the labelled structures in FILE
     mlexplore evaluate MODEL.pt FILE         score a trained potential on labelled structures
     mlexplore compare FILE --targets A,B     single- vs multi-task models on the labels of FILE
+    mlexplore featurise FILE --basis B --out F.npz   symmetry-function features, their correlations and PCA
 """
 
 from __future__ import annotations
@@ -290,6 +291,56 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_featurise(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .analysis import feature_report, pca
+    from .io import read
+    from .io.files import atomic_write
+    from .training.fit import resolve_device
+    from .training.potential_fit import resolve_basis
+
+    data = read(args.file, format=args.format)
+    basis = _load_basis_arg(args.basis)
+    sf = resolve_basis(basis, data.elements)
+    t0 = time.perf_counter()
+    features = sf.compute(data, device=resolve_device(args.device), progress=not args.quiet).cpu().numpy()
+    seconds = time.perf_counter() - t0
+    names = sf.feature_names
+    structure = np.repeat(np.arange(len(data)), data.n_atoms)
+    with atomic_write(args.out, text=False) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, features=features, feature_names=np.array(names), structure=structure,
+                                numbers=data.numbers)
+    print(f"{len(data)} structures, {features.shape[0]} atoms × {features.shape[1]} features "
+          f"({args.basis}; {seconds:.2f} s, {features.shape[0] / max(seconds, 1e-9):.0f} atoms/s)")
+    print(f"wrote {args.out}: features (atoms × features), feature_names, structure (of each atom), numbers")
+    print()
+    report = feature_report(features, names)
+    print(report.summary())
+    n_pc = min(5, *features.shape)
+    result = pca(features, n_components=n_pc) if features.shape[0] > 1 else None
+    if result is not None:
+        print("PCA (standardised features): explained variance "
+              + ", ".join(f"PC{k + 1} {v:.1%}" for k, v in enumerate(result.explained_variance_ratio)))
+    if args.report and result is not None and n_pc >= 2:
+        from ase.data import chemical_symbols
+
+        from .viz import html_report, pca_map
+
+        element = np.array([chemical_symbols[z] for z in data.numbers])
+        first_tag = np.array([(tags[0] if len(tags) else "(untagged)") for tags in data.tags], dtype=object)[structure]
+        hover = [f"structure {s}, atom {a}" for s, a in zip(structure, np.arange(len(structure)) - data.offsets[structure])]
+        blocks = [("Correlations", report.summary(max_items=20)),
+                  ("PCA map by element", pca_map(result.scores, element, hover=hover)),
+                  ("PCA map by first tag", pca_map(result.scores, first_tag, hover=hover))]
+        html_report(args.report, f"mlexplore featurise: {args.file}", blocks,
+                    intro=f"{len(data)} structures, {features.shape[0]} atoms, {features.shape[1]} features "
+                          f"({args.basis})")
+        print(f"wrote the report to {args.report}")
+    return 0
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from .data.dataset import LABEL_UNITS
     from .errors import InputError
@@ -504,6 +555,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", default=None, help="also write an HTML report: table and test-error PDFs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("featurise", help="symmetry-function features of a file, their correlations and PCA",
+                       description="Compute the features of every atom of FILE with a basis, write them to an .npz "
+                                   "file, and print which features are dead or redundant and how the variance "
+                                   "spreads over the principal components (an HTML report adds PCA maps).")
+    p.add_argument("file", help="structures: extxyz, npz, n2p2 input.data, or any ASE format")
+    p.add_argument("--basis", required=True, help="a preset or a basis file (.json, from save_basis)")
+    p.add_argument("--out", required=True, help="features file to write (.npz)")
+    p.add_argument("--format", default=None, help="format name when the file name does not tell")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, auto")
+    p.add_argument("--report", default=None, help="also write an HTML report with PCA maps")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_featurise)
     return parser
 
 

@@ -219,3 +219,23 @@ def test_compare_cli_errors(tmp_path, capsys, extra, message):
     assert main(["compare", str(data), "--quiet", *extra]) == 1
     err = capsys.readouterr().err
     assert err.startswith("mlexplore compare: error:") and message in err
+
+
+def test_featurise_cli_writes_the_descriptor_and_reports_correlations(tmp_path, capsys):
+    data = tmp_path / "au.xyz"
+    ds = gold(n_per_group=1, progress=False, cache=False)
+    ds.save(data)
+    basis = _basis()
+    save_basis(basis, tmp_path / "b.json")
+    out = tmp_path / "f.npz"
+    assert main(["featurise", str(data), "--basis", str(tmp_path / "b.json"), "--out", str(out), "--quiet",
+                 "--report", str(tmp_path / "f.html")]) == 0
+    text = capsys.readouterr().out
+    z = np.load(out)
+    np.testing.assert_allclose(z["features"], basis.compute(read(data)).numpy(), rtol=1e-12)
+    assert list(z["feature_names"]) == basis.feature_names
+    np.testing.assert_array_equal(z["structure"], np.repeat(np.arange(len(ds)), ds.n_atoms))
+    assert f"{ds.n_atoms.sum()} atoms × 14 features" in text and "redundant pairs" in text and "PC1" in text
+    assert (tmp_path / "f.html").read_text().count('class="plotly-graph-div"') == 2
+    assert main(["featurise", str(data), "--basis", "bloore-fe-sannip", "--out", str(out)]) == 1
+    assert "spin terms need per-atom magnetic moments" in capsys.readouterr().err
