@@ -7,6 +7,11 @@ convolution layers (CGCNN's gated convolution, Xie & Grossman 2018, written with
 ``index_add``) feed one head per task: graph-level heads after mean pooling
 (e.g. mixing enthalpy), node-level heads per atom (charge transfer, magnetic
 moment); each head is two dense layers (001: 50, 25). STL = one head.
+
+The cosine cutoff smooths the edge *features* only: a neighbour's message does not fade to
+zero at the cutoff (as in CGCNN and 001), so predictions jump when an atom crosses it. That
+is harmless for properties of fixed-lattice configurations (001's use, ``fept_dft``); for a
+smooth potential-energy surface (forces, MD) use :class:`~mlexplore.models.BPNN`.
 """
 
 from __future__ import annotations
