@@ -203,12 +203,12 @@ def _float_list(text: str, option: str) -> list[float]:
         raise InputError(f"{option} expects numbers separated by commas, got {text!r}", field=option) from None
 
 
-def _parity_blocks(metrics: dict, data, name: str) -> list:
-    """Report blocks: the scores and the energy (and force) parity plots of one scored set."""
+def _parity_blocks(metrics: dict, pred: dict, data, name: str) -> list:
+    """Report blocks: the scores and the energy (and force) parity plots of one scored set
+    (``pred``: its predictions, as ``predict`` returns them)."""
     from .training import format_evaluation
     from .viz.figures import parity_plot
 
-    pred = metrics["predictions"]
     blocks = [(f"Scores, {name}", format_evaluation(metrics)),
               (f"Energy per atom, {name}", parity_plot(data.label("energy") / data.n_atoms,
                                                        pred["energy"] / data.n_atoms, unit="eV/atom"))]
@@ -219,7 +219,7 @@ def _parity_blocks(metrics: dict, data, name: str) -> list:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .io import read
-    from .training import evaluate_potential, format_evaluation, train_potential
+    from .training import format_evaluation, train_potential
 
     data = read(args.file, format=args.format)
     test = read(args.test, format=args.format) if args.test else None
@@ -251,9 +251,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from .viz.report import html_report
 
         blocks = [("Learning curves", learning_curves(result.history))]
-        scored = result.test if result.test is not None else result.val
-        blocks += _parity_blocks(evaluate_potential(result.model, scored, forces="forces" in s["targets"]), scored,
-                                 "test set" if result.test is not None else "validation set")
+        key = "test" if result.test is not None else "val"
+        blocks += _parity_blocks(result.metrics[key], result.predictions[key], getattr(result, key),
+                                 "test set" if key == "test" else "validation set")
         html_report(args.report, f"mlexplore train: {args.file}", blocks,
                     intro=f"{len(data)} structures; basis {s['basis']}; model {path}")
         print(f"wrote the report to {args.report}")
@@ -286,7 +286,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         from .viz.report import html_report
 
         html_report(args.report, f"mlexplore evaluate: {args.model} on {args.file}",
-                    _parity_blocks(metrics, data, args.file))
+                    _parity_blocks(metrics, metrics["predictions"], data, args.file))
         print(f"wrote the report to {args.report}")
     return 0
 
@@ -298,7 +298,7 @@ def _cmd_featurise(args: argparse.Namespace) -> int:
     from .io import read
     from .io.files import atomic_write
     from .training.fit import resolve_device
-    from .training.potential_fit import resolve_basis
+    from .descriptors import resolve_basis
 
     data = read(args.file, format=args.format)
     basis = _load_basis_arg(args.basis)

@@ -13,11 +13,10 @@ from ase.build import bulk
 from mlexplore import InputError, StructureDataset
 from mlexplore.cli import main
 from mlexplore.datasets import gold
-from mlexplore.descriptors import G2, SymmetryFunctions, load_basis, save_basis
+from mlexplore.descriptors import G2, SymmetryFunctions, load_basis, resolve_basis, save_basis
 from mlexplore.io import read
 from mlexplore.models import BPNN
 from mlexplore.training import evaluate_potential, load_model, predict, train_potential
-from mlexplore.training.potential_fit import resolve_basis
 
 
 def _basis(elements=("Au",)):
@@ -127,6 +126,8 @@ def test_train_potential_bad_input():
         resolve_basis(SymmetryFunctions([G2(1.0, 0.0)], cutoff=5.0), ["Au"])
     with pytest.raises(InputError, match="sum to 1"):
         train_potential(ds, _basis(), fractions=(0.5, 0.6), progress=False)
+    with pytest.raises(InputError, match=r"2 \(train, validation\) or 3"):
+        train_potential(ds, _basis(), fractions=(0.4, 0.3, 0.2, 0.1), progress=False)
     with pytest.raises(InputError, match="epochs must be ≥ 1"):
         train_potential(ds, _basis(), epochs=0, progress=False)
     with pytest.raises(InputError, match="lr must be positive"):
@@ -239,3 +240,15 @@ def test_featurise_cli_writes_the_descriptor_and_reports_correlations(tmp_path, 
     assert (tmp_path / "f.html").read_text().count('class="plotly-graph-div"') == 2
     assert main(["featurise", str(data), "--basis", "bloore-fe-sannip", "--out", str(out)]) == 1
     assert "spin terms need per-atom magnetic moments" in capsys.readouterr().err
+
+
+def test_train_potential_keeps_the_predictions_it_scored():
+    """The per-set predictions on the result are the model's, and give the stored scores."""
+    ds = gold(n_per_group=2, progress=False, cache=False)
+    result = train_potential(ds, _basis(), fractions=(0.6, 0.2, 0.2), epochs=3, device="cpu", progress=False)
+    assert set(result.predictions) == set(result.metrics) == {"train", "val", "test"}
+    again = predict(result.model, result.test, forces=True)
+    np.testing.assert_allclose(result.predictions["test"]["energy"], again["energy"], rtol=1e-6)
+    np.testing.assert_allclose(result.predictions["test"]["forces"], again["forces"], rtol=1e-5, atol=1e-6)
+    per_atom = 1000 * (result.predictions["test"]["energy"] - result.test.label("energy")) / result.test.n_atoms
+    assert np.sqrt(np.mean(per_atom ** 2)) == pytest.approx(result.metrics["test"]["energy"]["rmse"], rel=1e-6)

@@ -24,10 +24,11 @@ from ..errors import InputError
 from .dataset import StructureDataset
 
 __all__ = ["random_split", "stratified_split", "group_split", "kfold", "shuffled_splits",
-           "split_counts"]
+           "split_counts", "check_fractions"]
 
 
-def _check_fractions(fractions: Sequence[float]) -> np.ndarray:
+def check_fractions(fractions: Sequence[float]) -> np.ndarray:
+    """``fractions`` as an array, checked: at least two parts, none negative, summing to 1."""
     f = np.asarray(fractions, dtype=float)
     if f.ndim != 1 or len(f) < 2:
         raise InputError(f"fractions must list at least two parts, got {fractions!r}", field="fractions")
@@ -43,7 +44,7 @@ def split_counts(n: int, fractions: Sequence[float], at_least_one: bool = False)
     With ``at_least_one`` every part with a non-zero fraction gets one item
     when ``n`` allows it (taken from the largest part).
     """
-    f = _check_fractions(fractions)
+    f = check_fractions(fractions)
     exact = f * n
     counts = np.floor(exact).astype(np.int64)
     # hand out what rounding left over, largest remainder first (ties: earlier part)
@@ -90,7 +91,7 @@ def stratified_split(dataset: StructureDataset, fractions: Sequence[float] = (0.
     """
     if len(dataset) == 0:
         raise InputError("cannot split an empty dataset")
-    _check_fractions(fractions)
+    check_fractions(fractions)
     if isinstance(by, str):
         if by == "composition":
             keys = dataset.formulas

@@ -14,14 +14,14 @@
 
 from .cutoffs import CUTOFFS, cosine, cutoff_function, fourier_spline, polynomial, tanh3
 from .neighbors import Neighbors, neighbor_pairs, pair_vectors, triplets
-from .presets import LOEFFLER_AU_AS_PRINTED, PRESETS, from_preset, preset_terms
+from .presets import LOEFFLER_AU_AS_PRINTED, PRESETS, from_preset, preset_terms, resolve_basis
 from .symmetry import SymmetryFunctions
 from .terms import (G2, G4, G5, G9, SPIN_LOCAL_KINDS, SPIN_PAIR_KINDS, GaussFourierAngular001,
                     GaussFourierAngular002, GaussFourierBiRadial, GaussFourierRadial, SpinGaussPair,
                     SpinGaussSelf, SpinLocal, SpinPair, SpinSelf, Term)
 
 __all__ = [
-    "SymmetryFunctions", "from_preset", "preset_terms", "PRESETS", "LOEFFLER_AU_AS_PRINTED",
+    "SymmetryFunctions", "from_preset", "preset_terms", "resolve_basis", "PRESETS", "LOEFFLER_AU_AS_PRINTED",
     "G2", "G4", "G5", "G9", "GaussFourierRadial", "GaussFourierBiRadial", "GaussFourierAngular001",
     "GaussFourierAngular002", "SpinSelf", "SpinPair", "SpinGaussSelf", "SpinGaussPair", "SpinLocal", "Term",
     "SPIN_PAIR_KINDS", "SPIN_LOCAL_KINDS", "cosine", "polynomial", "tanh3", "fourier_spline",

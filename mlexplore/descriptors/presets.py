@@ -9,7 +9,7 @@ from ..errors import InputError
 from .symmetry import SymmetryFunctions
 from .terms import G2, G4, G9, SpinGaussPair, SpinGaussSelf, Term
 
-__all__ = ["PRESETS", "preset_terms", "from_preset", "LOEFFLER_AU_AS_PRINTED"]
+__all__ = ["PRESETS", "preset_terms", "from_preset", "resolve_basis", "LOEFFLER_AU_AS_PRINTED"]
 
 #: Bloore (002) appendix A.1, R_c = 6 Å.
 _BLOORE_RADIAL = [G2(eta, rs) for eta, rs in itertools.product(
@@ -77,6 +77,27 @@ def from_preset(name: str, elements: Sequence[str] | None = None, cutoff_functio
     spec = PRESETS[name]
     return SymmetryFunctions(terms, cutoff=spec["cutoff"], cutoff_function=cutoff_function or spec["cutoff_function"],
                              elements=elements, **kwargs)
+
+
+def resolve_basis(basis: str | SymmetryFunctions, elements: Sequence[str]) -> SymmetryFunctions:
+    """A descriptor for ``elements``: a preset name (``bloore-fe-sannip``, …) is built for them; a
+    :class:`SymmetryFunctions` must already be element-resolved for every one of them."""
+    if isinstance(basis, str):
+        if basis not in PRESETS:
+            raise InputError(f"unknown basis {basis!r}; presets: {', '.join(PRESETS)} (or a basis file)",
+                             field="basis")
+        return from_preset(basis, elements=list(elements))
+    if not isinstance(basis, SymmetryFunctions):
+        raise InputError(f"basis must be a preset name or a SymmetryFunctions, got {type(basis).__name__}",
+                         field="basis")
+    if basis.elements is None:
+        raise InputError("the basis is element-agnostic; a potential needs elements=[...] "
+                         f"(the data have {', '.join(elements)})", field="basis")
+    missing = [e for e in elements if e not in basis.elements]
+    if missing:
+        raise InputError(f"the data contain {missing}, which the basis (elements {basis.elements}) does not cover",
+                         field="basis")
+    return basis
 
 
 SymmetryFunctions.from_preset = staticmethod(from_preset)

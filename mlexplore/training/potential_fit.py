@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,36 +23,15 @@ import torch
 
 from ..analysis.metrics import mae, per_group, r2, rmse
 from ..data.dataset import StructureDataset
-from ..data.splits import random_split
-from ..descriptors.presets import PRESETS, from_preset
+from ..data.splits import check_fractions, random_split
+from ..descriptors.presets import resolve_basis
 from ..descriptors.symmetry import SymmetryFunctions
 from ..errors import InputError
 from ..models.bpnn import BPNN
 from .checkpoint import save_model
 from .fit import History, fit, predict
 
-__all__ = ["PotentialFit", "train_potential", "evaluate_potential", "format_evaluation", "resolve_basis"]
-
-
-def resolve_basis(basis: str | SymmetryFunctions, elements: Sequence[str]) -> SymmetryFunctions:
-    """A descriptor for ``elements``: a preset name (``bloore-fe-sannip``, …) is built for them; a
-    :class:`SymmetryFunctions` must already be element-resolved for every one of them."""
-    if isinstance(basis, str):
-        if basis not in PRESETS:
-            raise InputError(f"unknown basis {basis!r}; presets: {', '.join(PRESETS)} (or a basis file)",
-                             field="basis")
-        return from_preset(basis, elements=list(elements))
-    if not isinstance(basis, SymmetryFunctions):
-        raise InputError(f"basis must be a preset name or a SymmetryFunctions, got {type(basis).__name__}",
-                         field="basis")
-    if basis.elements is None:
-        raise InputError("the basis is element-agnostic; a potential needs elements=[...] "
-                         f"(the data have {', '.join(elements)})", field="basis")
-    missing = [e for e in elements if e not in basis.elements]
-    if missing:
-        raise InputError(f"the data contain {missing}, which the basis (elements {basis.elements}) does not cover",
-                         field="basis")
-    return basis
+__all__ = ["PotentialFit", "train_potential", "evaluate_potential", "format_evaluation"]
 
 
 def evaluate_potential(model: BPNN, dataset: StructureDataset, forces: bool | None = None,
@@ -110,8 +89,8 @@ def format_evaluation(metrics: dict[str, Any], title: str = "") -> str:
 @dataclass
 class PotentialFit:
     """A trained potential and how it was made: the model, its training history, the three
-    sets, the scores per set (:func:`evaluate_potential`, without predictions) and the
-    training time (s)."""
+    sets, the scores per set (:func:`evaluate_potential` without its predictions, which are in
+    ``predictions[set]``: ``predict()``'s arrays, not saved) and the training time (s)."""
 
     model: BPNN
     history: History
@@ -121,6 +100,7 @@ class PotentialFit:
     metrics: dict[str, dict]
     seconds: float
     settings: dict[str, Any]
+    predictions: dict[str, dict] = field(default_factory=dict)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model with its settings, scores and history (atomically; load with ``load_model``)."""
@@ -150,10 +130,11 @@ def train_potential(dataset: StructureDataset, basis: str | SymmetryFunctions, *
             raise InputError(f"{name} must be ≥ 1, got {value}", field=name)
     if not lr > 0:
         raise InputError(f"lr must be positive, got {lr}", field="lr")
+    check_fractions(fractions)
     fractions = tuple(float(f) for f in fractions)
-    if len(fractions) not in (2, 3) or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
-        raise InputError(f"fractions must be 2 or 3 non-negative numbers that sum to 1, got {fractions}",
-                         field="fractions")
+    if len(fractions) not in (2, 3):
+        raise InputError(f"fractions must be 2 (train, validation) or 3 (train, validation, test) numbers, "
+                         f"got {list(fractions)}", field="fractions")
     if test is not None and len(fractions) == 3 and fractions[2] > 0:
         raise InputError("a separate test set was given: pass two fractions (train, validation)", field="fractions")
     if forces is None:
@@ -181,11 +162,11 @@ def train_potential(dataset: StructureDataset, basis: str | SymmetryFunctions, *
                   epochs=epochs, lr=lr, batch_size=batch_size, patience=patience, seed=seed, device=device,
                   checkpoint_dir=checkpoint_dir, progress=progress)
     seconds = time.perf_counter() - t0
-    metrics = {}
+    metrics, predictions = {}, {}
     for name, part in (("train", train), ("val", val), ("test", test)):
         if part is not None:
             m = evaluate_potential(model, part, forces=forces and "forces" in part)
-            m.pop("predictions")
+            predictions[name] = m.pop("predictions")
             metrics[name] = m
     settings = {"basis": basis if isinstance(basis, str) else "custom", "elements": elements,
                 "n_features": int(descriptor.n_features), "hidden": list(hidden), "activation": activation,
@@ -194,4 +175,4 @@ def train_potential(dataset: StructureDataset, basis: str | SymmetryFunctions, *
                 "split_sizes": [len(train), len(val), len(test) if test is not None else 0],
                 "best_epoch": history.best_epoch, "interrupted": bool(history.interrupted)}
     return PotentialFit(model=model, history=history, train=train, val=val, test=test, metrics=metrics,
-                        seconds=seconds, settings=settings)
+                        seconds=seconds, settings=settings, predictions=predictions)
