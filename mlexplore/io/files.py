@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import contextlib
 import gzip
+import io
 import lzma
 import math
 import os
@@ -26,9 +27,26 @@ def strip_compression(path: str | os.PathLike) -> Path:
     return p.with_suffix("") if p.suffix in _OPENERS else p
 
 
+def _gzip_writer(path: str | os.PathLike, mode: str) -> IO[str]:
+    """A gzip text writer whose bytes depend only on the text: no time stamp and no file name
+    in the header (the name would be the temporary one of :func:`atomic_write`), so that
+    rewriting unchanged data leaves the file, and its version-control history, unchanged."""
+    raw = open(path, mode.replace("t", "") + "b")
+    try:
+        gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
+    except BaseException:
+        raw.close()
+        raise
+    gz.myfileobj = raw  # closed with the GzipFile
+    return io.TextIOWrapper(gz, encoding="utf-8", newline="\n")
+
+
 def open_text(path: str | os.PathLike, mode: str = "r") -> IO[str]:
-    """Open a text file, (de)compressing ``.gz``, ``.bz2`` and ``.xz`` by suffix."""
+    """Open a text file, (de)compressing ``.gz``, ``.bz2`` and ``.xz`` by suffix. Written
+    ``.gz`` files are reproducible (see :func:`_gzip_writer`)."""
     opener = _OPENERS.get(Path(path).suffix)
+    if opener is gzip.open and mode in ("w", "x", "a"):
+        return _gzip_writer(path, mode)
     if opener is None:
         return open(path, mode, encoding="utf-8", newline="\n" if "w" in mode else None)
     return opener(path, mode + "t", encoding="utf-8")
