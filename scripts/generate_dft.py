@@ -63,14 +63,18 @@ def main() -> None:
         records = ROOT / "data" / "dft" / f"{name}.jsonl"
         run = dict(out=records, settings=SETTINGS[name], log_dir=ROOT / "data" / "dft" / "logs" / name,
                    rescue_smearing=RESCUE_SMEARING)
-        if args.reverse:  # the forward process exports as it goes, this one's records included
-            label(configs, reverse=True, **run)
-            export_dataset(name, records)
-        else:
-            step = max(1, args.export_every)
-            for start in range(0, len(configs), step):
-                label(configs[: start + step], **run)
+        step = max(1, args.export_every)
+        finished = []
+
+        def export_now(record: dict, name: str = name, records: Path = records) -> None:
+            finished.append(record["status"])
+            if len(finished) % step == 0:
                 export_dataset(name, records)
+
+        # one label() call per set, so its progress bar and ETA span the whole set; the forward
+        # process exports as it goes (the reverse one's records included), the reverse one at its end
+        label(configs, reverse=args.reverse, on_record=None if args.reverse else export_now, **run)
+        export_dataset(name, records)
         print(f"{name}: done, {records}")
 
 

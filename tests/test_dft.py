@@ -156,6 +156,19 @@ def test_killed_run_resumes_without_recomputing_or_duplicating(configs, tmp_path
     assert all(json.loads(line) for line in out.read_text().splitlines())
 
 
+def test_on_record_sees_each_new_record_after_it_is_written(configs, tmp_path):
+    out = tmp_path / "run.jsonl"
+    small = configs.filter(mask=configs.n_atoms < 16)
+    label(small[:2], out, settings=NO_HIRSHFELD, calculator=fake, progress=False)
+    seen = []
+
+    def on_record(record):  # the record is already on disk when the callback runs
+        seen.append((record["index"], record["status"], len(read_records(out))))
+
+    label(small, out, settings=NO_HIRSHFELD, calculator=fake, progress=False, on_record=on_record)
+    assert seen == [(i, "ok", i + 1) for i in range(2, len(small))]
+
+
 class SlowDFT(FakeDFT):
     def calculate(self, *args, **kwargs):
         import time

@@ -128,6 +128,7 @@ def label(
     log_dir: str | os.PathLike | None = None,
     rescue_smearing: float | None = None,
     reverse: bool = False,
+    on_record: Callable[[dict], Any] | None = None,
 ) -> StructureDataset:
     """Compute DFT labels for every structure, resumably.
 
@@ -179,6 +180,11 @@ def label(
         processes, one forward and one ``reverse``, share a set and meet in
         the middle (only a configuration both start at once is computed twice;
         the result has it once).
+    on_record:
+        Called with each record (a dict: ``status``, ``index``, ``seconds``,
+        the labels…) right after it is appended to ``out``, e.g. to export the
+        growing set every few configurations while one progress bar (and its
+        ETA) spans the whole run.
 
     Returns
     -------
@@ -266,6 +272,8 @@ def label(
             append_record(out, record)
             bar.update(1)
             bar.set_postfix(failed=n_failed)
+            if on_record is not None:
+                on_record(record)
     by_key = latest_records(read_records(out))
     ordered = [by_key[k] for k in dict.fromkeys(keys) if k in by_key and by_key[k]["status"] == "ok"]
     if not ordered:
