@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT))
 from mlexplore.dft import latest_records, read_records, records_to_dataset  # noqa: E402
 from mlexplore.dft.configs import fe_spin_configurations, fept_configurations  # noqa: E402
 from mlexplore.dft.export import finish_dataset  # noqa: E402
+from mlexplore.dft.iron_physics import ferromagnetic_bcc_eos, pattern_energy_gaps  # noqa: E402
 
 PLANNED = {"fe_spin": len(fe_spin_configurations()), "fept": len(fept_configurations())}
 
@@ -62,6 +63,14 @@ def main() -> None:
                 sel = np.array([pattern in t for t in ds.tags])
                 if sel.any():
                     print(f"   SCF kept {pattern:<9} {kept[sel].sum():3d} / {sel.sum():3d}")
+            for (lattice, pattern), gap in pattern_energy_gaps(ds).items():
+                print(f"   {lattice} {pattern:<9} − FM at the same geometry: {1000 * gap.min():+.0f} … "
+                      f"{1000 * gap.max():+.0f} meV/atom, median {1000 * np.median(gap):+.0f} ({len(gap)} geometries)")
+            for sheared in (False, True):
+                eos = ferromagnetic_bcc_eos(ds, include_sheared=sheared)
+                print(f"   FM BCC equation of state ({eos['n']} cells{', sheared included' if sheared else ''}, "
+                      f"rattle energy removed): a0 {eos['a0']:.3f} Å, B {eos['bulk_modulus']:.0f} GPa, "
+                      f"{eos['moment_at_v0']:.2f} μB at V0, residual {eos['rms_residual']:.1f} meV/atom")
 
 
 if __name__ == "__main__":
