@@ -91,6 +91,8 @@ def test_equation_of_state_recovers_the_made_up_iron():
     assert eos["v0"] == pytest.approx(V0, rel=1e-4) and eos["a0"] == pytest.approx((2 * V0) ** (1 / 3), rel=1e-4)
     assert eos["bulk_modulus"] == pytest.approx(180, rel=1e-3)
     assert eos["moment_at_v0"] == pytest.approx(2.2, abs=1e-6) and eos["moment_volume_slope"] == pytest.approx(0.2)
+    grid, curve = eos["curve"]
+    np.testing.assert_allclose(curve, _birch_murnaghan(grid), atol=1e-6)
     raw = ferromagnetic_bcc_eos(ds, harmonic_correction=False)
     assert raw["rms_residual"] > 3  # meV/atom: the rattle energy (~½K⟨u²⟩ ≈ 7), uncorrected
     with pytest.raises(InputError, match="needs ≥ 5 ferromagnetic BCC"):

@@ -62,6 +62,21 @@ def test_basis_functions_over_rdf_peak_where_the_helper_says():
         assert r_peak == pytest.approx(g2_maximum(rs, 1.5, 6.0), abs=0.02)
 
 
+def test_energy_volume_plot_groups_and_curve():
+    from mlexplore.viz import energy_volume_plot
+
+    fig = energy_volume_plot([11.0, 11.5, 12.0], [-8.8, -8.9, -8.5], groups=["FM", "AFM-B2", "FM"],
+                             curve=([11.0, 12.0], [-8.85, -8.80]))
+    assert [d.name for d in fig.data] == ["FM (2)", "AFM-B2 (1)", "equation of state"]
+    np.testing.assert_allclose(fig.data[0].x, [11.0, 12.0])
+    np.testing.assert_allclose(fig.data[0].y, [-8.8, -8.5])
+    assert fig.data[2].mode == "lines"
+    with pytest.raises(InputError, match="3 volumes and 2 energies"):
+        energy_volume_plot([1, 2, 3], [1, 2])
+    with pytest.raises(InputError, match="1 group labels for 2"):
+        energy_volume_plot([1, 2], [1, 2], groups=["a"])
+
+
 def test_error_vs_reference_groups_and_task_table():
     y = np.array([1.0, 2.0, 3.0, 4.0])
     p = np.array([1.1, 2.0, 2.5, 4.0])

@@ -129,7 +129,7 @@ def ferromagnetic_bcc_eos(ds: StructureDataset, include_sheared: bool = False,
     Returns ``{"n", "v0" (Å³/atom), "a0" (Å, cubic BCC), "e0" (eV/atom), "bulk_modulus"
     (GPa), "rms_residual" (meV/atom), "moment_at_v0" (μB, mean |m| from a straight line
     through the moments against volume), "moment_volume_slope" (μB per Å³/atom),
-    "volumes", "energies" (corrected, if so), "moments"}``.
+    "volumes", "energies" (corrected, if so), "moments", "curve" (the fitted E(V) on 200 volumes)}``.
     """
     from ase.eos import EquationOfState
     from ase.units import GPa
@@ -156,7 +156,9 @@ def ferromagnetic_bcc_eos(ds: StructureDataset, include_sheared: bool = False,
     v0, e0, b = fit.fit()
     residual = energies - fit.func(volumes, *fit.eos_parameters)
     slope, intercept = np.polyfit(volumes, moments, 1)
+    grid = np.linspace(volumes.min(), volumes.max(), 200)
     return {"n": len(sel), "v0": float(v0), "a0": float((2 * v0) ** (1 / 3)), "e0": float(e0),
             "bulk_modulus": float(b / GPa), "rms_residual": float(1000 * np.sqrt(np.mean(residual ** 2))),
             "moment_at_v0": float(slope * v0 + intercept), "moment_volume_slope": float(slope),
-            "volumes": volumes, "energies": energies, "moments": moments}
+            "volumes": volumes, "energies": energies, "moments": moments,
+            "curve": (grid, fit.func(grid, *fit.eos_parameters))}

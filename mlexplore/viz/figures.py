@@ -10,6 +10,7 @@
 - :func:`error_vs_reference` — error against the reference value, one trace per group (002 fig 4.6).
 - :func:`task_table` — the STL/MTL comparison of :func:`mlexplore.training.compare_tasks` as a table.
 - :func:`task_error_pdfs` — the test-error PDFs of its runs, one band per task combination.
+- :func:`energy_volume_plot` — energy against volume per group, with a fitted equation of state.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from ..analysis.metrics import r2, rmse
 from ..errors import InputError
 
 __all__ = ["parity_plot", "error_pdf", "band_traces", "learning_curves", "rdf_plot", "basis_over_rdf",
-           "cutoff_shapes", "angular_shapes", "pca_map", "error_vs_reference", "task_table", "task_error_pdfs", "PALETTE"]
+           "cutoff_shapes", "angular_shapes", "pca_map", "error_vs_reference", "task_table", "task_error_pdfs",
+           "energy_volume_plot", "PALETTE"]
 
 
 def _flat(x: Any) -> np.ndarray:
@@ -214,6 +216,30 @@ def error_vs_reference(reference: Any, predicted: Any, groups: Sequence[str] | N
                                    marker=dict(size=5)))
     label = f" ({unit})" if unit else ""
     fig.update_layout(title=title, xaxis_title=f"reference{label}", yaxis_title=f"predicted − reference{label}")
+    return fig
+
+
+def energy_volume_plot(volumes: Any, energies: Any, groups: Sequence[str] | None = None,
+                       curve: tuple[Any, Any] | None = None, curve_name: str = "equation of state",
+                       title: str = "") -> go.Figure:
+    """Energy per atom (eV) against volume per atom (Å³), one trace per group (e.g. the spin
+    pattern), and ``curve`` = (volumes, energies) of a fitted equation of state as a line
+    (e.g. ``ferromagnetic_bcc_eos(ds)["curve"]``)."""
+    v, e = _flat(volumes), _flat(energies)
+    if v.shape != e.shape:
+        raise InputError(f"{v.size} volumes and {e.size} energies", field="energies")
+    g = np.asarray(["all"] * v.size if groups is None else list(groups), dtype=object)
+    if len(g) != v.size:
+        raise InputError(f"{len(g)} group labels for {v.size} values", field="groups")
+    fig = go.Figure()
+    for k, name in enumerate(dict.fromkeys(g.tolist())):
+        m = g == name
+        fig.add_trace(go.Scatter(x=v[m], y=e[m], mode="markers", name=f"{name} ({int(m.sum())})",
+                                 marker=dict(size=6, color=PALETTE[k % len(PALETTE)])))
+    if curve is not None:
+        cv, ce = _flat(curve[0]), _flat(curve[1])
+        fig.add_trace(go.Scatter(x=cv, y=ce, mode="lines", name=curve_name, line=dict(color="black")))
+    fig.update_layout(title=title, xaxis_title="volume per atom (Å³)", yaxis_title="energy per atom (eV)")
     return fig
 
 
