@@ -16,28 +16,31 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mlexplore.dft import latest_records, read_records, records_to_dataset  # noqa: E402
-from mlexplore.dft.configs import fe_spin_configurations, fept_configurations  # noqa: E402
+from mlexplore.dft.configs import shipped_plan  # noqa: E402
 from mlexplore.dft.export import finish_dataset  # noqa: E402
 from mlexplore.dft.iron_physics import ferromagnetic_bcc_eos, pattern_energy_gaps  # noqa: E402
 
-PLANNED = {"fe_spin": len(fe_spin_configurations()), "fept": len(fept_configurations())}
 
 
 def main() -> None:
     for name in ("fe_spin", "fept"):
         path = ROOT / "data" / "dft" / f"{name}.jsonl"
         records = read_records(path)
+        _, _, keys = shipped_plan(name)
         last = latest_records(records)  # a rescue supersedes the failure before it
-        ok = [r for r in last.values() if r["status"] == "ok"]
-        failed = [r for r in last.values() if r["status"] == "failed"]
+        on_plan = [last[k] for k in keys if k in last]
+        ok = [r for r in on_plan if r["status"] == "ok"]
+        failed = [r for r in on_plan if r["status"] == "failed"]
         rescued = [r for r in ok if "rescue" in r]
         print(f"== {name}: {len(ok)} ok ({len(rescued)} of them rescued by the wider-smearing warm-up), "
-              f"{len(failed)} failed, of {PLANNED[name]} planned")
+              f"{len(failed)} failed, of {len(keys)} planned")
         if not ok:
             continue
         secs = np.array([r["seconds"] for r in records])
-        print(f"   CPU time {secs.sum() / 3600:.2f} h (one core), per configuration "
-              f"{np.median(secs):.0f} s median, {secs.min():.0f}–{secs.max():.0f} s")
+        off_plan = len(last) - len(on_plan)
+        print(f"   CPU time {secs.sum() / 3600:.2f} h (one core, all {len(records)} records"
+              + (f", {off_plan} configurations no longer in the plan" if off_plan else "")
+              + f"), per configuration {np.median(secs):.0f} s median, {secs.min():.0f}–{secs.max():.0f} s")
         ds = finish_dataset(name, records_to_dataset(ok, name=name))
         e = ds.label("energy") / ds.n_atoms
         print(f"   energy per atom {e.min():.3f} … {e.max():.3f} eV; |forces| max "

@@ -6,8 +6,9 @@
 Runs single-threaded (one core). Records go to data/dft/<name>.jsonl, appended
 one configuration at a time: kill it at any moment and start it again to
 resume. After each dataset (and every --export-every configurations) the
-successful records are exported to mlexplore/datasets/data/<name>_dft.extxyz.gz,
-the file the package loads. A configuration whose SCF did not converge is tried once
+successful records of the set's plan (mlexplore.dft.configs.shipped_plan) are exported
+to mlexplore/datasets/data/<name>_dft.extxyz.gz, the file the package loads
+(--export-only does just that). A configuration whose SCF did not converge is tried once
 more with a wider-smearing warm-up (RESCUE_SMEARING; earlier failures too, once).
 
 Two processes can share a set (one core each): `generate_dft.py fept` works from the
@@ -30,18 +31,10 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlexplore.dft import DFTSettings, label  # noqa: E402
-from mlexplore.dft.configs import fe_spin_configurations, fept_configurations  # noqa: E402
+from mlexplore.dft import label  # noqa: E402
+from mlexplore.dft.configs import SHIPPED_SETTINGS, shipped_plan  # noqa: E402
 from mlexplore.dft.export import export_dataset  # noqa: E402
 
-#: The settings of the shipped data. Changing them changes every record key:
-#: the old records stay in the file but are no longer matched.
-SETTINGS = {
-    "fe_spin": DFTSettings(ecut=350.0, kpt_density=1.8, smearing=0.1, magmoms={"Fe": 2.5},
-                           mixer={"kind": "dif", "beta": 0.05, "nmaxold": 5, "weight": 50.0}),
-    "fept": DFTSettings(ecut=350.0, kpts=(2, 2, 2), smearing=0.1, magmoms={"Fe": 3.0, "Pt": 0.5}),
-}
-CONFIGS = {"fe_spin": fe_spin_configurations, "fept": fept_configurations}
 #: eV. A configuration whose SCF does not converge at the run's 0.1 eV is tried once more,
 #: first converged at this width and then at 0.1 eV from that density (see mlexplore.dft.label).
 RESCUE_SMEARING = 0.3
@@ -49,32 +42,37 @@ RESCUE_SMEARING = 0.3
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("names", nargs="*", default=["fe_spin", "fept"], choices=sorted(CONFIGS))
+    parser.add_argument("names", nargs="*", default=["fe_spin", "fept"], choices=sorted(SHIPPED_SETTINGS))
     parser.add_argument("--limit", type=int, default=None, help="stop after the first N configurations")
     parser.add_argument("--export-every", type=int, default=1,
                         help="export the package file every N configurations")
+    parser.add_argument("--export-only", action="store_true",
+                        help="compute nothing: write the package files from the records as they are")
     parser.add_argument("--reverse", action="store_true",
                         help="work from the last configuration down: a second process on the same set")
     args = parser.parse_args()
     for name in args.names:
-        configs = CONFIGS[name]()
+        configs, settings, keys = shipped_plan(name)
+        records = ROOT / "data" / "dft" / f"{name}.jsonl"
+        if args.export_only:
+            print(f"{name}: exported to {export_dataset(name, records, keys=keys)}")
+            continue
         if args.limit is not None:
             configs = configs[: args.limit]
-        records = ROOT / "data" / "dft" / f"{name}.jsonl"
-        run = dict(out=records, settings=SETTINGS[name], log_dir=ROOT / "data" / "dft" / "logs" / name,
+        run = dict(out=records, settings=settings, log_dir=ROOT / "data" / "dft" / "logs" / name,
                    rescue_smearing=RESCUE_SMEARING)
         step = max(1, args.export_every)
         finished = []
 
-        def export_now(record: dict, name: str = name, records: Path = records) -> None:
+        def export_now(record: dict, name: str = name, records: Path = records, keys: list = keys) -> None:
             finished.append(record["status"])
             if len(finished) % step == 0:
-                export_dataset(name, records)
+                export_dataset(name, records, keys=keys)
 
         # one label() call per set, so its progress bar and ETA span the whole set; the forward
         # process exports as it goes (the reverse one's records included), the reverse one at its end
         label(configs, reverse=args.reverse, on_record=None if args.reverse else export_now, **run)
-        export_dataset(name, records)
+        export_dataset(name, records, keys=keys)
         print(f"{name}: done, {records}")
 
 

@@ -22,6 +22,55 @@ def test_sampling_follows_seed_000_rule():
     assert len(sample_occupations(8, 1000)[4][1]) == comb(8, 4)
 
 
+def test_lattice_permutations_are_the_space_group_of_the_cell():
+    from ase.build import bulk
+
+    from mlexplore.datasets.sampling import lattice_permutations
+
+    bcc = lattice_permutations(bulk("Fe", "bcc", a=2.98, cubic=True).repeat(2))
+    assert bcc.shape == (768, 16)  # 48 point operations × 16 translations
+    fcc = lattice_permutations(bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2))
+    assert fcc.shape == (1536, 32)
+    # a group: it holds the identity and is closed under composition
+    rows = {p.tobytes() for p in bcc}
+    assert np.arange(16).tobytes() in rows
+    rng = np.random.default_rng(0)
+    for a, b in rng.integers(0, len(bcc), (50, 2)):
+        assert bcc[a][bcc[b]].tobytes() in rows
+    # a tetragonal cell keeps only the operations that respect its long axis
+    assert len(lattice_permutations(bulk("Fe", "bcc", a=2.98, cubic=True).repeat((1, 1, 2)))) < 48 * 4
+
+
+def test_symmetry_classes_counted_and_sampled():
+    from itertools import combinations
+
+    from ase.build import bulk
+
+    from mlexplore.datasets.sampling import canonical_keys, count_classes, distinct_occupations, lattice_permutations
+
+    perms = lattice_permutations(bulk("Fe", "bcc", a=2.98, cubic=True).repeat(2))
+    # Burnside's count equals brute force over every occupation
+    for k in (1, 2, 3, 4):
+        occ = np.zeros((comb(16, k), 16), bool)
+        for row, sites in enumerate(combinations(range(16), k)):
+            occ[row, list(sites)] = True
+        assert count_classes(16, k, perms) == len(set(canonical_keys(occ, perms).tolist()))
+    assert sum(count_classes(16, k, perms) for k in range(17)) == 331
+    # an occupation and any image of it share a key; a different structure does not
+    occ = np.zeros(16, bool)
+    occ[[0, 3, 5]] = True
+    images = occ[np.argsort(perms, axis=1)]
+    assert len(set(canonical_keys(images, perms).tolist())) == 1
+    assert distinct_occupations(np.vstack([images[:5], ~images[:1]]), perms).tolist() == [0, 5]
+    groups = sample_occupations(16, 21, seed=3, permutations=perms)
+    sizes = [len(o) for _, o in groups]
+    assert sizes == [min(21, count_classes(16, k, perms)) for k in range(17)] and sum(sizes) == 207
+    for k, o in groups:
+        assert (o.sum(axis=1) == k).all() and len(set(canonical_keys(o, perms).tolist())) == len(o)
+    with pytest.raises(InputError, match="do not fit"):
+        canonical_keys(np.zeros((1, 8), bool), perms)
+
+
 def test_emt_labels_match_ase_emt_called_directly():
     ds = lattice_alloy("CuAu", n_per_composition=2, rattle=0.05, strain=0.02, progress=False)
     for i in (0, 5, len(ds) // 2, len(ds) - 1):

@@ -11,7 +11,8 @@ from dft_stand_in import FakeDFT, fake
 
 from mlexplore import InputError
 from mlexplore.dft import DFTSettings, append_record, failed_records, label, pattern_kept, read_records
-from mlexplore.dft.configs import fe_spin_configurations, fept_configurations
+from mlexplore.datasets.sampling import canonical_keys, distinct_occupations, lattice_permutations, sample_occupations
+from mlexplore.dft.configs import fe_spin_configurations, fept_configurations, shipped_plan
 
 HAVE_GPAW = importlib.util.find_spec("gpaw") is not None
 
@@ -210,6 +211,10 @@ def test_two_processes_share_a_set_and_meet_in_the_middle(tmp_path):
     assert 0 in indices and len(structures) - 1 in indices
     shipped = read(export_dataset("fe_spin", out, tmp_path / "fe_spin_dft.extxyz.gz"))
     assert len(shipped) == n  # a configuration computed twice is exported once
+    # a plan's keys choose and order what is exported; records off the plan stay out
+    plan = [NO_HIRSHFELD.key(a) for a in structures.to_atoms()][::-1][:3]
+    part = read(export_dataset("fe_spin", out, tmp_path / "part.extxyz.gz", keys=plan + ["not-computed"]))
+    assert [m["key"] for m in part.meta] == plan
     # and a later run has nothing left to do
     FakeDFT.calls = 0
     label(structures, out, settings=NO_HIRSHFELD, calculator=fake, progress=False, reverse=True)
@@ -274,8 +279,18 @@ def test_pattern_kept():
 
 def test_configuration_sets_have_the_stated_sizes_and_patterns():
     fept = fept_configurations()
-    assert len(fept) == 212 and set(fept.n_atoms) == {16}
+    assert len(fept) == 207 and set(fept.n_atoms) == {16}
     assert fept.formulas[:17] == sorted(set(fept.formulas), key=lambda f: fept.formulas.index(f))[:17]
+    # every configuration a different structure: no two related by the cell's 768 symmetry operations
+    perms = lattice_permutations(fept[0])
+    occupations = fept.numbers.reshape(-1, 16) == 78
+    assert len(perms) == 768 and len(set(canonical_keys(occupations, perms).tolist())) == 207
+    # the first plan's distinct structures (whose records were computed) are all still there, as they were
+    first = sample_occupations(16, 14, seed=0)
+    planned = {o.tobytes() for o in occupations}
+    for _, occ in first:
+        firsts = occ[distinct_occupations(occ, perms)]
+        assert all(o.tobytes() in planned for o in firsts)
     fe = fe_spin_configurations()
     assert len(fe) == 440 and set(fe.n_atoms) == {2, 4, 16}
     assert (fe.n_atoms[405:410] == 16).all() and (fe.n_atoms[:405] < 16).all() and (fe.n_atoms[410:] == 2).all()
@@ -288,6 +303,14 @@ def test_configuration_sets_have_the_stated_sizes_and_patterns():
     assert {"FM", "AFM-B2", "AFM-layer", "AFM-L10", "random"} <= set(fe.all_tags)
     # same seed, same configurations
     np.testing.assert_array_equal(fe.positions, fe_spin_configurations().positions)
+
+
+def test_shipped_plans_and_their_settings():
+    configs, settings, keys = shipped_plan("fept")
+    assert len(configs) == len(keys) == len(set(keys)) == 207
+    assert settings.kpts == (2, 2, 2) and keys[0] == settings.key(configs[0])
+    with pytest.raises(InputError, match="unknown DFT set 'fecr'"):
+        shipped_plan("fecr")
 
 
 @pytest.mark.skipif(not HAVE_GPAW, reason="GPAW not installed (scripts/install_gpaw.sh)")

@@ -7,6 +7,7 @@ import pytest
 
 from mlexplore.datasets.dft_data import DATA_DIR, fe_spin_dft, fept_dft
 from mlexplore.dft import latest_records, read_records
+from mlexplore.dft.configs import shipped_plan
 from mlexplore.dft.iron_physics import ferromagnetic_bcc_eos, pattern_energy_gaps
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,9 +18,10 @@ def _shipped(name):
 
 
 def _ok_records(name):
-    """The successful configurations: the last record of each key, in order of first appearance."""
-    records = read_records(ROOT / "data" / "dft" / f"{name}.jsonl")
-    return [r for r in latest_records(records).values() if r["status"] == "ok"]
+    """The successful configurations of the set's plan: the last record of each key, in plan order."""
+    latest = latest_records(read_records(ROOT / "data" / "dft" / f"{name}.jsonl"))
+    _, _, keys = shipped_plan(name)
+    return [latest[k] for k in keys if k in latest and latest[k]["status"] == "ok"]
 
 
 @pytest.mark.skipif(not _shipped("fe_spin"), reason="fe_spin_dft not generated yet (scripts/generate_dft.py)")
@@ -90,3 +92,8 @@ def test_shipped_file_matches_the_records(name):
     ds = loader()
     assert len(ds) == len(ok)
     np.testing.assert_array_equal(ds.label("energy"), [r["energy"] for r in ok])
+    if name == "fept":  # symmetry-distinct structures only (see fept_configurations)
+        from mlexplore.datasets.sampling import canonical_keys, lattice_permutations
+
+        occupations = ds.numbers.reshape(-1, 16) == 78
+        assert len(set(canonical_keys(occupations, lattice_permutations(ds[0])).tolist())) == len(ds)

@@ -2,9 +2,10 @@
 
 ``fept_configurations`` — FePt on a 16-site BCC cell (2×2×2 conventional
 cubic) at a fixed lattice constant, every composition, sampled as in seed 000
-§3.1 scaled down (all configurations when ≤ N exist, else N distinct random
-ones). Fixed volume as in seed 001 §3: the samples are not relaxed, so they
-carry pressure and positive mixing enthalpies, which is what the paper used.
+§3.1 scaled down (all when ≤ N exist, else N at random), counting
+symmetry-distinct structures: no two are images of each other under the
+cell's 768 symmetry operations. Fixed volume as in seed 001 §3: the samples are
+not relaxed, so they carry pressure, which is what the paper used.
 
 ``fe_spin_configurations`` — iron in 2-, 4- and 16-atom cells (BCC, some FCC),
 strained and rattled, each geometry with several collinear initial moment
@@ -21,9 +22,12 @@ from ase import Atoms
 from ase.build import bulk
 
 from ..data.dataset import StructureDataset
-from ..datasets.sampling import sample_occupations
+from ..datasets.sampling import count_classes, distinct_occupations, lattice_permutations, sample_occupations
+from ..errors import InputError
+from .settings import DFTSettings
 
-__all__ = ["fept_configurations", "fe_spin_configurations", "FEPT_LATTICE_CONSTANT", "FE_BCC_A", "FE_FCC_A"]
+__all__ = ["fept_configurations", "fe_spin_configurations", "shipped_plan", "SHIPPED_SETTINGS",
+           "FEPT_LATTICE_CONSTANT", "FE_BCC_A", "FE_FCC_A"]
 
 #: Å; gives 13.2 Å³/atom, between BCC Fe (11.8) and FCC Pt (15.1).
 FEPT_LATTICE_CONSTANT = 2.98
@@ -41,16 +45,27 @@ def _interleave(groups: list[list[int]]) -> list[int]:
     return order
 
 
-def fept_configurations(n_per_composition: int = 14, seed: int = 0) -> StructureDataset:
+def fept_configurations(n_per_composition: int = 21, seed: int = 0) -> StructureDataset:
     """FePt, 16 BCC sites, fixed volume; initial moments Fe 3.0, Pt 0.5 μ_B (FM).
 
-    With the default 14 per composition: 1 + 15 × 14 + 1 = 212 configurations,
-    ordered round-robin over compositions.
+    Up to ``n_per_composition`` symmetry-distinct configurations per composition (all when
+    fewer exist): with the default 21, 207 of the cell's 331 distinct ones (1, 1, 4, 6, 18,
+    then 21 for 5–11 Pt, …), ordered round-robin over compositions.
+
+    The first plan drew 14 occupations per composition without regard to symmetry: 212, but
+    only 113 different structures (all 14 "Fe15Pt" are one structure). Its distinct
+    occupations come first, in their order, so that the records computed for them are kept;
+    further classes are drawn with ``seed + 1``.
     """
     template = bulk("Fe", "bcc", a=FEPT_LATTICE_CONSTANT, cubic=True).repeat((2, 2, 2))
-    groups = sample_occupations(len(template), n_per_composition, seed=seed)
+    n = len(template)
+    perms = lattice_permutations(template)
+    first_plan = sample_occupations(n, 14, seed=seed)
+    more = sample_occupations(n, n_per_composition, seed=seed + 1, permutations=perms)
     images, tags, where = [], [], []
-    for k, occupations in groups:
+    for (k, first), (_, extra) in zip(first_plan, more):
+        both = np.concatenate([first, extra])
+        occupations = both[distinct_occupations(both, perms)[:min(n_per_composition, count_classes(n, k, perms))]]
         where.append(list(range(len(images), len(images) + len(occupations))))
         for occ in occupations:
             atoms = template.copy()
@@ -148,3 +163,21 @@ def fe_spin_configurations(seed: int = 0, n_bcc2: int = 120, n_bcc4: int = 30, n
     merged += _spin_block("bcc", (1, 1, 1), n_extra_bcc2, 0, np.random.default_rng(seed + 1))
     return StructureDataset.from_atoms([m[0] for m in merged], tags=[m[1] for m in merged],
                                        name="Fe collinear spins (GPAW PBE)")
+
+
+#: The settings of the shipped datasets (scripts/generate_dft.py). Changing them changes every
+#: record key: the old records stay in the record file but are no longer matched.
+SHIPPED_SETTINGS = {
+    "fe_spin": DFTSettings(ecut=350.0, kpt_density=1.8, smearing=0.1, magmoms={"Fe": 2.5},
+                           mixer={"kind": "dif", "beta": 0.05, "nmaxold": 5, "weight": 50.0}),
+    "fept": DFTSettings(ecut=350.0, kpts=(2, 2, 2), smearing=0.1, magmoms={"Fe": 3.0, "Pt": 0.5}),
+}
+
+
+def shipped_plan(name: str) -> tuple[StructureDataset, DFTSettings, list[str]]:
+    """The configurations, settings and record keys of a shipped set (``fe_spin`` or ``fept``)."""
+    makers = {"fe_spin": fe_spin_configurations, "fept": fept_configurations}
+    if name not in makers:
+        raise InputError(f"unknown DFT set {name!r}; choose from {', '.join(makers)}", field="name")
+    configs, settings = makers[name](), SHIPPED_SETTINGS[name]
+    return configs, settings, [settings.key(a) for a in configs.to_atoms()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -37,14 +38,21 @@ def finish_dataset(name: str, ds: StructureDataset) -> StructureDataset:
     return ds
 
 
-def export_dataset(name: str, records: str | os.PathLike, out: str | os.PathLike | None = None) -> Path | None:
+def export_dataset(name: str, records: str | os.PathLike, out: str | os.PathLike | None = None,
+                   keys: Sequence[str] | None = None) -> Path | None:
     """Write the successful records of ``records`` to ``<name>_dft.extxyz.gz`` (atomically).
 
-    Returns the path, or None when there is nothing successful yet.
+    With ``keys`` (record keys, e.g. ``[settings.key(a) for a in plan]``) only those
+    configurations are written, in that order; records the plan no longer holds stay in the
+    record file but not in the dataset. Returns the path, or None when there is nothing
+    successful yet.
     """
     # the last record of each configuration: a rescue supersedes its failure, and a configuration
     # computed twice (two generators meeting in the middle of a set) appears once
-    recs = [r for r in latest_records(read_records(records)).values() if r["status"] == "ok"]
+    latest = latest_records(read_records(records))
+    if keys is not None:
+        latest = {k: latest[k] for k in dict.fromkeys(keys) if k in latest}
+    recs = [r for r in latest.values() if r["status"] == "ok"]
     if not recs:
         return None
     ds = finish_dataset(name, records_to_dataset(recs, name=f"{name}_dft"))
