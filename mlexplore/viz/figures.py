@@ -199,19 +199,26 @@ def pca_map(scores: np.ndarray, color: Any = None, hover: Sequence[str] | None =
     return fig
 
 
+def _grouped(x: Any, y: Any, groups: Sequence[str] | None,
+             names: tuple[str, str, str]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """``x`` and ``y`` flattened and checked to match, and a mask per group in order of first
+    appearance (one group "all" without ``groups``). ``names``: what x and y are, y's field."""
+    xf, yf = _flat(x), _flat(y)
+    if xf.shape != yf.shape:
+        raise InputError(f"{xf.size} {names[0]} and {yf.size} {names[1]}", field=names[2])
+    g = np.asarray(["all"] * xf.size if groups is None else list(groups), dtype=object)
+    if len(g) != xf.size:
+        raise InputError(f"{len(g)} group labels for {xf.size} values", field="groups")
+    return xf, yf, {name: g == name for name in dict.fromkeys(g.tolist())}
+
+
 def error_vs_reference(reference: Any, predicted: Any, groups: Sequence[str] | None = None, title: str = "",
                        unit: str = "") -> go.Figure:
     """Prediction error against the reference value, one trace per group (e.g. the spin-state tag,
     002 fig 4.6–4.9)."""
-    y, p = _flat(reference), _flat(predicted)
-    if y.shape != p.shape:
-        raise InputError(f"{y.size} reference values and {p.size} predictions", field="predicted")
-    g = np.asarray(["all"] * y.size if groups is None else list(groups), dtype=object)
-    if len(g) != y.size:
-        raise InputError(f"{len(g)} group labels for {y.size} values", field="groups")
+    y, p, masks = _grouped(reference, predicted, groups, ("reference values", "predictions", "predicted"))
     fig = go.Figure()
-    for name in dict.fromkeys(g.tolist()):
-        m = g == name
+    for name, m in masks.items():
         fig.add_trace(go.Scattergl(x=y[m], y=p[m] - y[m], mode="markers", name=f"{name} ({int(m.sum())})",
                                    marker=dict(size=5)))
     label = f" ({unit})" if unit else ""
@@ -225,15 +232,9 @@ def energy_volume_plot(volumes: Any, energies: Any, groups: Sequence[str] | None
     """Energy per atom (eV) against volume per atom (Å³), one trace per group (e.g. the spin
     pattern), and ``curve`` = (volumes, energies) of a fitted equation of state as a line
     (e.g. ``ferromagnetic_bcc_eos(ds)["curve"]``)."""
-    v, e = _flat(volumes), _flat(energies)
-    if v.shape != e.shape:
-        raise InputError(f"{v.size} volumes and {e.size} energies", field="energies")
-    g = np.asarray(["all"] * v.size if groups is None else list(groups), dtype=object)
-    if len(g) != v.size:
-        raise InputError(f"{len(g)} group labels for {v.size} values", field="groups")
+    v, e, masks = _grouped(volumes, energies, groups, ("volumes", "energies", "energies"))
     fig = go.Figure()
-    for k, name in enumerate(dict.fromkeys(g.tolist())):
-        m = g == name
+    for k, (name, m) in enumerate(masks.items()):
         fig.add_trace(go.Scatter(x=v[m], y=e[m], mode="markers", name=f"{name} ({int(m.sum())})",
                                  marker=dict(size=6, color=PALETTE[k % len(PALETTE)])))
     if curve is not None:
