@@ -279,12 +279,13 @@ def test_pattern_kept():
 
 def test_configuration_sets_have_the_stated_sizes_and_patterns():
     fept = fept_configurations()
-    assert len(fept) == 207 and set(fept.n_atoms) == {16}
+    assert len(fept) == 208 and set(fept.n_atoms) == {16}
     assert fept.formulas[:17] == sorted(set(fept.formulas), key=lambda f: fept.formulas.index(f))[:17]
     # every configuration a different structure: no two related by the cell's 768 symmetry operations
     perms = lattice_permutations(fept[0])
     occupations = fept.numbers.reshape(-1, 16) == 78
-    assert len(perms) == 768 and len(set(canonical_keys(occupations, perms).tolist())) == 207
+    assert len(perms) == 768 and len(set(canonical_keys(occupations, perms).tolist())) == 208
+    assert fept.tags[-1] == ("bcc", "fixed-volume", "ordered-B2") and fept.formulas[-1] == "Fe8Pt8"
     # the first plan's distinct structures (whose records were computed) are all still there, as they were
     first = sample_occupations(16, 14, seed=0)
     planned = {o.tobytes() for o in occupations}
@@ -307,7 +308,7 @@ def test_configuration_sets_have_the_stated_sizes_and_patterns():
 
 def test_shipped_plans_and_their_settings():
     configs, settings, keys = shipped_plan("fept")
-    assert len(configs) == len(keys) == len(set(keys)) == 207
+    assert len(configs) == len(keys) == len(set(keys)) == 208
     assert settings.kpts == (2, 2, 2) and keys[0] == settings.key(configs[0])
     with pytest.raises(InputError, match="unknown DFT set 'fecr'"):
         shipped_plan("fecr")

@@ -80,6 +80,14 @@ def test_fept_dft_loads_with_physical_moments_and_zero_end_members():
     mix = ds.label("mixing_energy")
     assert len(pure) == 2
     np.testing.assert_allclose(mix[pure], 0.0, atol=1e-12)
+    # an ordering alloy: every mixed composition lies below the end members on average, and the
+    # B2 order (all nearest neighbours unlike) is the lowest equiatomic structure on this lattice
+    formulas = np.array(ds.formulas)
+    for f in set(formulas) - {"Fe16", "Pt16", "FePt15"}:  # (FePt15: the non-magnetic outlier above)
+        assert mix[formulas == f].mean() < 0, f
+    b2 = [i for i, t in enumerate(ds.tags) if "ordered-B2" in t]
+    if b2:
+        assert mix[b2[0]] == mix[formulas == "Fe8Pt8"].min()
 
 
 @pytest.mark.parametrize("name", ["fe_spin", "fept"])

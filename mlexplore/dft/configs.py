@@ -22,7 +22,8 @@ from ase import Atoms
 from ase.build import bulk
 
 from ..data.dataset import StructureDataset
-from ..datasets.sampling import count_classes, distinct_occupations, lattice_permutations, sample_occupations
+from ..datasets.sampling import (canonical_keys, count_classes, distinct_occupations, lattice_permutations,
+                                 sample_occupations)
 from ..errors import InputError
 from .settings import DFTSettings
 
@@ -50,7 +51,8 @@ def fept_configurations(n_per_composition: int = 21, seed: int = 0) -> Structure
 
     Up to ``n_per_composition`` symmetry-distinct configurations per composition (all when
     fewer exist): with the default 21, 207 of the cell's 331 distinct ones (1, 1, 4, 6, 18,
-    then 21 for 5–11 Pt, …), ordered round-robin over compositions.
+    then 21 for 5–11 Pt, …), ordered round-robin over compositions; then the B2 order of
+    Fe8Pt8 (tag ``ordered-B2``) unless the sample holds it already: 208.
 
     The first plan drew 14 occupations per composition without regard to symmetry: 212, but
     only 113 different structures (all 14 "Fe15Pt" are one structure). Its distinct
@@ -74,8 +76,18 @@ def fept_configurations(n_per_composition: int = 21, seed: int = 0) -> Structure
             images.append(atoms)
             tags.append(("bcc", "fixed-volume"))
     order = _interleave(where)
-    return StructureDataset.from_atoms([images[i] for i in order], tags=[tags[i] for i in order],
-                                       name="FePt 16-site BCC (GPAW PBE)")
+    images, tags = [images[i] for i in order], [tags[i] for i in order]
+    # the B2 (CsCl) order, Pt on every cube centre: all 8 nearest neighbours unlike, the
+    # equiatomic structure an ordering alloy should favour on this lattice; last, unless sampled
+    b2 = np.isclose((template.positions / (FEPT_LATTICE_CONSTANT / 2)) % 2, 1).all(axis=1)
+    sampled = canonical_keys(np.array([a.numbers == 78 for a in images]), perms)
+    if canonical_keys(b2, perms)[0] not in set(sampled.tolist()):
+        atoms = template.copy()
+        atoms.numbers = np.where(b2, 78, 26)
+        atoms.set_initial_magnetic_moments(np.where(b2, 0.5, 3.0))
+        images.append(atoms)
+        tags.append(("bcc", "fixed-volume", "ordered-B2"))
+    return StructureDataset.from_atoms(images, tags=tags, name="FePt 16-site BCC (GPAW PBE)")
 
 
 def _strained(atoms: Atoms, rng: np.random.Generator, volumetric: float, shear: float,
