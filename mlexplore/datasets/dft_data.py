@@ -30,10 +30,15 @@ def _load(name: str) -> StructureDataset:
 def fept_dft() -> StructureDataset:
     """FePt on a 16-site BCC cell at fixed volume (a = 2.98 Å), GPAW PBE.
 
+    Every composition, each structure once: no two are related by the cell's symmetry
+    (:func:`mlexplore.dft.configs.fept_configurations`); the B2 order of Fe8Pt8 is tagged
+    ``ordered-B2``.
+
     Labels: ``energy`` (eV), ``mixing_energy`` (eV/atom, vs the pure Fe16 and
     Pt16 cells), ``forces`` (eV/Å), ``stress`` (eV/Å³), ``magmoms`` (μ_B per
     atom), ``magmom`` (total), ``charges`` (Hirshfeld Z − N_e, e),
-    ``charge_transfer`` (N_e − Z, e), ``initial_magmoms``.
+    ``charge_transfer`` (N_e − Z, e), ``initial_magmoms``, ``pattern_kept``
+    (0 flags a cell whose SCF left the seeded ferromagnetic state).
     """
     return _load("fept")
 
