@@ -107,6 +107,21 @@ def test_mixing_energy_of_end_members_is_zero():
     assert mix[i] == pytest.approx(ds.label("energy")[i] / 32 - (n_au * e_au + (32 - n_au) * e_cu) / 32)
 
 
+def test_distinct_alloy_structures_have_distinct_energies():
+    """With distinct=True no structure repeats: one Au on 32 FCC sites is one structure, and
+    symmetry-equivalent copies (same EMT energy) are gone from every composition."""
+    ds = lattice_alloy("CuAu", n_per_composition=6, compositions=[0, 1, 2, 16], distinct=True, progress=False,
+                       cache=False)
+    counts = {f: ds.formulas.count(f) for f in set(ds.formulas)}
+    assert counts == {"Cu32": 1, "AuCu31": 1, "Au2Cu30": 5, "Au16Cu16": 6}  # Au pairs: 5 distances in the cell
+    e = ds.label("energy")
+    for f in counts:
+        sel = np.array(ds.formulas) == f
+        assert len(np.unique(np.round(e[sel], 9))) == sel.sum()
+    plain = lattice_alloy("CuAu", n_per_composition=6, compositions=[1], progress=False, cache=False)
+    assert len(plain) == 6 and np.ptp(plain.label("energy")) < 1e-9  # six copies of one structure
+
+
 def test_vegard_lattice_constant():
     ds = lattice_alloy("CuAu", n_per_composition=1, progress=False)
     a_cu, a_au = emt_lattice_constant("Cu"), emt_lattice_constant("Au")

@@ -13,7 +13,7 @@ from ..data.dataset import StructureDataset
 from ..errors import InputError
 from .cache import cached
 from .emt import check_emt_metal, emt_label_many, emt_lattice_constant
-from .sampling import sample_occupations
+from .sampling import lattice_permutations, sample_occupations
 
 __all__ = ["lattice_alloy", "parse_pair"]
 
@@ -53,6 +53,7 @@ def lattice_alloy(
     n_jobs: int | None = None,
     progress: bool = True,
     cache: bool = True,
+    distinct: bool = False,
 ) -> StructureDataset:
     """A binary alloy A–B on a fixed lattice, every composition sampled, EMT labels.
 
@@ -83,6 +84,12 @@ def lattice_alloy(
         every structure uses the composition-weighted value at 50 %.
     seed:
         Seed for sampling, rattling and straining.
+    distinct:
+        Count symmetry classes instead of occupations: each composition gets up to
+        ``n_per_composition`` different structures (all when fewer exist), none an image of
+        another under the cell's symmetry (see :func:`lattice_permutations`). The paper's rule
+        (default) repeats structures on small cells: a single B atom on 32 sites gives 32 copies
+        of one structure, which a random split spreads over training and test sets.
     n_jobs:
         Processes for the EMT labelling (default: all cores).
 
@@ -109,6 +116,8 @@ def lattice_alloy(
                   n_per_composition=n_per_composition,
                   compositions=None if compositions is None else list(compositions),
                   rattle=rattle, strain=strain, vegard=vegard, seed=seed)
+    if distinct:  # (the cache key of the default stays what it was)
+        params["distinct"] = True
 
     def build() -> StructureDataset:
         rng = np.random.default_rng(seed)
@@ -116,7 +125,8 @@ def lattice_alloy(
         template = bulk(a_sym, lattice, a=1.0, cubic=True).repeat(repeat)  # unit lattice constant
         n_sites = len(template)
         z_a, z_b = atomic_numbers[a_sym], atomic_numbers[b_sym]
-        groups = sample_occupations(n_sites, n_per_composition, compositions, rng)
+        perms = lattice_permutations(template) if distinct else None
+        groups = sample_occupations(n_sites, n_per_composition, compositions, rng, permutations=perms)
         images = []
         for k, occupations in groups:
             c = k / n_sites
