@@ -46,3 +46,21 @@ def test_the_dft_extra_is_what_the_install_script_installs():
         return  # the DFT tests skip too; the requirement itself is checked above
     pinned = next(req for req in dft if req.startswith("gpaw=="))
     assert installed == pinned.split("==")[1], f"installed GPAW {installed} is not the extra's {pinned}"
+
+
+def test_tutorials_are_listed_and_every_exercise_has_a_collapsed_solution():
+    import json
+
+    readme = (ROOT / "README.md").read_text()
+    on_disk = sorted(p.name for p in (ROOT / "tutorials").glob("*.ipynb"))
+    listed = sorted(set(re.findall(r"`tutorials/([^`]+\.ipynb)`", readme)))
+    assert on_disk == listed, "the README's course table and tutorials/ disagree"
+    for name in on_disk:
+        cells = json.loads((ROOT / "tutorials" / name).read_text())["cells"]
+        for k, cell in enumerate(cells):
+            text = "".join(cell["source"])
+            if cell["cell_type"] == "markdown" and text.lstrip("# ").startswith("✏️"):
+                after = cells[k + 1] if k + 1 < len(cells) else None
+                assert after is not None and after["cell_type"] == "code", f"{name}: exercise {k} has no solution"
+                assert "solution" in after["metadata"].get("tags", []), f"{name}: solution {k + 1} is not tagged"
+                assert after["metadata"].get("jupyter", {}).get("source_hidden"), f"{name}: solution {k + 1} is open"
