@@ -69,7 +69,10 @@ def fit_tasks(model, train: StructureDataset, val: StructureDataset | None = Non
     Targets are standardised per task on the training set. The loss is
     ``Σ_t α_t · RMSE_t`` of the standardised targets (000's ``Σ α_i ||y_i − ŷ_i||``,
     divided by √n so it does not grow with the batch). Early stopping on the
-    validation loss; the best weights are kept.
+    validation loss; the best weights are kept. The training loss and RMSEs of an epoch are
+    accumulated over its mini-batches as they are trained (as Keras reports them), which
+    saves a forward pass over the training set per epoch; the validation ones are computed
+    after the epoch.
     """
     from tqdm.auto import tqdm
 
@@ -92,15 +95,19 @@ def fit_tasks(model, train: StructureDataset, val: StructureDataset | None = Non
     history = History()
     best = copy.deepcopy(model.state_dict())
 
-    def loss_of(x, y) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss_of(x, y, sums: dict | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         pred = model(x, normalised=True)
         parts = {}
         total = 0.0
         for k, name in enumerate(model.tasks):
             target = (y[name] - model.target_shift[k]) / model.target_scale[k]
-            r = torch.sqrt(((pred[name] - target) ** 2).mean())
+            squared = (pred[name] - target) ** 2
+            r = torch.sqrt(squared.mean())
             parts[name] = r
             total = total + alpha[name] * r
+            if sums is not None:  # the epoch's training RMSE, accumulated over its mini-batches
+                sse, n = sums.get(name, (0.0, 0))
+                sums[name] = (sse + float(squared.detach().sum()), n + squared.numel())
         return total, parts
 
     try:
@@ -108,20 +115,22 @@ def fit_tasks(model, train: StructureDataset, val: StructureDataset | None = Non
             t0 = time.perf_counter()
             model.train()
             order = torch.randperm(len(train), generator=gen).to(device)
+            sums: dict[str, tuple[float, int]] = {}
             for b, start in enumerate(range(0, len(train), batch)):
                 idx = torch.sort(order[start:start + batch]).values
                 atoms = atoms_of(atom_index, idx)
                 y_b = {k: v[atoms] if model.tasks[k] == "site" else v[idx] for k, v in y_tr.items()}
                 x_b = model.select(x_tr, idx) if sliced_by_model else x_tr[idx]
-                loss, _ = loss_of(x_b, y_b)
+                loss, _ = loss_of(x_b, y_b, sums)
                 if not torch.isfinite(loss):
                     raise TrainingError(f"the loss became {float(loss.detach())} at epoch {epoch}, batch {b}")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
             model.eval()
+            tparts = {name: (sse / n) ** 0.5 for name, (sse, n) in sums.items()}
+            tl = sum(alpha[name] * r for name, r in tparts.items())
             with torch.no_grad():
-                tl, tparts = loss_of(x_tr, y_tr)
                 vl, vparts = loss_of(x_va, y_va) if val is not None else (tl, tparts)
             improved = history.log_epoch(epoch, float(tl), float(vl), lr, time.perf_counter() - t0)
             for k, name in enumerate(model.tasks):
