@@ -201,6 +201,10 @@ def fit(
 ) -> History:
     """Train ``model`` on ``train``; returns the :class:`History`. The model ends with the best weights.
 
+    The history's training loss and RMSEs of an epoch are accumulated over its mini-batches
+    as they are trained (as Keras reports them), which saves a pass over the training set;
+    the validation ones are computed after the epoch, with its final weights.
+
     Parameters
     ----------
     targets:
@@ -276,27 +280,35 @@ def fit(
         total = sum(weights[t] * v for t, v in parts.items())
         return total, parts
 
+    def accumulate(acc: dict, loss: torch.Tensor, parts: dict[str, torch.Tensor], w: int) -> None:
+        """Add one batch of ``w`` structures to the running sums ``acc``."""
+        acc["total"] = acc.get("total", 0.0) + float(loss.detach()) * w
+        acc["count"] = acc.get("count", 0) + w
+        for k, v in parts.items():
+            acc[k] = acc.get(k, 0.0) + float(v.detach()) * w
+
+    def summarise(acc: dict) -> tuple[float, dict[str, float]]:
+        """The loss and the RMSE per target (energy in meV/atom) of the sums."""
+        rmse = {}
+        for k, v in acc.items():
+            if k in ("total", "count"):
+                continue
+            unit = 1000.0 if k == "energy" else 1.0
+            s = float(scale) if k in ("energy", "forces") else float(model.output_scale[model.atom_outputs.index(k)])
+            rmse[k] = math.sqrt(v / acc["count"]) * s * unit
+        return acc["total"] / acc["count"], rmse
+
     def evaluate(ps: _PreparedSet) -> tuple[float, dict[str, float]]:
         model.eval()
-        sums: dict[str, float] = {}
-        total, count = 0.0, 0
+        acc: dict = {}
         n = len(ps.ds)
         for start in range(0, n, max(batch_size, 64)):
             idx = torch.arange(start, min(start + max(batch_size, 64), n), device=device)
             batch, labels = ps.batch(idx)
             with torch.enable_grad() if need_forces else torch.no_grad():
                 loss, parts = losses(batch, labels, create_graph=False)
-            w = len(idx)
-            total += float(loss.detach()) * w
-            count += w
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach()) * w
-        rmse = {}
-        for k, v in sums.items():
-            unit = 1000.0 if k == "energy" else 1.0  # energy in meV/atom
-            s = float(scale) if k in ("energy", "forces") else float(model.output_scale[model.atom_outputs.index(k)])
-            rmse[k] = math.sqrt(v / count) * s * unit
-        return total / count, rmse
+            accumulate(acc, loss, parts, len(idx))
+        return summarise(acc)
 
     bar = tqdm(range(epochs), desc="training", unit="epoch", disable=not progress)
     try:
@@ -304,6 +316,7 @@ def fit(
             t0 = time.perf_counter()
             model.train()
             order = torch.randperm(len(train), generator=torch_gen).to(device)
+            running: dict = {}
             for b, start in enumerate(range(0, len(train), batch_size)):
                 idx = order[start:start + batch_size]
                 batch, labels = tr.batch(idx)
@@ -316,7 +329,9 @@ def fit(
                                         f"of structures {train.ids[idx.cpu().numpy()].tolist()[:10]}")
                 loss.backward()
                 opt.step()
-            train_loss, train_rmse = evaluate(tr)
+                accumulate(running, loss, parts, len(idx))
+            # the training loss as the epoch's mini-batches had it (no second pass over the set)
+            train_loss, train_rmse = summarise(running)
             val_loss, val_rmse = evaluate(va) if va is not None else (train_loss, train_rmse)
             sched.step(val_loss)
             improved = history.log_epoch(epoch, train_loss, val_loss, opt.param_groups[0]["lr"],
