@@ -1,11 +1,15 @@
 #!/usr/bin/env python
-"""Print the data card numbers of the DFT record files (counts, ranges, timing, SCF pattern retention).
+"""Print the data card numbers of the DFT record files (counts, ranges, timing, SCF pattern retention,
+checks against known iron and FePt).
 
-    .venv/bin/python scripts/dft_report.py
+    .venv/bin/python scripts/dft_report.py [--markdown]
+
+``--markdown`` ends with the README's status table.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections import Counter
 from pathlib import Path
@@ -23,6 +27,10 @@ from mlexplore.dft.iron_physics import ferromagnetic_bcc_eos, pattern_energy_gap
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--markdown", action="store_true", help="end with the status table in markdown")
+    args = parser.parse_args()
+    table = []
     for name in ("fe_spin", "fept"):
         path = ROOT / "data" / "dft" / f"{name}.jsonl"
         records = read_records(path)
@@ -42,6 +50,8 @@ def main() -> None:
         print(f"   CPU time {secs.sum() / 3600:.2f} h (one core, all {len(records)} records"
               + (f", {off_plan} configurations no longer in the plan" if off_plan else "")
               + f"), per configuration {np.median(secs):.0f} s median, {secs.min():.0f}–{secs.max():.0f} s")
+        table.append(f"| `{name}_dft` | {len(ok)} ({len(rescued)} rescued) | {len(failed)} | {len(keys)} | "
+                     f"{secs.sum() / 3600:.1f} h | {np.median(secs):.0f} s |")
         ds = finish_dataset(name, records_to_dataset(ok, name=name))
         e = ds.label("energy") / ds.n_atoms
         print(f"   energy per atom {e.min():.3f} … {e.max():.3f} eV; |forces| max "
@@ -57,6 +67,11 @@ def main() -> None:
             if "mixing_energy" in ds:
                 mix = ds.label("mixing_energy")
                 print(f"   mixing enthalpy {mix.min() * 1000:.1f} … {mix.max() * 1000:.1f} meV/atom")
+                b2 = [i for i, t in enumerate(ds.tags) if "ordered-B2" in t]
+                others = mix[np.array([f == "Fe8Pt8" and "ordered-B2" not in t for f, t in zip(ds.formulas, ds.tags)])]
+                if b2 and others.size:
+                    print(f"   B2 Fe8Pt8 {1000 * mix[b2[0]]:.0f} meV/atom; the other {others.size} Fe8Pt8 "
+                          f"{1000 * others.min():.0f} … {1000 * others.max():.0f}")
         else:
             print(f"   |moments| {np.abs(m).min():.2f} … {np.abs(m).max():.2f} μB")
             kept = ds.label("pattern_kept")
@@ -75,6 +90,11 @@ def main() -> None:
                 print(f"   FM BCC equation of state ({eos['n']} cells{', sheared included' if sheared else ''}, "
                       f"rattle energy removed): a0 {eos['a0']:.3f} Å, B {eos['bulk_modulus']:.0f} GPa, "
                       f"{eos['moment_at_v0']:.2f} μB at V0, residual {eos['rms_residual']:.1f} meV/atom")
+
+    if args.markdown and table:
+        print("\n| set | done | failed | planned | one-core CPU | median per configuration |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        print("\n".join(table))
 
 
 if __name__ == "__main__":
