@@ -146,3 +146,28 @@ def test_properties_of_emt_gold_are_consistent():
     assert g111["gamma_J_m2"] == pytest.approx(g111["gamma"] * 16.0218, rel=1e-4)
     with pytest.raises(InputError, match="facet"):
         surface_energy(EMT(), facet="110")
+
+
+def test_moments_by_neighbours_counts_unlike_neighbours():
+    from ase import Atoms
+
+    from mlexplore.analysis import moments_by_neighbours
+
+    a = 3.0
+    b2 = Atoms("FePt", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5]], cell=[a] * 3, pbc=True)  # Pt: 8 Fe at 2.6 Å
+    pt = Atoms("Pt2", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5]], cell=[a] * 3, pbc=True)  # Pt: no Fe
+    ds = StructureDataset.from_atoms([b2, pt, b2])
+    ds.add_label("magmoms", np.array([3.0, 0.4, 0.0, 0.05, 2.9, 0.5]))
+    r = moments_by_neighbours(ds, "Pt", "Fe", cutoff=2.7)
+    np.testing.assert_array_equal(r["levels"], [0, 8])
+    np.testing.assert_allclose(r["mean"], [0.025, 0.45])
+    np.testing.assert_array_equal(r["n"], [2, 2])
+    only_first = moments_by_neighbours(ds, "Pt", "Fe", cutoff=2.7, structures=[0])
+    np.testing.assert_array_equal(only_first["count"], [8])
+    np.testing.assert_allclose(only_first["moment"], [0.4])
+    # beyond the second shell (3.0 Å) the Fe atom also counts its six Fe images
+    assert moments_by_neighbours(ds, "Fe", "Fe", cutoff=3.1)["levels"].tolist() == [6]
+    with pytest.raises(InputError, match="unknown neighbour 'Xx'"):
+        moments_by_neighbours(ds, "Pt", "Xx", cutoff=2.7)
+    with pytest.raises(InputError, match="no per-atom 'spins'"):
+        moments_by_neighbours(ds, "Pt", "Fe", cutoff=2.7, label="spins")

@@ -73,6 +73,17 @@ def test_fept_dft_loads_with_physical_moments_and_zero_end_members():
     # measured for a Pt pair in an Fe-rich cell (Fe14Pt2), so every single one below 0.6 μB
     pt = np.abs(m[ds.numbers == 78])
     assert pt.mean() < 0.5 and (pt < 0.6).all()
+    # the Pt moment is induced by Fe neighbours: it grows with their number (nearest shell, 2.58 Å),
+    # while an Fe atom's own moment is largest among Pt
+    from scipy.stats import spearmanr
+
+    from mlexplore.analysis import moments_by_neighbours
+
+    on_pt = moments_by_neighbours(ds, "Pt", "Fe", cutoff=2.7, structures=kept)
+    assert spearmanr(on_pt["count"], on_pt["moment"])[0] > 0.8
+    assert on_pt["mean"][-1] - on_pt["mean"][0] > 0.3 and on_pt["levels"][-1] - on_pt["levels"][0] >= 6
+    on_fe = moments_by_neighbours(ds, "Fe", "Fe", cutoff=2.7, structures=kept)
+    assert on_fe["mean"][0] > on_fe["mean"][-1]
     pure = [i for i, f in enumerate(ds.formulas) if f in ("Fe16", "Pt16")]
     if "mixing_energy" not in ds:  # the export adds it once both end members are computed
         assert len(pure) < 2

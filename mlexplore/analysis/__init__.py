@@ -3,7 +3,7 @@ feature diagnostics, ensemble error statistics, magnetic measures, physical prop
 
 from .errors import ErrorBand, error_band, error_grid
 from .features import FeatureReport, feature_correlation, feature_report
-from .magnetism import magnetic_measures, net_spin_ratio, polar_angle_variance, spin_vectors
+from .magnetism import magnetic_measures, moments_by_neighbours, net_spin_ratio, polar_angle_variance, spin_vectors
 from .metrics import mae, per_group, r2, regression_report, rmse
 from .pca import PCAResult, pca
 from .properties import cubic_elastic_constants, equation_of_state, surface_energy
@@ -11,5 +11,5 @@ from .rdf import RDF, rdf
 
 __all__ = ["rmse", "mae", "r2", "regression_report", "per_group", "rdf", "RDF", "pca", "PCAResult",
            "feature_correlation", "feature_report", "FeatureReport", "error_band", "error_grid", "ErrorBand",
-           "net_spin_ratio", "polar_angle_variance", "magnetic_measures", "spin_vectors", "equation_of_state",
+           "net_spin_ratio", "polar_angle_variance", "magnetic_measures", "moments_by_neighbours", "spin_vectors", "equation_of_state",
            "cubic_elastic_constants", "surface_energy"]

@@ -9,6 +9,9 @@ taken along z, or 3-vectors):
   and the net-spin direction: 0 (FM), π²/4 (collinear AFM), π²/4 − 2 ≈ 0.467
   (paramagnet, directions uniform on the sphere). When the net spin vanishes
   the direction of the largest spin is the reference axis.
+
+:func:`moments_by_neighbours` relates each atom's moment to its chemical
+environment: e.g. the moment induced on Pt by its Fe neighbours in FePt.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["spin_vectors", "net_spin_ratio", "polar_angle_variance", "magnetic_measures"]
+__all__ = ["spin_vectors", "net_spin_ratio", "polar_angle_variance", "magnetic_measures", "moments_by_neighbours"]
 
 
 def spin_vectors(spins: Any) -> np.ndarray:
@@ -70,3 +73,45 @@ def magnetic_measures(dataset: Any, label: str = "magmoms") -> dict[str, np.ndar
         ratio.append(net_spin_ratio(m[sl]))
         var.append(polar_angle_variance(m[sl]))
     return {"net_spin_ratio": np.array(ratio), "polar_angle_variance": np.array(var)}
+
+
+def moments_by_neighbours(dataset: Any, element: str, neighbour: str, cutoff: float, label: str = "magmoms",
+                          structures: Any = None) -> dict[str, np.ndarray]:
+    """The moment of every ``element`` atom against how many ``neighbour`` atoms lie within
+    ``cutoff`` (Å, periodic images included).
+
+    ``structures``: a boolean mask or indices of the structures to use (default all; e.g.
+    those whose SCF kept the seeded state). Returns ``{"count": (n,), "moment": (n,) μB,
+    "levels": distinct counts, "mean": mean moment per level, "n": atoms per level}``.
+    """
+    import torch
+
+    from ase.data import atomic_numbers
+
+    from ..descriptors.neighbors import neighbor_pairs
+
+    if label not in dataset.atom_labels:
+        raise InputError(f"the dataset has no per-atom {label!r} label (it has {sorted(dataset.atom_labels)})",
+                         field=label)
+    for name, sym in (("element", element), ("neighbour", neighbour)):
+        if sym not in atomic_numbers:
+            raise InputError(f"unknown {name} {sym!r}", field=name)
+    moments = np.asarray(dataset.atom_labels[label], dtype=float)
+    if moments.ndim != 1:  # non-collinear: the length of each moment
+        moments = np.linalg.norm(moments.reshape(len(moments), -1), axis=1)
+    use = np.ones(len(dataset), bool)
+    if structures is not None:
+        sel = np.asarray(structures)
+        use = sel.astype(bool) if sel.dtype == bool else np.isin(np.arange(len(dataset)), sel)
+        if len(use) != len(dataset):
+            raise InputError(f"structures mask of {len(use)} entries for {len(dataset)} structures", field="structures")
+    nb = neighbor_pairs(torch.as_tensor(dataset.positions), torch.as_tensor(dataset.cells),
+                        torch.as_tensor(dataset.pbc), torch.as_tensor(dataset.n_atoms), cutoff)
+    i, j = nb.centers.numpy(), nb.neighbors.numpy()
+    z = np.asarray(dataset.numbers)
+    count = np.bincount(i[z[j] == atomic_numbers[neighbour]], minlength=len(z))
+    atoms = (z == atomic_numbers[element]) & np.repeat(use, dataset.n_atoms)
+    c, m = count[atoms], moments[atoms]
+    levels = np.unique(c)
+    return {"count": c, "moment": m, "levels": levels, "mean": np.array([m[c == k].mean() for k in levels]),
+            "n": np.array([(c == k).sum() for k in levels])}
