@@ -40,6 +40,19 @@ from mlexplore.dft.export import export_dataset  # noqa: E402
 RESCUE_SMEARING = 0.3
 
 
+def _exporter(name: str, records: Path, keys: list[str], every: int):
+    """An ``on_record`` callback that exports the package file after every ``every`` records."""
+    finished = 0
+
+    def export_now(record: dict) -> None:
+        nonlocal finished
+        finished += 1
+        if finished % every == 0:
+            export_dataset(name, records, keys=keys)
+
+    return export_now
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("names", nargs="*", default=["fe_spin", "fept"], choices=sorted(SHIPPED_SETTINGS))
@@ -61,16 +74,9 @@ def main() -> None:
             configs = configs[: args.limit]
         run = dict(out=records, settings=settings, log_dir=ROOT / "data" / "dft" / "logs" / name,
                    rescue_smearing=RESCUE_SMEARING)
-        step = max(1, args.export_every)
-        finished = []
-
-        def export_now(record: dict, name: str = name, records: Path = records, keys: list = keys) -> None:
-            finished.append(record["status"])
-            if len(finished) % step == 0:
-                export_dataset(name, records, keys=keys)
-
         # one label() call per set, so its progress bar and ETA span the whole set; the forward
         # process exports as it goes (the reverse one's records included), the reverse one at its end
+        export_now = _exporter(name, records, keys, max(1, args.export_every))
         label(configs, reverse=args.reverse, on_record=None if args.reverse else export_now, **run)
         export_dataset(name, records, keys=keys)
         print(f"{name}: done, {records}")
