@@ -281,11 +281,12 @@ def fit(
         return total, parts
 
     def accumulate(acc: dict, loss: torch.Tensor, parts: dict[str, torch.Tensor], w: int) -> None:
-        """Add one batch of ``w`` structures to the running sums ``acc``."""
-        acc["total"] = acc.get("total", 0.0) + float(loss.detach()) * w
+        """Add one batch of ``w`` structures to the running sums ``acc`` (kept as tensors on the
+        device: no host synchronisation per batch)."""
+        acc["total"] = acc.get("total", 0.0) + loss.detach() * w
         acc["count"] = acc.get("count", 0) + w
         for k, v in parts.items():
-            acc[k] = acc.get(k, 0.0) + float(v.detach()) * w
+            acc[k] = acc.get(k, 0.0) + v.detach() * w
 
     def summarise(acc: dict) -> tuple[float, dict[str, float]]:
         """The loss and the RMSE per target (energy in meV/atom) of the sums."""
@@ -295,8 +296,8 @@ def fit(
                 continue
             unit = 1000.0 if k == "energy" else 1.0
             s = float(scale) if k in ("energy", "forces") else float(model.output_scale[model.atom_outputs.index(k)])
-            rmse[k] = math.sqrt(v / acc["count"]) * s * unit
-        return acc["total"] / acc["count"], rmse
+            rmse[k] = math.sqrt(float(v) / acc["count"]) * s * unit
+        return float(acc["total"]) / acc["count"], rmse
 
     def evaluate(ps: _PreparedSet) -> tuple[float, dict[str, float]]:
         model.eval()

@@ -105,9 +105,9 @@ def fit_tasks(model, train: StructureDataset, val: StructureDataset | None = Non
             r = torch.sqrt(squared.mean())
             parts[name] = r
             total = total + alpha[name] * r
-            if sums is not None:  # the epoch's training RMSE, accumulated over its mini-batches
+            if sums is not None:  # the epoch's training RMSE, accumulated over its mini-batches (on the device)
                 sse, n = sums.get(name, (0.0, 0))
-                sums[name] = (sse + float(squared.detach().sum()), n + squared.numel())
+                sums[name] = (sse + squared.detach().sum(), n + squared.numel())
         return total, parts
 
     try:
@@ -128,7 +128,7 @@ def fit_tasks(model, train: StructureDataset, val: StructureDataset | None = Non
                 loss.backward()
                 opt.step()
             model.eval()
-            tparts = {name: (sse / n) ** 0.5 for name, (sse, n) in sums.items()}
+            tparts = {name: (float(sse) / n) ** 0.5 for name, (sse, n) in sums.items()}
             tl = sum(alpha[name] * r for name, r in tparts.items())
             with torch.no_grad():
                 vl, vparts = loss_of(x_va, y_va) if val is not None else (tl, tparts)
