@@ -74,6 +74,18 @@ def test_compare_tasks_returns_every_combination_with_mean_and_std(ising):
         compare_tasks(ising, ["energy"], n_runs=1, epochs=1, progress=False, vary="data")
 
 
+def test_compare_tasks_options_reach_the_trainer_or_are_named(ising):
+    # patience reaches fit_tasks: with 0 epochs of patience every model stops after its first epoch
+    _, runs = compare_tasks(ising, ["energy"], n_runs=1, epochs=30, lr=1e-3, width=8, device="cpu", progress=False,
+                            patience=0, return_runs=True)
+    assert len(runs[0].history.epoch) < 30
+    # an option neither compare_tasks nor the network takes is named before any training
+    with pytest.raises(InputError, match=r"unknown option\(s\) hidden for the lattice model; it takes width, activation"):
+        compare_tasks(ising, ["energy"], n_runs=1, epochs=1, progress=False, hidden=(8, 8))
+    with pytest.raises(InputError, match="for the graph model; it takes cutoff, width, layers"):
+        compare_tasks(ising, ["energy"], model="graph", n_runs=1, epochs=1, progress=False, activation="relu")
+
+
 def test_compare_tasks_independent_initialisations(ising):
     """001's protocol: one split, N initialisations — the spread then comes from the weights alone."""
     rows = compare_tasks(ising, ["energy"], n_runs=3, epochs=5, lr=1e-3, width=16, device="cpu", progress=False,

@@ -9,6 +9,7 @@ device, dtype)`` giving its input, and ``forward(inputs, normalised)`` giving
 from __future__ import annotations
 
 import copy
+import inspect
 import itertools
 import math
 import os
@@ -215,7 +216,7 @@ class TaskComparisonPlan:
             net = GraphNet(o["elements"], tasks, **o["model_kwargs"])
         t0 = time.perf_counter()
         history = fit_tasks(net, train, val, epochs=o["epochs"], lr=o["lr"], batch_fraction=o["batch_fraction"],
-                            device=o["device"], seed=o["seed"] + r, callback=callback)
+                            patience=o.get("patience", 50), device=o["device"], seed=o["seed"] + r, callback=callback)
         seconds = time.perf_counter() - t0
         pred = predict_tasks(net, test)
         return TaskRun(run=r, tasks=combo, model=net, history=history, seconds=seconds,
@@ -228,7 +229,7 @@ def plan_task_comparison(dataset: StructureDataset, targets: Sequence[str],
                          n_runs: int = 3, fractions: Sequence[float] = (0.8, 0.1, 0.1), stratify: bool = True,
                          epochs: int = 500, lr: float = 1e-4, batch_fraction: float = 0.1,
                          elements: Sequence[str] | None = None, device: Any = "auto", seed: int = 0,
-                         vary: str = "split", **model_kwargs) -> TaskComparisonPlan:
+                         vary: str = "split", patience: int | None = 50, **model_kwargs) -> TaskComparisonPlan:
     """Check the inputs of :func:`compare_tasks` and list its jobs (same arguments)."""
     if n_runs < 1:
         raise InputError("n_runs must be ≥ 1", field="n_runs")
@@ -236,6 +237,15 @@ def plan_task_comparison(dataset: StructureDataset, targets: Sequence[str],
         raise InputError(f"vary must be 'split' or 'init', got {vary!r}", field="vary")
     if model not in ("lattice", "graph"):
         raise InputError(f"model must be 'lattice' or 'graph', got {model!r}", field="model")
+    # the remaining keywords go to the network: name a misspelt or misplaced one here, not in job 1
+    cls, fixed = (LatticeMLP, {"self", "n_sites", "elements", "tasks"}) if model == "lattice" else \
+        (GraphNet, {"self", "elements", "tasks"})
+    allowed = [k for k in inspect.signature(cls.__init__).parameters if k not in fixed]
+    unknown = sorted(set(model_kwargs) - set(allowed))
+    if unknown:
+        raise InputError(f"unknown option(s) {', '.join(unknown)} for the {model} model; it takes "
+                         f"{', '.join(allowed)}, and compare_tasks takes n_runs, fractions, stratify, epochs, lr, "
+                         "batch_fraction, patience, elements, device, seed, vary", field=unknown[0])
     targets = list(targets)
     if not targets:
         raise InputError("no targets chosen", field="targets")
@@ -255,6 +265,8 @@ def plan_task_comparison(dataset: StructureDataset, targets: Sequence[str],
     options = dict(model=model, fractions=tuple(fractions), stratify=stratify, epochs=epochs, lr=lr,
                    batch_fraction=batch_fraction, elements=list(elements or dataset.elements), device=device,
                    seed=seed, vary=vary, model_kwargs=model_kwargs)
+    if patience != 50:  # (only when changed, so that the fingerprints of earlier resume files stay valid)
+        options["patience"] = patience
     jobs = [(r, c) for r in range(n_runs) for c in combos]
     return TaskComparisonPlan(dataset=dataset, targets=targets, kinds=kinds, jobs=jobs, options=options)
 
@@ -286,7 +298,7 @@ def compare_tasks(dataset: StructureDataset, targets: Sequence[str], combination
                   stratify: bool = True, epochs: int = 500, lr: float = 1e-4, batch_fraction: float = 0.1,
                   elements: Sequence[str] | None = None, device: Any = "auto", seed: int = 0,
                   vary: str = "split", progress: bool = True, return_runs: bool = False,
-                  resume_file: str | os.PathLike | None = None,
+                  resume_file: str | os.PathLike | None = None, patience: int | None = 50,
                   **model_kwargs) -> list[dict] | tuple[list[dict], list[TaskRun]]:
     """Train every STL and MTL combination of ``targets`` ``n_runs`` times; score on held-out test sets.
 
@@ -302,6 +314,8 @@ def compare_tasks(dataset: StructureDataset, targets: Sequence[str], combination
     so the combinations are compared on equal footing. Returns the rows of
     :func:`summarise_task_runs` (and the :class:`TaskRun` list with ``return_runs``).
 
+    ``patience``: epochs without a better validation loss before a model stops (None: never).
+
     ``resume_file`` (a ``.jsonl`` path): every finished model's test predictions and history
     are appended there, and a rerun with the same data and options skips those models
     (:mod:`mlexplore.training.task_records`); their :class:`TaskRun` has ``model=None``.
@@ -311,7 +325,8 @@ def compare_tasks(dataset: StructureDataset, targets: Sequence[str], combination
 
     plan = plan_task_comparison(dataset, targets, combinations, model=model, n_runs=n_runs, fractions=fractions,
                                 stratify=stratify, epochs=epochs, lr=lr, batch_fraction=batch_fraction,
-                                elements=elements, device=device, seed=seed, vary=vary, **model_kwargs)
+                                elements=elements, device=device, seed=seed, vary=vary, patience=patience,
+                                **model_kwargs)
     fingerprint = plan_fingerprint(plan) if resume_file is not None else ""
     done = read_task_records(resume_file, fingerprint) if resume_file is not None else {}
     runs = []
