@@ -366,7 +366,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     rows, runs = compare_tasks(data, targets, combos, model=args.model, n_runs=args.runs,
                                fractions=_float_list(args.split, "--split"), stratify=not args.no_stratify,
                                epochs=args.epochs, lr=lr, vary=args.vary, device=args.device, seed=args.seed,
-                               progress=not args.quiet, return_runs=True, resume_file=args.resume, **kwargs)
+                               progress=not args.quiet, return_runs=True, resume_file=args.resume,
+                               patience=None if args.patience < 0 else args.patience, **kwargs)
     print()
     print(format_task_table(rows))
     print()
@@ -543,6 +544,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-stratify", action="store_true",
                    help="random splits instead of splits stratified by composition")
     p.add_argument("--epochs", type=int, default=100, help="at most this many epochs per model (default 100)")
+    p.add_argument("--patience", type=int, default=50,
+                   help="stop a model after this many epochs without a better validation loss (default 50; -1: never)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3 graph, 1e-4 lattice)")
     p.add_argument("--width", type=int, default=None, help="node features (graph, default 20) or hidden width "
                                                            "(lattice, default 200)")

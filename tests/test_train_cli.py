@@ -207,6 +207,21 @@ def test_compare_cli_prints_the_table_and_resumes(tmp_path, capsys, monkeypatch)
     assert trained == [] and f"{first['rmse_mean']:.4g}" in capsys.readouterr().out
 
 
+def test_compare_cli_patience_stops_models_early(tmp_path):
+    import json
+
+    from mlexplore.datasets import lattice_alloy
+
+    data = tmp_path / "cuau.xyz"
+    lattice_alloy("CuAu", n_per_composition=2, progress=False).save(data)
+    argv = ["compare", str(data), "--targets", "mixing_energy", "--model", "lattice", "--runs", "1", "--epochs", "40",
+            "--width", "8", "--no-stratify", "--device", "cpu", "--quiet", "--resume", str(tmp_path / "runs.jsonl")]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main([*argv, "--patience", "0"]) == 0
+    record = json.loads((tmp_path / "runs.jsonl").read_text().splitlines()[0])
+    assert len(record["history"]["epoch"]) < 40
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--targets", "nope"], "target 'nope' is not in the dataset"),
     (["--targets", "mixing_energy", "--model", "lattice", "--cutoff", "7"], "--cutoff and --layers are GraphNet"),
