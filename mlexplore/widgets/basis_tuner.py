@@ -444,7 +444,7 @@ class BasisTuner(w.VBox):
                     self.pca_figure.add_scattergl(mode="markers", name=name, marker=dict(size=4),
                                                   hovertemplate="structure %{customdata[0]}, atom "
                                                                 "%{customdata[1]}<extra>%{fullData.name}</extra>")
-            for trace, (name, m) in zip(self.pca_figure.data, groups):  # numpy arrays straight in
+            for trace, (_, m) in zip(self.pca_figure.data, groups):  # numpy arrays straight in
                 trace.x, trace.y, trace.customdata = s[m, 0], s[m, 1], ids[m]
                 if color is not None:
                     trace.marker.update(color=color[m], colorscale="Viridis", colorbar=dict(title=by, len=0.8))

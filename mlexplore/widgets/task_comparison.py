@@ -166,7 +166,7 @@ class TaskComparison(w.VBox):
                                                   style={"description_width": "150px"}) for r, c in jobs]
         with self.curves.batch_update():
             self.curves.data = []
-            for k, (r, c) in enumerate(jobs):
+            for r, c in jobs:
                 self.curves.add_scatter(x=[], y=[], mode="lines", name=f"{'+'.join(c)} #{r}",
                                         line=dict(color=PALETTE[combos.index(c) % len(PALETTE)]))
         for name in ("parity", "error_pdfs"):
@@ -243,8 +243,8 @@ class TaskComparison(w.VBox):
         with self.parity.batch_update():
             self.parity.data = []
             lo, hi = np.inf, -np.inf
-            for t_i, t in enumerate(targets):
-                for c_i, c in enumerate(combos):
+            for t in targets:
+                for c in combos:
                     runs = [r for r in self.runs if r.tasks == c and t in r.tasks]
                     if not runs:
                         continue
