@@ -67,6 +67,50 @@ def ours(sets, device, dtype, forces: bool, chunk: int):
     return run
 
 
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def stages(sets, device: str, dtype, chunk: int, repeat: int) -> None:
+    """Time of each stage for one batch of ``chunk`` structures of each set: the neighbour
+    list, the features on that list, and the backward pass for forces (and peak memory)."""
+    from mlexplore.descriptors.neighbors import neighbor_pairs
+
+    print(f"\nstages, one batch of {chunk} structures, {str(dtype)[6:]} (best of {repeat}):")
+    print(f"{'':<10} {'atoms':>7} {'pairs':>9} {'neighbours ms':>14} {'features ms':>12} {'backward ms':>12} "
+          f"{'peak KB/atom':>13}")
+    for ds, sf in sets:
+        batch = sf.prepare(ds[:chunk], device=device, dtype=dtype)
+        n = batch["positions"].shape[0]
+        times = {"nl": [], "feat": [], "back": []}
+        peak = 0.0
+        for _ in range(repeat):
+            if device.startswith("cuda"):
+                torch.cuda.reset_peak_memory_stats()
+            pos = batch["positions"].detach().requires_grad_(True)
+            _sync(device)
+            t0 = time.perf_counter()
+            nb = neighbor_pairs(pos, batch["cells"], batch["pbc"], batch["n_atoms"], sf.neighbor_cutoff,
+                                method=sf.neighbor_method)
+            _sync(device)
+            t1 = time.perf_counter()
+            g = sf(pos, batch["numbers"], batch["cells"], batch["pbc"], batch["n_atoms"], neighbors=nb)
+            _sync(device)
+            t2 = time.perf_counter()
+            torch.autograd.grad(g.sum(), pos)
+            _sync(device)
+            t3 = time.perf_counter()
+            times["nl"].append(t1 - t0)
+            times["feat"].append(t2 - t1)
+            times["back"].append(t3 - t2)
+            if device.startswith("cuda"):
+                peak = torch.cuda.max_memory_allocated() / n / 1024
+        name = "/".join(sf.elements)
+        print(f"{name:<10} {n:7d} {len(nb):9d} {min(times['nl']) * 1e3:14.2f} {min(times['feat']) * 1e3:12.2f} "
+              f"{min(times['back']) * 1e3:12.2f} {peak:13.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -75,6 +119,10 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=50, help="structures per batch")
     parser.add_argument("--no-dscribe", action="store_true")
     parser.add_argument("--no-forces", action="store_true", help="time the features only")
+    parser.add_argument("--variants", default="eager,compiled",
+                        help="which of our variants to time: eager, compiled or both (comma-separated)")
+    parser.add_argument("--stages", action="store_true",
+                        help="only time the stages (neighbour list, features, backward) of one batch per set")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's choice; use 1 when another job holds a core)")
     args = parser.parse_args()
@@ -85,9 +133,15 @@ def main() -> None:
     cuda = args.device.startswith("cuda")
     print(f"{len(cuau)} CuAu (32 atoms) + {len(fe)} Fe (128 atoms) = {n_atoms} atoms; bloore-fe-bp; "
           f"device {args.device}, torch threads {torch.get_num_threads()}")
+    if args.stages:
+        sets = [(cuau, from_preset("bloore-fe-bp", elements=["Cu", "Au"]).to(args.device)),
+                (fe, from_preset("bloore-fe-bp", elements=["Fe"]).to(args.device))]
+        stages(sets, args.device, torch.float32, args.chunk, 1)  # warm-up
+        stages(sets, args.device, torch.float32, args.chunk, args.repeat)
+        return
     rows = []
     dtypes = [torch.float32] if cuda else [torch.float64, torch.float32]
-    for compiled in (False, True):
+    for compiled in [c == "compiled" for c in args.variants.split(",")]:
         sets = [(cuau, from_preset("bloore-fe-bp", elements=["Cu", "Au"], compile=compiled).to(args.device)),
                 (fe, from_preset("bloore-fe-bp", elements=["Fe"], compile=compiled).to(args.device))]
         for dtype in dtypes:
@@ -152,10 +206,10 @@ def main() -> None:
                 print(f"  {name:<46} {t_ds / t:6.1f}x  {t_ds_all / t:6.1f}x")
         if t_dd is not None and not args.no_forces:
             print("speed-up over dscribe ACSF + derivatives, features + forces:")
-            for name, t in ours_rows[1::2]:
+            for name, t in [r for r in ours_rows if r[0].endswith("forces")]:
                 print(f"  {name:<46} {t_dd / t:6.1f}x")
     if cuda and not args.no_forces:
-        best = min(t for name, t in ours_rows[1::2])
+        best = min(t for name, t in ours_rows if name.endswith("forces"))
         print(f"\nend-to-end with forces: {n_atoms / best:,.0f} atoms/s; peak GPU memory "
               f"{peak / 1024:.1f} KB per atom of a {args.chunk}-structure batch")
 

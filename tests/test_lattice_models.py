@@ -123,3 +123,23 @@ def test_compare_tasks_resumes_from_its_record_file(tmp_path, monkeypatch):
     trained.clear()
     compare_tasks(ds, ["mixing_energy", "energies"], resume_file=record, **{**kw, "epochs": 4})
     assert trained == list(range(6))  # other options: the old records do not count
+
+
+def test_compare_tasks_vectorised_runs_give_the_same_table(ising, tmp_path):
+    """The GPU default: the runs of one combination trained together, each with its own split,
+    batch order and early stopping; the same models as one by one (to float rounding)."""
+    kw = dict(n_runs=3, epochs=25, lr=3e-3, width=16, device="cpu", progress=False, patience=3)
+    alone, runs_alone = compare_tasks(ising, ["energy", "site_value"], vectorise=False, return_runs=True, **kw)
+    record = tmp_path / "runs.jsonl"
+    together, runs = compare_tasks(ising, ["energy", "site_value"], vectorise=True, return_runs=True,
+                                   resume_file=record, **kw)
+    assert [(r["tasks"], r["target"]) for r in together] == [(r["tasks"], r["target"]) for r in alone]
+    for a, b in zip(alone, together):
+        np.testing.assert_allclose(b["rmse_mean"], a["rmse_mean"], rtol=1e-4)
+        np.testing.assert_allclose(b["rmse_std"], a["rmse_std"], rtol=1e-3, atol=1e-7)
+    assert [len(r.history.epoch) for r in runs] == [len(r.history.epoch) for r in runs_alone]
+    assert min(len(r.history.epoch) for r in runs) < 25  # early stopping, model by model
+    assert len(record.read_text().splitlines()) == 9  # every model recorded for a resume
+    with pytest.raises(InputError, match="vectorise=True needs lattice models"):
+        compare_tasks(ising, ["energy"], model="graph", n_runs=2, epochs=1, progress=False, vectorise=True,
+                      cutoff=1.5, width=4, layers=1)

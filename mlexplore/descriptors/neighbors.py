@@ -99,7 +99,10 @@ def pair_vectors(positions: torch.Tensor, cells: torch.Tensor, batch: torch.Tens
                  nb: Neighbors) -> torch.Tensor:
     """``r_ij = x_j − x_i + shift · cell`` for every pair, shape ``(P, 3)``, Å (differentiable)."""
     cell_of_pair = cells[batch[nb.centers]]  # (P, 3, 3)
-    offset = torch.bmm(nb.shifts.unsqueeze(1), cell_of_pair).squeeze(1)
+    # shift · cell as three scaled rows: elementwise, since a batched (1×3)·(3×3) product per
+    # pair runs as millions of tiny matrix products (on a GPU it cost more than everything else)
+    s = nb.shifts
+    offset = s[:, 0:1] * cell_of_pair[:, 0] + s[:, 1:2] * cell_of_pair[:, 1] + s[:, 2:3] * cell_of_pair[:, 2]
     return positions[nb.neighbors] - positions[nb.centers] + offset
 
 
@@ -146,20 +149,23 @@ def _image_ranges(cells: torch.Tensor, pbc: torch.Tensor, cutoff: float) -> torc
     return torch.where(pbc, n, torch.zeros_like(n))
 
 
-def _torch_pairs(positions, cells, pbc, n_atoms, cutoff, max_candidates=2 ** 22):
+def _torch_pairs(positions, cells, pbc, n_atoms, cutoff, max_candidates=None):
+    """All (i, j, image) candidates of consecutive structures at once, ``max_candidates`` at a time
+    (default 2²² on a CPU, 2²⁴ on a GPU: a few hundred MB of temporaries)."""
     device = positions.device
+    if max_candidates is None:
+        max_candidates = 2 ** 24 if device.type == "cuda" else 2 ** 22
     pos = positions.detach()
     cel = cells.detach().to(pos.dtype)
     S = len(n_atoms)
     reps = _image_ranges(cel, pbc, cutoff)  # (S, 3)
     n_img = ((2 * reps + 1).prod(dim=1))  # images per structure
     starts = torch.cumsum(n_atoms, 0) - n_atoms
-    cand = n_atoms * n_atoms * n_img  # candidates per structure
+    cand_cpu = (n_atoms * n_atoms * n_img).cpu().tolist()  # candidates per structure
     out_i, out_j, out_s = [], [], []
     # chunks of consecutive structures, each within the candidate budget
     bounds = [0]
     total = 0
-    cand_cpu = cand.cpu().tolist()
     for s, c in enumerate(cand_cpu):
         if total + c > max_candidates and s > bounds[-1]:
             bounds.append(s)
@@ -171,7 +177,8 @@ def _torch_pairs(positions, cells, pbc, n_atoms, cutoff, max_candidates=2 ** 22)
     all_shifts = torch.cartesian_prod(grid, grid, grid) if max_rep > 0 else torch.zeros((1, 3), dtype=torch.long,
                                                                                         device=device)
     for a, b in zip(bounds[:-1], bounds[1:]):
-        if a == b:
+        n_cand = int(sum(cand_cpu[a:b]))  # known on the host: no device round trip
+        if n_cand == 0:
             continue
         sl = slice(a, b)
         # the image shifts each structure needs, as (structure, shift) rows
@@ -179,21 +186,22 @@ def _torch_pairs(positions, cells, pbc, n_atoms, cutoff, max_candidates=2 ** 22)
         s_idx, k_idx = torch.nonzero(fits, as_tuple=True)
         s_idx = s_idx + a
         shift_rows = all_shifts[k_idx]  # (M, 3)
+        offset_rows = (shift_rows.to(pos.dtype).unsqueeze(1) @ cel[s_idx]).squeeze(1)  # (M, 3) Å, once per row
+        home_rows = (shift_rows == 0).all(dim=1)  # the unshifted image, where i = j is the atom itself
         n = n_atoms[s_idx]
         per_row = n * n
-        row = torch.repeat_interleave(torch.arange(len(s_idx), device=device), per_row)
-        local = torch.arange(int(per_row.sum()), device=device) - torch.repeat_interleave(
-            torch.cumsum(per_row, 0) - per_row, per_row)
+        row = torch.repeat_interleave(torch.arange(len(s_idx), device=device), per_row, output_size=n_cand)
+        local = torch.arange(n_cand, device=device) - (torch.cumsum(per_row, 0) - per_row)[row]
         nr = n[row]
-        i = starts[s_idx[row]] + local // nr
-        j = starts[s_idx[row]] + local % nr
-        shift = shift_rows[row]
-        vec = pos[j] - pos[i] + (shift.to(pos.dtype).unsqueeze(1) @ cel[s_idx[row]]).squeeze(1)
+        base = starts[s_idx][row]
+        i = base + local // nr
+        j = base + local % nr
+        vec = pos[j] - pos[i] + offset_rows[row]
         d2 = (vec * vec).sum(dim=1)
-        keep = (d2 < cutoff * cutoff) & ~((i == j) & (shift == 0).all(dim=1))
+        keep = torch.nonzero((d2 < cutoff * cutoff) & ((i != j) | ~home_rows[row])).squeeze(1)
         out_i.append(i[keep])
         out_j.append(j[keep])
-        out_s.append(shift[keep])
+        out_s.append(shift_rows[row[keep]])
     if not out_i:
         z = torch.zeros(0, dtype=torch.long, device=device)
         return z, z, torch.zeros((0, 3), dtype=torch.long, device=device)
