@@ -43,7 +43,7 @@ def test_ensemble_refuses_graph_models():
 def test_members_with_their_own_splits_and_early_stopping_equal_fit_tasks():
     """What compare_tasks does on a GPU: the runs of one task combination, each with its own
     split, batch order and early stopping, trained together — model by model the same result."""
-    from mlexplore.training.ensemble import fit_task_members
+    from mlexplore.training import fit_task_members
 
     ds = ising_lattice(L=3, n_per_composition=6, progress=False)
     tasks = {"energy": "structure", "site_value": "site"}
@@ -74,7 +74,7 @@ def test_members_with_their_own_splits_and_early_stopping_equal_fit_tasks():
 
 
 def test_members_need_equal_sizes():
-    from mlexplore.training.ensemble import fit_task_members
+    from mlexplore.training import fit_task_members
 
     ds = ising_lattice(L=3, n_per_composition=4, progress=False)
     tasks = {"energy": "structure"}

@@ -103,7 +103,9 @@ def pair_vectors(positions: torch.Tensor, cells: torch.Tensor, batch: torch.Tens
     # pair runs as millions of tiny matrix products (on a GPU it cost more than everything else)
     s = nb.shifts
     offset = s[:, 0:1] * cell_of_pair[:, 0] + s[:, 1:2] * cell_of_pair[:, 1] + s[:, 2:3] * cell_of_pair[:, 2]
-    return positions[nb.neighbors] - positions[nb.centers] + offset
+    # index_select, not positions[idx]: its backward is an index_add (atomic adds) instead of the
+    # sorting accumulate-put that advanced indexing needs
+    return positions.index_select(0, nb.neighbors) - positions.index_select(0, nb.centers) + offset
 
 
 def _check_cell(cells: torch.Tensor, pbc: torch.Tensor) -> None:
