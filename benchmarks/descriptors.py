@@ -1,6 +1,7 @@
 """Descriptor speed: mlexplore's SymmetryFunctions against dscribe's ACSF on the same structures.
 
     python benchmarks/descriptors.py [--device cuda] [--repeat 3] [--scale 1]
+    python benchmarks/descriptors.py --device cuda --stages | --profile [--variants compiled]
 
 Structures: 200 CuAu FCC 32-atom cells and 20 BCC Fe 128-atom cells, rattled
 (0.1 Å), the ``bloore-fe-bp`` terms (24 G2 + 18 G4, R_c = 6 Å, cosine),
@@ -111,6 +112,33 @@ def stages(sets, device: str, dtype, chunk: int, repeat: int) -> None:
               f"{min(times['back']) * 1e3:12.2f} {peak:13.1f}")
 
 
+def profile_batch(sets, device: str, dtype, chunk: int, rows: int = 20) -> None:
+    """``torch.profiler`` tables (by device time, then by host time) of features + forces for one
+    batch of ``chunk`` structures of each set: where the time goes, kernel by kernel."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
+    sort = "cuda_time_total" if device.startswith("cuda") else "cpu_time_total"
+    for ds, sf in sets:
+        batch = sf.prepare(ds[:chunk], device=device, dtype=dtype)
+
+        def step():
+            pos = batch["positions"].detach().requires_grad_(True)
+            g = sf(pos, batch["numbers"], batch["cells"], batch["pbc"], batch["n_atoms"])
+            torch.autograd.grad(g.sum(), pos)
+            _sync(device)
+
+        step()
+        step()  # warm-up (and compilation)
+        with profile(activities=activities) as prof:
+            step()
+        print(f"\n== {'/'.join(sf.elements)}: {batch['positions'].shape[0]} atoms, by {sort}")
+        print(prof.key_averages().table(sort_by=sort, row_limit=rows, max_name_column_width=60))
+        if sort != "cpu_time_total":
+            print(prof.key_averages().table(sort_by="cpu_time_total", row_limit=rows // 2,
+                                            max_name_column_width=60))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -121,6 +149,8 @@ def main() -> None:
     parser.add_argument("--no-forces", action="store_true", help="time the features only")
     parser.add_argument("--variants", default="eager,compiled",
                         help="which of our variants to time: eager, compiled or both (comma-separated)")
+    parser.add_argument("--profile", action="store_true",
+                        help="print torch.profiler tables of one batch per set (features + forces)")
     parser.add_argument("--stages", action="store_true",
                         help="only time the stages (neighbour list, features, backward) of one batch per set")
     parser.add_argument("--threads", type=int, default=None,
@@ -133,6 +163,12 @@ def main() -> None:
     cuda = args.device.startswith("cuda")
     print(f"{len(cuau)} CuAu (32 atoms) + {len(fe)} Fe (128 atoms) = {n_atoms} atoms; bloore-fe-bp; "
           f"device {args.device}, torch threads {torch.get_num_threads()}")
+    if args.profile:
+        compiled = "compiled" in args.variants.split(",")
+        sets = [(cuau, from_preset("bloore-fe-bp", elements=["Cu", "Au"], compile=compiled).to(args.device)),
+                (fe, from_preset("bloore-fe-bp", elements=["Fe"], compile=compiled).to(args.device))]
+        profile_batch(sets, args.device, torch.float32, args.chunk)
+        return
     if args.stages:
         sets = [(cuau, from_preset("bloore-fe-bp", elements=["Cu", "Au"]).to(args.device)),
                 (fe, from_preset("bloore-fe-bp", elements=["Fe"]).to(args.device))]
