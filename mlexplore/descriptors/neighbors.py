@@ -153,7 +153,7 @@ def _image_ranges(cells: torch.Tensor, pbc: torch.Tensor, cutoff: float) -> torc
 
 def _torch_pairs(positions, cells, pbc, n_atoms, cutoff, max_candidates=None):
     """All (i, j, image) candidates of consecutive structures at once, ``max_candidates`` at a time
-    (default 2²² on a CPU, 2²⁴ on a GPU: a few hundred MB of temporaries)."""
+    (default 2²² on a CPU, 2²⁴ on a GPU: about 100 bytes of temporaries per candidate)."""
     device = positions.device
     if max_candidates is None:
         max_candidates = 2 ** 24 if device.type == "cuda" else 2 ** 22
