@@ -37,12 +37,14 @@ __all__ = ["fit_ensemble", "fit_task_members"]
 def _stacked_inputs(models, sets, device, dtype):
     """Inputs ``(K, n, …)`` and targets ``{task: (K, n or N)}`` of one set per member."""
     first = models[0]
-    xs = [first.encode(s, device=device, dtype=dtype) for s in sets]
-    if not all(isinstance(x, torch.Tensor) for x in xs):
+    # each distinct set encoded once (fit_ensemble passes the same set for every member)
+    encoded = {id(s): (first.encode(s, device=device, dtype=dtype), _targets(s, first, device, dtype))
+               for s in sets}
+    if not all(isinstance(x, torch.Tensor) for x, _ in encoded.values()):
         raise InputError("vectorised training needs tensor inputs (LatticeMLP); train graph models with "
                          "fit_tasks", field="models")
-    ys = [_targets(s, first, device, dtype) for s in sets]
-    return torch.stack(xs), {name: torch.stack([y[name] for y in ys]) for name in first.tasks}, ys
+    xs, ys = zip(*(encoded[id(s)] for s in sets))
+    return torch.stack(xs), {name: torch.stack([y[name] for y in ys]) for name in first.tasks}, list(ys)
 
 
 def fit_task_members(models: Sequence[torch.nn.Module], trains: Sequence[StructureDataset],
@@ -119,6 +121,8 @@ def fit_task_members(models: Sequence[torch.nn.Module], trains: Sequence[Structu
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     n = len(trains[0])
     batch = max(1, int(round(batch_fraction * n)))
+    # values per task summed over an epoch: every structure once, or each of its sites
+    counts = torch.tensor([n * (n_sites if s else 1) for s in site], dtype=dtype, device=device)
     members = torch.arange(K, device=device)[:, None]
     sites = torch.arange(n_sites, device=device)
     histories = [History() for _ in range(K)]
@@ -130,7 +134,6 @@ def fit_task_members(models: Sequence[torch.nn.Module], trains: Sequence[Structu
             t0 = time.perf_counter()
             order = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
             sse = torch.zeros((K, len(tasks)), dtype=dtype, device=device)
-            counts = np.zeros(len(tasks))
             finite = torch.ones(K, dtype=torch.bool, device=device)
             for start in range(0, n, batch):
                 idx = torch.sort(order[:, start:start + batch], dim=1).values  # (K, B)
@@ -142,9 +145,8 @@ def fit_task_members(models: Sequence[torch.nn.Module], trains: Sequence[Structu
                 losses.sum().backward()
                 opt.step()
                 sse += sse_b.detach()
-                counts += [idx.shape[1] * (n_sites if s else 1) for s in site]
             with torch.no_grad():
-                t_rmse = torch.sqrt(sse / torch.as_tensor(counts, dtype=dtype, device=device))
+                t_rmse = torch.sqrt(sse / counts)
                 t_loss = (alpha * t_rmse).sum(dim=1)
                 v_loss, v_rmse, _ = batched(params, buffers, x_va, y_va) if vals is not None else (t_loss, t_rmse,
                                                                                                   None)

@@ -235,29 +235,37 @@ class TaskComparisonPlan:
                             patience=o.get("patience", 50), device=o["device"], seed=o["seed"] + r, callback=callback)
         return self._scored(r, combo, net, history, time.perf_counter() - t0, test)
 
-    def can_run_together(self, jobs: Sequence[int]) -> bool:
+    def splits_of(self, jobs: Sequence[int]) -> dict[int, tuple]:
+        """The (train, validation, test) sets of the runs of these jobs, each run's split made once
+        (a run's split serves all its task combinations)."""
+        return {r: self._split(r) for r in dict.fromkeys(self.jobs[j][0] for j in jobs)}
+
+    def can_run_together(self, jobs: Sequence[int], splits: dict[int, tuple] | None = None) -> bool:
         """Whether :meth:`run_together` can train these jobs at once: lattice models of one task
-        combination on splits of equal sizes."""
+        combination on splits of equal sizes. ``splits``: from :meth:`splits_of`, if already made."""
         if self.options["model"] != "lattice" or len({self.jobs[j][1] for j in jobs}) != 1:
             return False
         if len(np.unique(self.dataset.n_atoms)) != 1:
             return False
-        sizes = {tuple(len(p) if p is not None else -1 for p in self._split(self.jobs[j][0])) for j in jobs}
+        splits = splits if splits is not None else self.splits_of(jobs)
+        sizes = {tuple(len(p) if p is not None else -1 for p in splits[self.jobs[j][0]]) for j in jobs}
         return len(sizes) == 1
 
-    def run_together(self, jobs: Sequence[int]) -> list[TaskRun]:
+    def run_together(self, jobs: Sequence[int], splits: dict[int, tuple] | None = None) -> list[TaskRun]:
         """Train jobs of one task combination together, vectorised (:func:`fit_task_members`): each
         model is the one :meth:`run` would give (same split, initial weights, batch order, early
-        stopping; to float rounding). ``seconds`` of each run: the group's time divided by its size."""
+        stopping; to float rounding). ``seconds`` of each run: the group's time divided by its size.
+        ``splits``: from :meth:`splits_of`, if already made."""
         from .ensemble import fit_task_members
 
-        if not self.can_run_together(jobs):
+        splits = splits if splits is not None else self.splits_of(jobs)
+        if not self.can_run_together(jobs, splits):
             raise InputError("these jobs cannot be trained together (graph models, different task "
                              "combinations or split sizes): use run()", field="jobs")
         o = self.options
         runs = [self.jobs[j][0] for j in jobs]
         combo = self.jobs[jobs[0]][1]
-        splits = [self._split(r) for r in runs]
+        splits = [splits[r] for r in runs]
         nets = [self._network(r, combo) for r in runs]
         t0 = time.perf_counter()
         histories = fit_task_members(nets, [s[0] for s in splits],
@@ -388,7 +396,9 @@ def compare_tasks(dataset: StructureDataset, targets: Sequence[str], combination
         by_combo: dict[tuple, list[int]] = {}
         for j in pending:
             by_combo.setdefault(plan.jobs[j][1], []).append(j)
-        if all(plan.can_run_together(g) for g in by_combo.values()):
+        # every run's split made once, for all its combinations (a split of 28 000 structures: 0.4 s)
+        splits = plan.splits_of(pending) if model == "lattice" else {}
+        if all(plan.can_run_together(g, splits) for g in by_combo.values()):
             groups = list(by_combo.values())
         elif vectorise:
             raise InputError("vectorise=True needs lattice models, structures of one size and splits of equal "
@@ -398,7 +408,7 @@ def compare_tasks(dataset: StructureDataset, targets: Sequence[str], combination
     finished = {j: run_from_record(done[j], TaskRun) for j in done}
     with tqdm(total=len(plan.jobs), initial=len(done), desc="STL/MTL runs", disable=not progress) as bar:
         for group in groups:
-            trained = plan.run_together(group) if together else [plan.run(group[0])]
+            trained = plan.run_together(group, splits) if together else [plan.run(group[0])]
             for j, run in zip(group, trained):
                 if resume_file is not None:
                     append_task_record(resume_file, run_to_record(run, j, fingerprint))
