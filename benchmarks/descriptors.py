@@ -41,6 +41,12 @@ def structures(scale: int = 1) -> tuple[StructureDataset, StructureDataset]:
     return StructureDataset.from_atoms(cuau), StructureDataset.from_atoms(fe)
 
 
+def descriptor_sets(cuau: StructureDataset, fe: StructureDataset, device: str, compiled: bool) -> list:
+    """(structures, descriptor) pairs: ``bloore-fe-bp`` resolved by element for each set."""
+    return [(cuau, from_preset("bloore-fe-bp", elements=["Cu", "Au"], compile=compiled).to(device)),
+            (fe, from_preset("bloore-fe-bp", elements=["Fe"], compile=compiled).to(device))]
+
+
 def best_of(fn, repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -164,22 +170,18 @@ def main() -> None:
     print(f"{len(cuau)} CuAu (32 atoms) + {len(fe)} Fe (128 atoms) = {n_atoms} atoms; bloore-fe-bp; "
           f"device {args.device}, torch threads {torch.get_num_threads()}")
     if args.profile:
-        compiled = "compiled" in args.variants.split(",")
-        sets = [(cuau, from_preset("bloore-fe-bp", elements=["Cu", "Au"], compile=compiled).to(args.device)),
-                (fe, from_preset("bloore-fe-bp", elements=["Fe"], compile=compiled).to(args.device))]
+        sets = descriptor_sets(cuau, fe, args.device, "compiled" in args.variants.split(","))
         profile_batch(sets, args.device, torch.float32, args.chunk)
         return
     if args.stages:
-        sets = [(cuau, from_preset("bloore-fe-bp", elements=["Cu", "Au"]).to(args.device)),
-                (fe, from_preset("bloore-fe-bp", elements=["Fe"]).to(args.device))]
+        sets = descriptor_sets(cuau, fe, args.device, False)
         stages(sets, args.device, torch.float32, args.chunk, 1)  # warm-up
         stages(sets, args.device, torch.float32, args.chunk, args.repeat)
         return
     rows = []
     dtypes = [torch.float32] if cuda else [torch.float64, torch.float32]
     for compiled in [c == "compiled" for c in args.variants.split(",")]:
-        sets = [(cuau, from_preset("bloore-fe-bp", elements=["Cu", "Au"], compile=compiled).to(args.device)),
-                (fe, from_preset("bloore-fe-bp", elements=["Fe"], compile=compiled).to(args.device))]
+        sets = descriptor_sets(cuau, fe, args.device, compiled)
         for dtype in dtypes:
             name = f"mlexplore{' compiled' if compiled else ''} {str(dtype)[6:]}"
             if not args.no_forces:
