@@ -5,16 +5,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlexplore.datasets.dft_data import DATA_DIR, fe_spin_dft, fept_dft
+from mlexplore.datasets.dft_data import fe_spin_dft, fept_dft
 from mlexplore.dft import latest_records, read_records
 from mlexplore.dft.configs import shipped_plan
 from mlexplore.dft.iron_physics import ferromagnetic_bcc_eos, pattern_energy_gaps
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _shipped(name):
-    return (DATA_DIR / f"{name}_dft.extxyz.gz").exists()
+#: configurations in fe_spin_dft, as the README's data card states
+FE_SPIN_COUNT = 424
 
 
 def _ok_records(name):
@@ -25,7 +23,6 @@ def _ok_records(name):
     return [latest[k] for k in dict.fromkeys(keys) if k in latest and latest[k]["status"] == "ok"]
 
 
-@pytest.mark.skipif(not _shipped("fe_spin"), reason="fe_spin_dft not generated yet (scripts/generate_dft.py)")
 def test_fe_spin_dft_loads_with_physical_moments():
     ds = fe_spin_dft()
     assert len(ds) >= 1 and set(ds.elements) == {"Fe"}
@@ -42,7 +39,6 @@ def test_fe_spin_dft_loads_with_physical_moments():
     assert (-9.5 < e).all() and (e < -7.0).all()  # PBE (GPAW reference) energies of bulk Fe, eV/atom
 
 
-@pytest.mark.skipif(not _shipped("fe_spin"), reason="fe_spin_dft not generated yet (scripts/generate_dft.py)")
 def test_fe_spin_dft_agrees_with_published_bcc_iron():
     """Equation of state of the ferromagnetic BCC cells and the cost of antiparallel orders."""
     ds = fe_spin_dft()
@@ -62,7 +58,6 @@ def test_fe_spin_dft_agrees_with_published_bcc_iron():
     assert (ds.label("energy")[fcc] / ds.n_atoms[fcc]).min() > eos["e0"] + 0.05
 
 
-@pytest.mark.skipif(not _shipped("fept"), reason="fept_dft not generated yet (scripts/generate_dft.py)")
 def test_fept_dft_loads_with_physical_moments_and_zero_end_members():
     ds = fept_dft()
     m = ds.label("magmoms")
@@ -88,9 +83,6 @@ def test_fept_dft_loads_with_physical_moments_and_zero_end_members():
     on_fe = moments_by_neighbours(ds, "Fe", "Fe", cutoff=2.7, structures=kept)
     assert on_fe["mean"][0] > on_fe["mean"][-1]
     pure = [i for i, f in enumerate(ds.formulas) if f in ("Fe16", "Pt16")]
-    if "mixing_energy" not in ds:  # the export adds it once both end members are computed
-        assert len(pure) < 2
-        pytest.skip("fept_dft: the Pt16 end member is not computed yet")
     mix = ds.label("mixing_energy")
     assert len(pure) == 2
     np.testing.assert_allclose(mix[pure], 0.0, atol=1e-12)
@@ -108,9 +100,6 @@ def test_fept_dft_loads_with_physical_moments_and_zero_end_members():
 def test_shipped_file_matches_the_records(name):
     """The package file is the export of every successful record: none stale, none missing."""
     ok = _ok_records(name)
-    if not ok:
-        assert not _shipped(name)
-        return
     loader = {"fe_spin": fe_spin_dft, "fept": fept_dft}[name]
     ds = loader()
     assert len(ds) == len(ok)
@@ -120,3 +109,20 @@ def test_shipped_file_matches_the_records(name):
 
         occupations = ds.numbers.reshape(-1, 16) == 78
         assert len(set(canonical_keys(occupations, lattice_permutations(ds[0])).tolist())) == len(ds)
+
+
+def test_shipped_sets_have_the_stated_counts_and_labels():
+    """The README data card: every planned FePt structure, and the iron set's count, cells and patterns."""
+    fept = fept_dft()
+    assert len(fept) == 208 and fept.n_atoms.tolist() == [16] * 208
+    assert len(set(fept.formulas)) == 17  # Fe16 … Pt16, every composition of the 16-site cell
+    for label in ("energy", "mixing_energy", "forces", "stress", "magmoms", "charge_transfer", "charges",
+                  "initial_magmoms", "pattern_kept"):
+        assert label in fept, label
+    assert int((fept.label("pattern_kept") == 0).sum()) == 2  # FePt15 non-magnetic, one Fe4Pt12 ferrimagnetic
+    fe = fe_spin_dft()
+    assert len(fe) == FE_SPIN_COUNT >= 400
+    assert set(fe.n_atoms.tolist()) == {2, 4, 16}
+    patterns = {t for tags in fe.tags for t in tags} & {"FM", "AFM-B2", "AFM-layer", "AFM-L10", "random"}
+    assert patterns == {"FM", "AFM-B2", "AFM-layer", "AFM-L10", "random"}
+    assert {"bcc", "fcc"} <= {t for tags in fe.tags for t in tags}
