@@ -39,8 +39,8 @@ LABEL_UNITS: dict[str, str] = {
     # per atom
     "forces": "eV/Å",
     "energies": "eV (per-atom energy)",
-    "charges": "e (electrons on the site, or partial charge)",
-    "charge_transfer": "e (charge - Z)",
+    "charges": "e (LSMS: electrons on the site; GPAW Hirshfeld, n2p2: partial charge Z - N_e)",
+    "charge_transfer": "e (N_e - Z: electrons gained by the site)",
     "magmoms": "μ_B (scalar, collinear) or μ_B 3-vector",
     "initial_magmoms": "μ_B (initial moments that seeded a DFT run)",
 }
