@@ -349,3 +349,18 @@ def test_basis_tuner_on_a_dataset_with_clusters_and_slabs():
     clusters = ds[[k for k, t in enumerate(ds.tags) if "cluster" in t]]
     only = BasisTuner(clusters, max_environments=50, debounce=0)
     assert only.basis_figure.data[-1].name == "pair density (scaled)" and "crimson" not in only.status.value
+
+
+def test_task_comparison_graph_radius_goes_to_the_graphnet_only(alloy4):
+    tc = TaskComparison(alloy4, model="graph", epochs=1, n_runs=1, device="cpu", cutoff=3.2)
+    assert tc.radius.value == 3.2 and not tc.radius.disabled
+    tc.targets.value = ("mixing_energy",)
+    tc.radius.value = 4.5
+    tc.start()
+    assert tc.status.value.startswith("done"), tc.status.value
+    assert tc.plan.options["model_kwargs"]["cutoff"] == 4.5 and tc.runs[0].model.cutoff == 4.5
+    tc.model.value = "lattice"  # a LatticeMLP has no radius: the control is off and nothing is passed
+    assert tc.radius.disabled
+    tc.start()
+    assert tc.status.value.startswith("done"), tc.status.value
+    assert "cutoff" not in tc.plan.options["model_kwargs"]
