@@ -29,7 +29,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from ..data.dataset import StructureDataset
 from ..errors import InputError
 from .fit import History, TrainingError, _stop_after, resolve_device
-from .tasks import _targets, standardise_targets
+from .task_models import standardise_targets, task_targets
 
 __all__ = ["fit_ensemble", "fit_task_members"]
 
@@ -38,7 +38,7 @@ def _stacked_inputs(models, sets, device, dtype):
     """Inputs ``(K, n, …)`` and targets ``{task: (K, n or N)}`` of one set per member."""
     first = models[0]
     # each distinct set encoded once (fit_ensemble passes the same set for every member)
-    encoded = {id(s): (first.encode(s, device=device, dtype=dtype), _targets(s, first, device, dtype))
+    encoded = {id(s): (first.encode(s, device=device, dtype=dtype), task_targets(s, first, device, dtype))
                for s in sets}
     if not all(isinstance(x, torch.Tensor) for x, _ in encoded.values()):
         raise InputError("vectorised training needs tensor inputs (LatticeMLP); train graph models with "
