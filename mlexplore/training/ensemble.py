@@ -18,7 +18,6 @@ special case of one data set and one batch order for all members.
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,10 +27,11 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from ..data.dataset import StructureDataset
 from ..errors import InputError
-from .fit import History, TrainingError, _stop_after, resolve_device
-from .task_models import standardise_targets, task_targets
+from .engine import (DEFAULTS, History, Objective, Output, check_training_options, outputs_from, resolve_device,
+                     train_loop)
+from .task_models import standardise_targets, task_loss, task_targets
 
-__all__ = ["fit_ensemble", "fit_task_members"]
+__all__ = ["fit_ensemble", "fit_task_members", "MemberObjective"]
 
 
 def _stacked_inputs(models, sets, device, dtype):
@@ -47,16 +47,106 @@ def _stacked_inputs(models, sets, device, dtype):
     return torch.stack(xs), {name: torch.stack([y[name] for y in ys]) for name in first.tasks}, list(ys)
 
 
+class MemberObjective(Objective):
+    """K task models of one class and tasks trained together, vectorised (``torch.func``), for
+    :func:`~mlexplore.training.engine.train_loop`: member k on its own training and validation set,
+    with the loss of :func:`~mlexplore.training.task_models.task_loss`."""
+
+    vectorised = True
+
+    def __init__(self, models, trains, vals, outputs: Sequence[Output], batch: int, device, dtype):
+        first = models[0]
+        self.models, self.outputs, self.device = models, list(outputs), device
+        self.n_members = len(models)
+        tasks = [o.name for o in self.outputs]
+        self.site = [first.tasks[t] == "site" for t in tasks]
+        self.n_sites = int(trains[0].n_atoms[0])
+        self.x_tr, self.y_tr, y_each = _stacked_inputs(models, trains, device, dtype)
+        for m, y in zip(models, y_each):
+            standardise_targets(m, y)
+        self.x_va, self.y_va = (_stacked_inputs(models, vals, device, dtype)[:2] if vals is not None
+                                else (None, None))
+        self.alpha = torch.tensor([o.weight for o in self.outputs], dtype=dtype, device=device)
+        params, self.buffers = stack_module_state(models)
+        self.params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+        base = copy.deepcopy(first).to("meta")
+        outs = self.outputs
+
+        def member_loss(p, b, x, y):
+            """One member's loss, its RMSE and its squared-error sum per task."""
+            pred = functional_call(base, (p, b), (x,), {"normalised": True})
+            total, rmses, squares = task_loss(pred, y, b["target_shift"], b["target_scale"], outs)
+            return total, torch.stack(rmses), torch.stack([q.sum() for q in squares])
+
+        self.batched = vmap(member_loss)
+        self.n = len(trains[0])
+        self._batch = batch
+        # values per task summed over an epoch: every structure once, or each of its sites
+        self.counts = torch.tensor([self.n * (self.n_sites if s else 1) for s in self.site], dtype=dtype,
+                                   device=device)
+        self.members = torch.arange(self.n_members, device=device)[:, None]
+        self.sites = torch.arange(self.n_sites, device=device)
+        self.best = {k: v.detach().clone() for k, v in self.params.items()}
+
+    def parameters(self):
+        return list(self.params.values())
+
+    @property
+    def n_train(self) -> int:
+        return self.n
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch
+
+    def batch_loss(self, idx, sums):
+        K, members = self.n_members, self.members
+        idx = torch.sort(idx, dim=1).values  # (K, B)
+        atoms = (idx[:, :, None] * self.n_sites + self.sites).reshape(K, -1)
+        y_b = {o.name: self.y_tr[o.name][members, atoms if s else idx] for o, s in zip(self.outputs, self.site)}
+        losses, rmses, sse = self.batched(self.params, self.buffers, self.x_tr[members, idx], y_b)
+        sums["sse"] = sums["sse"] + sse.detach() if "sse" in sums else sse.detach()
+        return losses, {o.name: rmses[:, j] for j, o in enumerate(self.outputs)}
+
+    def _host(self, loss: torch.Tensor, rmse: torch.Tensor) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        host = torch.cat([loss[:, None], rmse * self.buffers["target_scale"]], dim=1).cpu().numpy()
+        return host[:, 0], {f"{o.name}_rmse": host[:, 1 + j] for j, o in enumerate(self.outputs)}
+
+    def train_scores(self, sums):
+        with torch.no_grad():
+            t_rmse = torch.sqrt(sums["sse"] / self.counts)
+            return self._host((self.alpha * t_rmse).sum(dim=1), t_rmse)
+
+    def validation_scores(self):
+        if self.x_va is None:
+            return None
+        with torch.no_grad():
+            v_loss, v_rmse, _ = self.batched(self.params, self.buffers, self.x_va, self.y_va)
+            return self._host(v_loss, v_rmse)
+
+    def remember_best(self, member: int) -> None:
+        for name, v in self.params.items():
+            self.best[name][member] = v.detach()[member]
+
+    def restore_best(self) -> None:
+        for k, m in enumerate(self.models):
+            m.load_state_dict({**{n: v[k] for n, v in self.best.items()}, **{n: v[k] for n, v in self.buffers.items()}})
+
+
+_DEF = DEFAULTS["tasks"]
+
+
 def fit_task_members(models: Sequence[torch.nn.Module], trains: Sequence[StructureDataset],
                      vals: Sequence[StructureDataset] | None = None, seeds: int | Sequence[int] = 0,
-                     loss_weights: dict[str, float] | None = None, epochs: int = 500, lr: float = 1e-4,
-                     batch_fraction: float = 0.1, patience: int | None = 50, device: Any = "auto",
-                     dtype: torch.dtype = torch.float32, callbacks: Sequence[Callable | None] | None = None,
-                     ) -> list[History]:
+                     loss_weights: dict[str, float] | None = None, epochs: int = _DEF.epochs, lr: float = _DEF.lr,
+                     batch_fraction: float = _DEF.batch_fraction, patience: int | None = _DEF.patience,
+                     device: Any = "auto", dtype: torch.dtype = _DEF.dtype,
+                     callbacks: Sequence[Callable | None] | None = None) -> list[History]:
     """Train K task models (same class and tasks, e.g. :class:`LatticeMLP`) together, member k on
     ``trains[k]`` / ``vals[k]`` with the mini-batch order of ``seeds[k]``, each exactly as
     ``fit_tasks(models[k], trains[k], vals[k], seed=seeds[k], …)`` would (same options, same
-    meaning). The models are trained in place and end with their own best weights.
+    meaning; the same loop, :func:`~mlexplore.training.engine.train_loop`, in its vectorised mode).
+    The models are trained in place and end with their own best weights.
 
     All training sets must have the same number of structures, all validation sets too, and
     every structure the same number of sites (lattice models). A member that stops early
@@ -73,6 +163,7 @@ def fit_task_members(models: Sequence[torch.nn.Module], trains: Sequence[Structu
     seeds = [int(seeds)] * K if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
     if len(seeds) != K:
         raise InputError(f"{K} models need {K} seeds, got {len(seeds)}", field="seeds")
+    check_training_options(epochs, lr, batch_fraction=batch_fraction, patience=patience)
     for name, sets in (("training", trains), ("validation", vals or [])):
         sizes = {len(s) for s in sets}
         if 0 in sizes:
@@ -87,103 +178,20 @@ def fit_task_members(models: Sequence[torch.nn.Module], trains: Sequence[Structu
     if len(n_sites) != 1:
         raise InputError(f"vectorised members need structures of one size; these have {sorted(n_sites)} sites",
                          field="trains")
-    n_sites = n_sites.pop()
     device = resolve_device(device)
     for m in models:
         m.to(device=device, dtype=dtype)
-    tasks = list(first.tasks)
-    site = [first.tasks[t] == "site" for t in tasks]
-    x_tr, y_tr, y_each = _stacked_inputs(models, trains, device, dtype)
-    for m, y in zip(models, y_each):
-        standardise_targets(m, y)
-    if vals is not None:
-        x_va, y_va, _ = _stacked_inputs(models, vals, device, dtype)
-    alpha = torch.tensor([({t: 1.0 for t in tasks} | (loss_weights or {}))[t] for t in tasks], dtype=dtype,
-                         device=device)
-    params, buffers = stack_module_state(models)
-    params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
-    base = copy.deepcopy(first).to("meta")
-
-    def member_loss(p, b, x, y):
-        """Loss Σ_t α_t RMSE_t of the standardised targets, and the squared-error sum per task."""
-        pred = functional_call(base, (p, b), (x,), {"normalised": True})
-        rmses, sse = [], []
-        for k, name in enumerate(tasks):
-            target = (y[name] - b["target_shift"][k]) / b["target_scale"][k]
-            squared = (pred[name] - target) ** 2
-            rmses.append(torch.sqrt(squared.mean()))
-            sse.append(squared.sum())
-        rmses = torch.stack(rmses)
-        return (alpha * rmses).sum(), rmses, torch.stack(sse)
-
-    batched = vmap(member_loss)
-    opt = torch.optim.Adam(params.values(), lr=lr)
-    gens = [torch.Generator().manual_seed(s) for s in seeds]
-    n = len(trains[0])
-    batch = max(1, int(round(batch_fraction * n)))
-    # values per task summed over an epoch: every structure once, or each of its sites
-    counts = torch.tensor([n * (n_sites if s else 1) for s in site], dtype=dtype, device=device)
-    members = torch.arange(K, device=device)[:, None]
-    sites = torch.arange(n_sites, device=device)
-    histories = [History() for _ in range(K)]
-    callbacks = list(callbacks) if callbacks is not None else [None] * K
-    active = [True] * K
-    best = {k: v.detach().clone() for k, v in params.items()}
-    try:
-        for epoch in range(epochs):
-            t0 = time.perf_counter()
-            order = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
-            sse = torch.zeros((K, len(tasks)), dtype=dtype, device=device)
-            finite = torch.ones(K, dtype=torch.bool, device=device)
-            for start in range(0, n, batch):
-                idx = torch.sort(order[:, start:start + batch], dim=1).values  # (K, B)
-                atoms = (idx[:, :, None] * n_sites + sites).reshape(K, -1)
-                y_b = {t: y_tr[t][members, atoms if s else idx] for t, s in zip(tasks, site)}
-                losses, _, sse_b = batched(params, buffers, x_tr[members, idx], y_b)
-                finite &= torch.isfinite(losses)  # checked once per epoch: no device round trip per batch
-                opt.zero_grad(set_to_none=True)
-                losses.sum().backward()
-                opt.step()
-                sse += sse_b.detach()
-            with torch.no_grad():
-                t_rmse = torch.sqrt(sse / counts)
-                t_loss = (alpha * t_rmse).sum(dim=1)
-                v_loss, v_rmse, _ = batched(params, buffers, x_va, y_va) if vals is not None else (t_loss, t_rmse,
-                                                                                                  None)
-                scale = buffers["target_scale"]
-                host = torch.cat([finite[:, None].to(dtype), t_loss[:, None], v_loss[:, None], t_rmse * scale,
-                                  v_rmse * scale], dim=1).cpu().numpy()  # one transfer per epoch
-            if not host[:, 0].all():
-                bad = int(np.nonzero(host[:, 0] == 0)[0][0])
-                raise TrainingError(f"member {bad}: the loss became non-finite in epoch {epoch}")
-            seconds = (time.perf_counter() - t0) / sum(active)
-            T = len(tasks)
-            for k in range(K):
-                if not active[k]:
-                    continue
-                h = histories[k]
-                if h.log_epoch(epoch, host[k, 1], host[k, 2], lr, seconds):
-                    for name, v in params.items():
-                        best[name][k] = v.detach()[k]
-                for j, name in enumerate(tasks):
-                    h.add(f"train_{name}_rmse", host[k, 3 + j])
-                    h.add(f"val_{name}_rmse", host[k, 3 + T + j])
-                if _stop_after(h, epoch, patience, callbacks[k]):
-                    active[k] = False
-            if not any(active):
-                break
-    except KeyboardInterrupt:
-        for h in histories:
-            h.interrupted = True
-    for k, m in enumerate(models):
-        m.load_state_dict({**{n: v[k] for n, v in best.items()}, **{n: v[k] for n, v in buffers.items()}})
-    return histories
+    outputs = outputs_from(list(first.tasks), loss_weights, _DEF.reduction)
+    batch = max(1, int(round(batch_fraction * len(trains[0]))))
+    objective = MemberObjective(models, trains, vals, outputs, batch, device, dtype)
+    return train_loop(objective, epochs=epochs, lr=lr, patience=patience, seeds=seeds, callbacks=callbacks,
+                      desc="members")
 
 
 def fit_ensemble(make_model: Callable[[int], torch.nn.Module], n_models: int, train: StructureDataset,
                  val: StructureDataset | None = None, loss_weights: dict[str, float] | None = None,
-                 epochs: int = 200, lr: float = 1e-4, batch_fraction: float = 0.1, device: Any = "auto",
-                 dtype: torch.dtype = torch.float32, seed: int = 0) -> tuple[list[torch.nn.Module], list[History]]:
+                 epochs: int = 200, lr: float = _DEF.lr, batch_fraction: float = _DEF.batch_fraction,
+                 device: Any = "auto", dtype: torch.dtype = _DEF.dtype, seed: int = 0) -> tuple[list[torch.nn.Module], list[History]]:
     """Train ``n_models`` task models (e.g. :class:`LatticeMLP`) together; member k is ``make_model(k)``.
 
     All members see the same mini-batches in the same order (data order from

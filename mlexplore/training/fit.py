@@ -13,9 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import os
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,74 +26,14 @@ from ..descriptors.scalers import EnergyBaseline, Scaler
 from ..errors import InputError
 from ..models.bpnn import BPNN
 from .checkpoint import save_model
+from .engine import (DEFAULTS, History, Objective, Output, TrainingError, atoms_of, check_training_options,
+                     output_loss, outputs_from, resolve_device, total_loss, train_loop)
 
-__all__ = ["fit", "predict", "History", "TrainingError", "resolve_device", "atoms_of"]
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (e.g. the loss became NaN); the message says where."""
-
-
-def resolve_device(device: Any = "auto") -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+__all__ = ["fit", "predict", "History", "TrainingError", "resolve_device", "atoms_of", "PotentialObjective",
+           "PreparedSet"]
 
 
-@dataclass
-class History:
-    """Per-epoch record of a training run. Energies in meV/atom, forces in eV/Å."""
-
-    epoch: list[int] = field(default_factory=list)
-    train_loss: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    lr: list[float] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-    metrics: dict[str, list[float]] = field(default_factory=dict)
-    best_epoch: int = -1
-    best_val_loss: float = math.inf
-    interrupted: bool = False
-    stopped_early: bool = False
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    def add(self, name: str, value: float) -> None:
-        self.metrics.setdefault(name, []).append(float(value))
-
-    def log_epoch(self, epoch: int, train_loss: float, val_loss: float, lr: float, seconds: float) -> bool:
-        """Append one epoch; return True (and remember it) when the validation loss improved."""
-        self.epoch.append(epoch)
-        self.train_loss.append(float(train_loss))
-        self.val_loss.append(float(val_loss))
-        self.lr.append(float(lr))
-        self.seconds.append(float(seconds))
-        if float(val_loss) < self.best_val_loss:
-            self.best_val_loss, self.best_epoch = float(val_loss), epoch
-            return True
-        return False
-
-
-def _stop_after(history: "History", epoch: int, patience: int | None, callback) -> bool:
-    """Run the epoch callback and the early-stopping rule; True when training should stop."""
-    if callback is not None and callback(epoch, history) is False:
-        return True
-    if patience is not None and epoch - history.best_epoch >= patience:
-        history.stopped_early = True
-        return True
-    return False
-
-
-def atoms_of(offsets: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Flat atom indices of the structures ``idx`` (in that order), given each structure's first atom
-    (``offsets``, length n + 1)."""
-    counts = offsets[idx + 1] - offsets[idx]
-    return (torch.repeat_interleave(offsets[idx] - (torch.cumsum(counts, 0) - counts), counts)
-            + torch.arange(int(counts.sum()), device=idx.device))
-
-
-class _PreparedSet:
+class PreparedSet:
     """A dataset as tensors on the device with its neighbour list built once.
 
     With ``cache_features`` (energy-only training of a descriptor without trainable
@@ -148,6 +86,10 @@ class _PreparedSet:
         return batch, labels
 
 
+#: the former private name (tests and notebooks of earlier releases reach it)
+_PreparedSet = PreparedSet
+
+
 def _check_targets(ds: StructureDataset, targets: Sequence[str], what: str) -> None:
     if len(ds) == 0:
         raise InputError(f"the {what} set is empty", field=what)
@@ -176,22 +118,132 @@ def _normalise(model: BPNN, train: StructureDataset, device, dtype, feature_scal
         model.output_scale[k] = max(float(np.std(v)), 1e-6)
 
 
+class PotentialObjective(Objective):
+    """A :class:`~mlexplore.models.BPNN` on energies, forces (by autograd) and per-atom outputs, for
+    :func:`~mlexplore.training.engine.train_loop`. Residuals are scaled as :func:`fit` documents."""
+
+    def __init__(self, model: BPNN, train: PreparedSet, val: PreparedSet | None, outputs: Sequence[Output],
+                 batch_size: int, device: torch.device):
+        self.model, self.train, self.val, self.outputs = model, train, val, list(outputs)
+        self.targets = [o.name for o in self.outputs]
+        self.need_forces = "forces" in self.targets
+        self._batch_size = int(batch_size)
+        self.device = device
+        self.best_state = copy.deepcopy(model.state_dict())
+
+    def parameters(self):
+        return list(self.model.parameters())
+
+    @property
+    def n_train(self) -> int:
+        return len(self.train.ds)
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    def train_mode(self, training: bool) -> None:
+        self.model.train(training)
+
+    def _losses(self, batch, labels, create_graph: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        model, scale = self.model, self.model.energy_scale
+        out = model.energy_and_forces(batch, create_graph=create_graph) if self.need_forces else model(batch)
+        parts = {}
+        for o in self.outputs:
+            if o.name == "energy":
+                residual = ((out["energy"] - labels["energy"]) / batch["n_atoms"]) / scale
+            elif o.name == "forces":
+                residual = (out["forces"] - labels["forces"]) / scale
+            else:
+                residual = (out[o.name] - labels[o.name]) / model.output_scale[model.atom_outputs.index(o.name)]
+            parts[o.name] = output_loss(residual, o.reduction)[0]
+        return total_loss(parts, self.outputs), parts
+
+    def _accumulate(self, acc: dict, loss: torch.Tensor, parts: dict[str, torch.Tensor], w: int) -> None:
+        """Add one batch of ``w`` structures to the running sums (tensors on the device: no host
+        synchronisation per batch)."""
+        _add_sum(acc, "total", loss.detach() * w)
+        acc["count"] = acc.get("count", 0) + w
+        for k, v in parts.items():
+            _add_sum(acc, k, v.detach() * w)
+
+    def _summarise(self, acc: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The loss and the RMSE per target (energy in meV/atom) of the sums."""
+        model, rmse = self.model, {}
+        for k, v in acc.items():
+            if k in ("total", "count"):
+                continue
+            unit = 1000.0 if k == "energy" else 1.0
+            s = (float(model.energy_scale) if k in ("energy", "forces")
+                 else float(model.output_scale[model.atom_outputs.index(k)]))
+            rmse[f"{k}_rmse"] = np.array([math.sqrt(float(v) / acc["count"]) * s * unit])
+        return np.array([float(acc["total"]) / acc["count"]]), rmse
+
+    def batch_loss(self, idx, sums):
+        self.last_idx = idx
+        batch, labels = self.train.batch(idx)
+        loss, parts = self._losses(batch, labels, create_graph=True)
+        self._accumulate(sums, loss, parts, len(idx))
+        return loss, parts
+
+    def train_scores(self, sums):
+        # the training loss as the epoch's mini-batches had it (no second pass over the set)
+        return self._summarise(sums)
+
+    def validation_scores(self):
+        if self.val is None:
+            return None
+        acc: dict = {}
+        n, step = len(self.val.ds), max(self._batch_size, 64)
+        for start in range(0, n, step):
+            idx = torch.arange(start, min(start + step, n), device=self.device)
+            batch, labels = self.val.batch(idx)
+            with torch.enable_grad() if self.need_forces else torch.no_grad():
+                loss, parts = self._losses(batch, labels, create_graph=False)
+            self._accumulate(acc, loss, parts, len(idx))
+        return self._summarise(acc)
+
+    def remember_best(self, member: int) -> None:
+        self.best_state = copy.deepcopy(self.model.state_dict())
+
+    def restore_best(self) -> None:
+        self.model.load_state_dict(self.best_state)
+
+    def describe_nonfinite(self, idx, loss, parts) -> str:
+        bad = [k for k, v in parts.items() if not torch.isfinite(v)] or list(parts)
+        return (f"target {', '.join(bad)}; structures "
+                f"{self.train.ds.ids[idx.cpu().numpy()].tolist()[:10]}")
+
+    def save_checkpoint(self, path: Path, extra: dict) -> None:
+        save_model(self.model, path, extra=extra)
+
+    def progress_postfix(self, metrics):
+        return {f"val {k.removesuffix('_rmse')}": f"{float(v[0]):.3g}" for k, v in metrics.items()}
+
+
+def _add_sum(acc: dict, key: str, value) -> None:
+    acc[key] = acc.get(key, 0.0) + value
+
+
+_DEF = DEFAULTS["potential"]
+
+
 def fit(
     model: BPNN,
     train: StructureDataset,
     val: StructureDataset | None = None,
     targets: Sequence[str] = ("energy", "forces"),
     loss_weights: dict[str, float] | None = None,
-    epochs: int = 200,
-    lr: float = 1e-3,
-    batch_size: int = 16,
+    epochs: int = _DEF.epochs,
+    lr: float = _DEF.lr,
+    batch_size: int = _DEF.batch_size,
     weight_decay: float = 0.0,
-    patience: int | None = 50,
+    patience: int | None = _DEF.patience,
     lr_patience: int | None = None,
     feature_scaling: str = "minmax",
     normalise: bool = True,
     device: Any = "auto",
-    dtype: torch.dtype = torch.float64,
+    dtype: torch.dtype = _DEF.dtype,
     seed: int = 0,
     checkpoint_dir: str | os.PathLike | None = None,
     pca_init: int | None = None,
@@ -201,9 +253,10 @@ def fit(
 ) -> History:
     """Train ``model`` on ``train``; returns the :class:`History`. The model ends with the best weights.
 
-    The history's training loss and RMSEs of an epoch are accumulated over its mini-batches
-    as they are trained (as Keras reports them), which saves a pass over the training set;
-    the validation ones are computed after the epoch, with its final weights.
+    Runs :func:`~mlexplore.training.engine.train_loop` on a :class:`PotentialObjective` (defaults:
+    ``DEFAULTS["potential"]``). The history's training loss and RMSEs of an epoch are accumulated
+    over its mini-batches as they are trained (as Keras reports them), which saves a pass over the
+    training set; the validation ones are computed after the epoch, with its final weights.
 
     Parameters
     ----------
@@ -217,6 +270,9 @@ def fit(
         default does; raise it to favour forces (004 §3.4).
     patience:
         Epochs without a better validation loss before stopping (None: never).
+    lr_patience:
+        Epochs without a better validation loss before the learning rate is halved
+        (default: a third of ``patience``, at least 5).
     checkpoint_dir:
         Where ``best.pt`` and ``last.pt`` are written (atomically) during training.
     pca_init:
@@ -230,9 +286,8 @@ def fit(
         numbers: no force target and no trainable descriptor parameters. It keeps
         ``(atoms × features)`` values in memory; pass False to save that.
     """
-    from tqdm.auto import tqdm
-
     targets = list(targets)
+    check_training_options(epochs, lr, batch_size=batch_size, patience=patience)
     _check_targets(train, targets, "training")
     if val is not None:
         _check_targets(val, targets, "validation")
@@ -242,10 +297,10 @@ def fit(
                              f"{', '.join(model.atom_outputs) or 'no per-atom heads'})", field="targets")
     if "energy" in targets and "energy" not in train.structure_labels:
         raise InputError("'energy' must be a per-structure label", field="targets")
-    weights = {t: 1.0 for t in targets}
-    weights.update(loss_weights or {})
+    # the loss terms in a fixed order (energy, forces, then the model's per-atom heads)
+    order = [t for t in ("energy", "forces") if t in targets] + [t for t in model.atom_outputs if t in targets]
+    outputs = outputs_from(order, loss_weights, "mse")
     device = resolve_device(device)
-    torch_gen = torch.Generator().manual_seed(seed)
     model.to(device=device, dtype=dtype)
     if normalise:
         _normalise(model, train, device, dtype, feature_scaling, pca_init)
@@ -256,108 +311,13 @@ def fit(
         raise InputError("cache_features needs energy-only targets (forces come from the descriptor's gradient) "
                          "and a descriptor without trainable parameters", field="cache_features")
     cache = can_cache if cache_features is None else bool(cache_features)
-    tr = _PreparedSet(model, train, device, dtype, targets, cache_features=cache)
-    va = _PreparedSet(model, val, device, dtype, targets, cache_features=cache) if val is not None else None
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        opt, factor=0.5, patience=lr_patience if lr_patience is not None else max(5, (patience or 30) // 3))
-    history = History()
-    best_state = copy.deepcopy(model.state_dict())
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    scale = model.energy_scale
-
-    def losses(batch, labels, create_graph: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        out = model.energy_and_forces(batch, create_graph=create_graph) if need_forces else model(batch)
-        parts = {}
-        if "energy" in targets:
-            parts["energy"] = (((out["energy"] - labels["energy"]) / batch["n_atoms"]) / scale).pow(2).mean()
-        if need_forces:
-            parts["forces"] = ((out["forces"] - labels["forces"]) / scale).pow(2).mean()
-        for name in model.atom_outputs:
-            if name in targets:
-                k = model.atom_outputs.index(name)
-                parts[name] = ((out[name] - labels[name]) / model.output_scale[k]).pow(2).mean()
-        total = sum(weights[t] * v for t, v in parts.items())
-        return total, parts
-
-    def accumulate(acc: dict, loss: torch.Tensor, parts: dict[str, torch.Tensor], w: int) -> None:
-        """Add one batch of ``w`` structures to the running sums ``acc`` (kept as tensors on the
-        device: no host synchronisation per batch)."""
-        acc["total"] = acc.get("total", 0.0) + loss.detach() * w
-        acc["count"] = acc.get("count", 0) + w
-        for k, v in parts.items():
-            acc[k] = acc.get(k, 0.0) + v.detach() * w
-
-    def summarise(acc: dict) -> tuple[float, dict[str, float]]:
-        """The loss and the RMSE per target (energy in meV/atom) of the sums."""
-        rmse = {}
-        for k, v in acc.items():
-            if k in ("total", "count"):
-                continue
-            unit = 1000.0 if k == "energy" else 1.0
-            s = float(scale) if k in ("energy", "forces") else float(model.output_scale[model.atom_outputs.index(k)])
-            rmse[k] = math.sqrt(float(v) / acc["count"]) * s * unit
-        return float(acc["total"]) / acc["count"], rmse
-
-    def evaluate(ps: _PreparedSet) -> tuple[float, dict[str, float]]:
-        model.eval()
-        acc: dict = {}
-        n = len(ps.ds)
-        for start in range(0, n, max(batch_size, 64)):
-            idx = torch.arange(start, min(start + max(batch_size, 64), n), device=device)
-            batch, labels = ps.batch(idx)
-            with torch.enable_grad() if need_forces else torch.no_grad():
-                loss, parts = losses(batch, labels, create_graph=False)
-            accumulate(acc, loss, parts, len(idx))
-        return summarise(acc)
-
-    bar = tqdm(range(epochs), desc="training", unit="epoch", disable=not progress)
-    try:
-        for epoch in bar:
-            t0 = time.perf_counter()
-            model.train()
-            order = torch.randperm(len(train), generator=torch_gen).to(device)
-            running: dict = {}
-            for b, start in enumerate(range(0, len(train), batch_size)):
-                idx = order[start:start + batch_size]
-                batch, labels = tr.batch(idx)
-                opt.zero_grad(set_to_none=True)
-                loss, parts = losses(batch, labels, create_graph=True)
-                if not torch.isfinite(loss):
-                    bad = [k for k, v in parts.items() if not torch.isfinite(v)] or list(parts)
-                    raise TrainingError(f"the loss became {float(loss.detach())} at epoch {epoch}, batch {b} "
-                                        f"(target {', '.join(bad)}); lower the learning rate or check the labels "
-                                        f"of structures {train.ids[idx.cpu().numpy()].tolist()[:10]}")
-                loss.backward()
-                opt.step()
-                accumulate(running, loss, parts, len(idx))
-            # the training loss as the epoch's mini-batches had it (no second pass over the set)
-            train_loss, train_rmse = summarise(running)
-            val_loss, val_rmse = evaluate(va) if va is not None else (train_loss, train_rmse)
-            sched.step(val_loss)
-            improved = history.log_epoch(epoch, train_loss, val_loss, opt.param_groups[0]["lr"],
-                                         time.perf_counter() - t0)
-            for k, v in train_rmse.items():
-                history.add(f"train_{k}_rmse", v)
-            for k, v in val_rmse.items():
-                history.add(f"val_{k}_rmse", v)
-            if improved:
-                best_state = copy.deepcopy(model.state_dict())
-                if ckpt is not None:
-                    save_model(model, ckpt / "best.pt", extra={"history": history.as_dict(), "epoch": epoch})
-            if ckpt is not None:
-                save_model(model, ckpt / "last.pt", extra={"history": history.as_dict(), "epoch": epoch})
-            bar.set_postfix({f"val {k}": f"{v:.3g}" for k, v in val_rmse.items()})
-            if _stop_after(history, epoch, patience, callback):
-                break
-    except KeyboardInterrupt:
-        history.interrupted = True
-    finally:
-        bar.close()
-    model.load_state_dict(best_state)
-    if ckpt is not None and history.best_epoch >= 0 and not (ckpt / "best.pt").exists():
-        save_model(model, ckpt / "best.pt", extra={"history": history.as_dict()})
-    return history
+    tr = PreparedSet(model, train, device, dtype, targets, cache_features=cache)
+    va = PreparedSet(model, val, device, dtype, targets, cache_features=cache) if val is not None else None
+    objective = PotentialObjective(model, tr, va, outputs, batch_size, device)
+    return train_loop(objective, epochs=epochs, lr=lr, weight_decay=weight_decay, patience=patience,
+                      lr_patience=lr_patience if lr_patience is not None else max(5, (patience or 30) // 3),
+                      seeds=[seed], callbacks=callback, progress=progress, desc="training",
+                      checkpoint_dir=checkpoint_dir)[0]
 
 
 def predict(model: BPNN, dataset: StructureDataset, forces: bool = True, batch_size: int = 64,

@@ -8,7 +8,7 @@ device, dtype)`` giving its input, and ``forward(inputs, normalised)`` giving
 from __future__ import annotations
 
 import copy
-import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -16,9 +16,10 @@ import torch
 
 from ..data.dataset import StructureDataset
 from ..errors import InputError
-from .fit import History, TrainingError, _stop_after, atoms_of, resolve_device
+from .engine import (DEFAULTS, History, Objective, Output, atoms_of, check_training_options, output_loss,
+                     outputs_from, resolve_device, train_loop)
 
-__all__ = ["fit_tasks", "predict_tasks", "task_targets", "standardise_targets"]
+__all__ = ["fit_tasks", "predict_tasks", "task_targets", "standardise_targets", "task_loss", "TaskObjective"]
 
 
 def task_targets(ds: StructureDataset, model, device, dtype) -> dict[str, torch.Tensor]:
@@ -46,12 +47,105 @@ def standardise_targets(model, targets: dict[str, torch.Tensor]) -> None:
         model.target_scale[k] = max(float(y.std()), 1e-12) if len(y) > 1 else 1.0
 
 
+def task_loss(pred: dict[str, torch.Tensor], y: dict[str, torch.Tensor], shift: torch.Tensor,
+              scale: torch.Tensor, outputs: Sequence[Output]
+              ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """The loss ``Σ_t α_t · RMSE_t`` of one task model's standardised predictions ``pred`` against
+    the targets ``y`` (physical units; ``shift``/``scale`` per task, in the order of ``outputs``),
+    with each task's RMSE and squared residuals. Used by :func:`fit_tasks` and, member by
+    member, by :func:`~mlexplore.training.fit_task_members`."""
+    total, rmses, squares = 0.0, [], []
+    for k, o in enumerate(outputs):
+        residual = pred[o.name] - (y[o.name] - shift[k]) / scale[k]
+        r, squared = output_loss(residual, o.reduction)
+        rmses.append(r)
+        squares.append(squared)
+        total = total + o.weight * r
+    return total, rmses, squares
+
+
+class TaskObjective(Objective):
+    """One task model (:class:`~mlexplore.models.LatticeMLP`, :class:`~mlexplore.models.GraphNet`) on
+    its standardised targets, for :func:`~mlexplore.training.engine.train_loop`."""
+
+    def __init__(self, model, train: StructureDataset, val: StructureDataset | None, outputs: Sequence[Output],
+                 batch: int, device: torch.device, dtype: torch.dtype):
+        self.model, self.outputs, self.device = model, list(outputs), device
+        self.n = len(train)
+        self._batch = batch
+        self.y_tr = task_targets(train, model, device, dtype)
+        standardise_targets(model, self.y_tr)
+        self.x_tr = model.encode(train, device=device, dtype=dtype)
+        self.x_va = model.encode(val, device=device, dtype=dtype) if val is not None else None
+        self.y_va = task_targets(val, model, device, dtype) if val is not None else None
+        self.atom_index = torch.as_tensor(train.offsets, device=device)
+        self.sliced_by_model = not isinstance(self.x_tr, torch.Tensor)  # graphs: the model cuts the mini-batch
+        self.best = copy.deepcopy(model.state_dict())
+
+    def parameters(self):
+        return list(self.model.parameters())
+
+    @property
+    def n_train(self) -> int:
+        return self.n
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch
+
+    def train_mode(self, training: bool) -> None:
+        self.model.train(training)
+
+    def _loss(self, x, y):
+        m = self.model
+        return task_loss(m(x, normalised=True), y, m.target_shift, m.target_scale, self.outputs)
+
+    def batch_loss(self, idx, sums):
+        idx = torch.sort(idx).values
+        tasks = self.model.tasks
+        atoms = atoms_of(self.atom_index, idx)
+        y_b = {k: v[atoms] if tasks[k] == "site" else v[idx] for k, v in self.y_tr.items()}
+        x_b = self.model.select(self.x_tr, idx) if self.sliced_by_model else self.x_tr[idx]
+        loss, rmses, squares = self._loss(x_b, y_b)
+        for o, squared in zip(self.outputs, squares):  # the epoch's training RMSE (on the device)
+            sse, n = sums.get(o.name, (0.0, 0))
+            sums[o.name] = (sse + squared.detach().sum(), n + squared.numel())
+        return loss, dict(zip((o.name for o in self.outputs), rmses))
+
+    def _scores(self, rmse: dict[str, float]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        loss = sum(o.weight * rmse[o.name] for o in self.outputs)
+        scale = self.model.target_scale
+        return np.array([float(loss)]), {f"{o.name}_rmse": np.array([float(rmse[o.name]) * float(scale[k])])
+                                         for k, o in enumerate(self.outputs)}
+
+    def train_scores(self, sums):
+        return self._scores({name: (float(sse) / n) ** 0.5 for name, (sse, n) in sums.items()})
+
+    def validation_scores(self):
+        if self.x_va is None:
+            return None
+        with torch.no_grad():
+            loss, rmses, _ = self._loss(self.x_va, self.y_va)
+        out = self._scores({o.name: r for o, r in zip(self.outputs, rmses)})
+        return np.array([float(loss)]), out[1]
+
+    def remember_best(self, member: int) -> None:
+        self.best = copy.deepcopy(self.model.state_dict())
+
+    def restore_best(self) -> None:
+        self.model.load_state_dict(self.best)
+
+
+_DEF = DEFAULTS["tasks"]
+
+
 def fit_tasks(model, train: StructureDataset, val: StructureDataset | None = None,
-                loss_weights: dict[str, float] | None = None, epochs: int = 500, lr: float = 1e-4,
-                batch_fraction: float = 0.1, patience: int | None = 50, device: Any = "auto",
-                dtype: torch.dtype = torch.float32, seed: int = 0, progress: bool = False,
-                callback=None) -> History:
-    """Train a task model (Adam, batch = 10 % of the training set, as in 000).
+              loss_weights: dict[str, float] | None = None, epochs: int = _DEF.epochs, lr: float = _DEF.lr,
+              batch_fraction: float = _DEF.batch_fraction, patience: int | None = _DEF.patience,
+              device: Any = "auto", dtype: torch.dtype = _DEF.dtype, seed: int = 0, progress: bool = False,
+              callback=None) -> History:
+    """Train a task model (Adam, batch = 10 % of the training set, as in 000; defaults:
+    ``DEFAULTS["tasks"]``) with :func:`~mlexplore.training.engine.train_loop`.
 
     Targets are standardised per task on the training set. The loss is
     ``Σ_t α_t · RMSE_t`` of the standardised targets (000's ``Σ α_i ||y_i − ŷ_i||``,
@@ -61,76 +155,16 @@ def fit_tasks(model, train: StructureDataset, val: StructureDataset | None = Non
     saves a forward pass over the training set per epoch; the validation ones are computed
     after the epoch.
     """
-    from tqdm.auto import tqdm
-
     if len(train) == 0 or (val is not None and len(val) == 0):
         raise InputError("empty training or validation set", field="train" if len(train) == 0 else "val")
+    check_training_options(epochs, lr, batch_fraction=batch_fraction, patience=patience)
     device = resolve_device(device)
     model.to(device=device, dtype=dtype)
-    alpha = {t: 1.0 for t in model.tasks}
-    alpha.update(loss_weights or {})
-    y_tr = task_targets(train, model, device, dtype)
-    standardise_targets(model, y_tr)
-    x_tr = model.encode(train, device=device, dtype=dtype)
-    x_va = model.encode(val, device=device, dtype=dtype) if val is not None else None
-    y_va = task_targets(val, model, device, dtype) if val is not None else None
-    atom_index = torch.as_tensor(train.offsets, device=device)
-    sliced_by_model = not isinstance(x_tr, torch.Tensor)  # graphs: the model cuts the mini-batch
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
+    outputs = outputs_from(list(model.tasks), loss_weights, _DEF.reduction)
     batch = max(1, int(round(batch_fraction * len(train))))
-    history = History()
-    best = copy.deepcopy(model.state_dict())
-
-    def loss_of(x, y, sums: dict | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        pred = model(x, normalised=True)
-        parts = {}
-        total = 0.0
-        for k, name in enumerate(model.tasks):
-            target = (y[name] - model.target_shift[k]) / model.target_scale[k]
-            squared = (pred[name] - target) ** 2
-            r = torch.sqrt(squared.mean())
-            parts[name] = r
-            total = total + alpha[name] * r
-            if sums is not None:  # the epoch's training RMSE, accumulated over its mini-batches (on the device)
-                sse, n = sums.get(name, (0.0, 0))
-                sums[name] = (sse + squared.detach().sum(), n + squared.numel())
-        return total, parts
-
-    try:
-        for epoch in tqdm(range(epochs), desc="lattice MLP", disable=not progress):
-            t0 = time.perf_counter()
-            model.train()
-            order = torch.randperm(len(train), generator=gen).to(device)
-            sums: dict[str, tuple[float, int]] = {}
-            for b, start in enumerate(range(0, len(train), batch)):
-                idx = torch.sort(order[start:start + batch]).values
-                atoms = atoms_of(atom_index, idx)
-                y_b = {k: v[atoms] if model.tasks[k] == "site" else v[idx] for k, v in y_tr.items()}
-                x_b = model.select(x_tr, idx) if sliced_by_model else x_tr[idx]
-                loss, _ = loss_of(x_b, y_b, sums)
-                if not torch.isfinite(loss):
-                    raise TrainingError(f"the loss became {float(loss.detach())} at epoch {epoch}, batch {b}")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            model.eval()
-            tparts = {name: (float(sse) / n) ** 0.5 for name, (sse, n) in sums.items()}
-            tl = sum(alpha[name] * r for name, r in tparts.items())
-            with torch.no_grad():
-                vl, vparts = loss_of(x_va, y_va) if val is not None else (tl, tparts)
-            improved = history.log_epoch(epoch, float(tl), float(vl), lr, time.perf_counter() - t0)
-            for k, name in enumerate(model.tasks):
-                history.add(f"train_{name}_rmse", float(tparts[name]) * float(model.target_scale[k]))
-                history.add(f"val_{name}_rmse", float(vparts[name]) * float(model.target_scale[k]))
-            if improved:
-                best = copy.deepcopy(model.state_dict())
-            if _stop_after(history, epoch, patience, callback):
-                break
-    except KeyboardInterrupt:
-        history.interrupted = True
-    model.load_state_dict(best)
-    return history
+    objective = TaskObjective(model, train, val, outputs, batch, device, dtype)
+    return train_loop(objective, epochs=epochs, lr=lr, patience=patience, seeds=[seed], callbacks=callback,
+                      progress=progress, desc="task model")[0]
 
 
 def predict_tasks(model, dataset: StructureDataset) -> dict[str, np.ndarray]:

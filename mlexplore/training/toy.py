@@ -15,6 +15,7 @@ import torch
 
 from ..errors import InputError
 from ..models.bpnn import ACTIVATIONS, mlp
+from .engine import DEFAULTS, History, Objective, check_training_options, output_loss, train_loop
 
 __all__ = ["TOY_TARGETS", "ToyProblem", "toy_data", "fit_toy", "ToyFit"]
 
@@ -88,12 +89,54 @@ class ToyFit:
     val_loss: list[float] = field(default_factory=list)
 
 
+class ToyObjective(Objective):
+    """A one-input MLP on standardised ``(x, y)`` samples (mean-square loss), for
+    :func:`~mlexplore.training.engine.train_loop`. The epoch's scores are the full-set MSEs."""
+
+    def __init__(self, net: torch.nn.Module, x, y, x_val, y_val, batch_size: int):
+        self.net, self.x, self.y, self.x_val, self.y_val = net, x, y, x_val, y_val
+        self._batch = int(batch_size)
+
+    def parameters(self):
+        return list(self.net.parameters())
+
+    @property
+    def n_train(self) -> int:
+        return len(self.x)
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch
+
+    def _mse(self, x, y) -> torch.Tensor:
+        return output_loss(self.net(x) - y, "mse")[0]
+
+    def batch_loss(self, idx, sums):
+        loss = self._mse(self.x[idx], self.y[idx])
+        return loss, {"y": loss}
+
+    def train_scores(self, sums):
+        with torch.no_grad():
+            return np.array([float(self._mse(self.x, self.y))]), {}
+
+    def validation_scores(self):
+        with torch.no_grad():
+            return np.array([float(self._mse(self.x_val, self.y_val))]), {}
+
+
+_DEF = DEFAULTS["toy"]
+
+
 def fit_toy(data: dict[str, np.ndarray], hidden: tuple[int, ...] = (20,), activation: str = "softplus",
-            epochs: int = 500, batch_size: int = 16, lr: float = 1e-2, seed: int = 0, callback=None) -> ToyFit:
-    """Train a small MLP on ``data`` from :func:`toy_data`; inputs and targets are standardised.
-    ``callback(epoch, fit)`` is called every 10 epochs (return False to stop)."""
+            epochs: int = _DEF.epochs, batch_size: int = _DEF.batch_size, lr: float = _DEF.lr, seed: int = 0,
+            callback=None) -> ToyFit:
+    """Train a small MLP on ``data`` from :func:`toy_data` (the one training loop,
+    :func:`~mlexplore.training.engine.train_loop`; defaults ``DEFAULTS["toy"]``); inputs and targets
+    are standardised. The network ends with its last weights (no early stopping: the point is to
+    watch it fit). ``callback(epoch, fit)`` is called every 10 epochs (return False to stop)."""
     if activation not in ACTIVATIONS:
         raise InputError(f"unknown activation {activation!r}", field="activation")
+    check_training_options(epochs, lr, batch_size=batch_size)
     torch.manual_seed(seed)
     x_mu, x_sd = data["x"].mean(), data["x"].std() or 1.0
     y_mu, y_sd = data["y"].mean(), data["y"].std() or 1.0
@@ -105,25 +148,21 @@ def fit_toy(data: dict[str, np.ndarray], hidden: tuple[int, ...] = (20,), activa
     xv, yv = t(data["x_val"], x_mu, x_sd), t(data["y_val"], y_mu, y_sd)
     grid = t(data["grid"], x_mu, x_sd)
     net = mlp(1, hidden, 1, activation).double()
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
     result = ToyFit(grid=data["grid"], prediction=np.zeros_like(data["grid"]))
-    for epoch in range(epochs):
-        order = torch.randperm(len(x), generator=gen)
-        for start in range(0, len(x), batch_size):
-            idx = order[start:start + batch_size]
-            loss = ((net(x[idx]) - y[idx]) ** 2).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+
+    def predict_grid() -> None:
         with torch.no_grad():
-            result.train_loss.append(float(((net(x) - y) ** 2).mean()))
-            result.val_loss.append(float(((net(xv) - yv) ** 2).mean()))
+            result.prediction = net(grid)[:, 0].numpy() * y_sd + y_mu
+
+    def every_tenth(epoch: int, history: History) -> bool | None:
+        result.train_loss, result.val_loss = list(history.train_loss), list(history.val_loss)
         if callback is not None and (epoch % 10 == 9 or epoch == epochs - 1):
-            with torch.no_grad():
-                result.prediction = net(grid)[:, 0].numpy() * y_sd + y_mu
-            if callback(epoch, result) is False:
-                break
-    with torch.no_grad():
-        result.prediction = net(grid)[:, 0].numpy() * y_sd + y_mu
+            predict_grid()
+            return callback(epoch, result)
+        return None
+
+    history = train_loop(ToyObjective(net, x, y, xv, yv, batch_size), epochs=epochs, lr=lr, seeds=[seed],
+                         callbacks=every_tenth, desc="toy", restore_best=False)[0]
+    result.train_loss, result.val_loss = list(history.train_loss), list(history.val_loss)
+    predict_grid()
     return result
