@@ -1,18 +1,31 @@
-"""Training engine: :func:`fit`, :func:`predict`, checkpoints, and the ASE calculator."""
+"""Training engine and everything built on it.
+
+- :mod:`~mlexplore.training.engine`: the one training loop (:func:`train_loop` over an
+  :class:`Objective`), the loss definition, the optimiser, :class:`History`, :data:`DEFAULTS`.
+- Entry points over it: :func:`fit` (BP potentials), :func:`fit_tasks` (task models),
+  :func:`fit_task_members` / :func:`fit_ensemble` (vectorised members), ``toy.fit_toy``.
+- :class:`Potential`: the one object to use a trained model (predict, ASE calculator, save, load).
+- Experiments (repeated splits × initialisations × variants): :func:`compare_tasks`,
+  :func:`compare_bases`, :func:`bag_of_models`.
+"""
 
 from .basis_comparison import compare_bases, format_basis_table
-from .calculator import MLExploreCalculator, Potential
 from .checkpoint import load_model, save_model
+from .engine import DEFAULTS, History, Objective, Output, TrainingError, make_optimizer, resolve_device, train_loop
 from .ensemble import fit_ensemble, fit_task_members
-from .fit import History, TrainingError, fit, predict, resolve_device
+from .fit import fit, predict
+from .labels import run_label
+from .potential import MLExploreCalculator, Potential
 from .potential_fit import PotentialFit, evaluate_potential, format_evaluation, train_potential
 from .protocols import BASELINES, bag_of_models, fit_baseline, structure_features
-from .tasks import (TaskComparisonPlan, TaskRun, compare_tasks, fit_tasks, format_task_table, plan_task_comparison,
-                    predict_tasks, summarise_task_runs, task_combinations)
+from .task_models import fit_tasks, predict_tasks
+from .tasks import (TaskComparisonPlan, TaskRun, compare_tasks, format_task_table, plan_task_comparison,
+                    summarise_task_runs, task_combinations)
 
 __all__ = ["fit", "predict", "History", "TrainingError", "resolve_device", "save_model", "load_model",
            "Potential", "MLExploreCalculator", "fit_tasks", "predict_tasks", "compare_tasks", "plan_task_comparison",
            "summarise_task_runs", "TaskRun", "TaskComparisonPlan",
            "task_combinations", "format_task_table", "bag_of_models", "fit_baseline", "structure_features",
            "BASELINES", "fit_ensemble", "fit_task_members", "compare_bases", "format_basis_table", "train_potential",
-           "evaluate_potential", "format_evaluation", "PotentialFit"]
+           "evaluate_potential", "format_evaluation", "PotentialFit", "DEFAULTS", "Objective", "Output",
+           "make_optimizer", "train_loop", "run_label"]

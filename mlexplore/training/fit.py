@@ -28,6 +28,7 @@ from ..models.bpnn import BPNN
 from .checkpoint import save_model
 from .engine import (DEFAULTS, History, Objective, Output, TrainingError, atoms_of, check_training_options,
                      output_loss, outputs_from, resolve_device, total_loss, train_loop)
+from .potential import Potential, model_place
 
 __all__ = ["fit", "predict", "History", "TrainingError", "resolve_device", "atoms_of", "PotentialObjective",
            "PreparedSet"]
@@ -323,22 +324,8 @@ def fit(
 def predict(model: BPNN, dataset: StructureDataset, forces: bool = True, batch_size: int = 64,
             device: Any = None, dtype: torch.dtype | None = None) -> dict[str, np.ndarray]:
     """Predictions for every structure: ``energy`` (n,) eV, ``energies`` (N,) eV, ``forces`` (N, 3) eV/Å,
-    and the model's per-atom outputs. Batched; runs on the model's device unless told otherwise."""
-    if len(dataset) == 0:
-        raise InputError("nothing to predict: the dataset is empty")
-    p = next(model.parameters())
-    device = p.device if device is None else resolve_device(device)
-    dtype = dtype or p.dtype
-    model.to(device=device, dtype=dtype).eval()
-    out: dict[str, list[np.ndarray]] = {}
-    for start in range(0, len(dataset), batch_size):
-        part = dataset[start:start + batch_size]
-        batch = model.descriptor.prepare(part, device=device, dtype=dtype)
-        if forces:
-            res = model.energy_and_forces(batch)
-        else:
-            with torch.no_grad():
-                res = model(batch)
-        for k, v in res.items():
-            out.setdefault(k, []).append(v.detach().cpu().numpy())
-    return {k: np.concatenate(v) for k, v in out.items()}
+    and the model's per-atom outputs. Batched; runs on the model's device and precision unless told
+    otherwise. The same as ``Potential(model, device, dtype).predict(dataset, forces, batch_size)``."""
+    here, precision = model_place(model)
+    return Potential(model, device=here if device is None else resolve_device(device),
+                     dtype=dtype or precision).predict(dataset, forces=forces, batch_size=batch_size)

@@ -28,8 +28,11 @@ from ..descriptors.presets import resolve_basis
 from ..descriptors.symmetry import SymmetryFunctions
 from ..errors import InputError
 from ..models.bpnn import BPNN
-from .checkpoint import save_model
-from .fit import History, fit, predict
+from .engine import DEFAULTS, History
+from .fit import fit, predict
+from .potential import Potential
+
+_DEF = DEFAULTS["potential"]
 
 __all__ = ["PotentialFit", "train_potential", "evaluate_potential", "format_evaluation"]
 
@@ -103,8 +106,9 @@ class PotentialFit:
     predictions: dict[str, dict] = field(default_factory=dict)
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the model with its settings, scores and history (atomically; load with ``load_model``)."""
-        return save_model(self.model, path, extra={"settings": self.settings, "metrics": self.metrics,
+        """Write the model with its settings, scores and history (atomically; load with
+        ``Potential.load`` or ``load_model``)."""
+        return Potential(self.model).save(path, extra={"settings": self.settings, "metrics": self.metrics,
                                                    "history": self.history.as_dict(),
                                                    "seconds": self.seconds})
 
@@ -112,8 +116,8 @@ class PotentialFit:
 def train_potential(dataset: StructureDataset, basis: str | SymmetryFunctions, *,
                     test: StructureDataset | None = None, fractions: Sequence[float] = (0.8, 0.1, 0.1),
                     forces: bool | None = None, force_weight: float = 1.0, hidden: Sequence[int] = (25, 25),
-                    activation: str = "tanh", epochs: int = 200, lr: float = 1e-3, batch_size: int = 16,
-                    patience: int | None = 50, seed: int = 0, device: Any = "auto",
+                    activation: str = "tanh", epochs: int = _DEF.epochs, lr: float = _DEF.lr,
+                    batch_size: int = _DEF.batch_size, patience: int | None = _DEF.patience, seed: int = 0, device: Any = "auto",
                     checkpoint_dir: str | os.PathLike | None = None, progress: bool = True) -> PotentialFit:
     """Split, train a :class:`BPNN` on ``basis`` (a preset name or a descriptor) and score it.
 

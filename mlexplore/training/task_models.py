@@ -18,6 +18,7 @@ from ..data.dataset import StructureDataset
 from ..errors import InputError
 from .engine import (DEFAULTS, History, Objective, Output, atoms_of, check_training_options, output_loss,
                      outputs_from, resolve_device, train_loop)
+from .potential import Potential, model_place
 
 __all__ = ["fit_tasks", "predict_tasks", "task_targets", "standardise_targets", "task_loss", "TaskObjective"]
 
@@ -168,12 +169,7 @@ def fit_tasks(model, train: StructureDataset, val: StructureDataset | None = Non
 
 
 def predict_tasks(model, dataset: StructureDataset) -> dict[str, np.ndarray]:
-    """Predictions per task in physical units: ``(n,)`` per structure, ``(N,)`` per site."""
-    p = next(model.parameters())
-    x = model.encode(dataset, device=p.device, dtype=p.dtype)
-    model.eval()
-    with torch.no_grad():
-        out = model(x)
-    return {k: v.cpu().numpy().reshape(-1) for k, v in out.items()}
-
-
+    """Predictions per task in physical units: ``(n,)`` per structure, ``(N,)`` per site, on the
+    model's device and precision (``Potential(model).predict(dataset)``)."""
+    device, dtype = model_place(model)
+    return Potential(model, device=device, dtype=dtype).predict(dataset)

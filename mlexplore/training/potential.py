@@ -1,0 +1,159 @@
+"""Using a trained model: :class:`Potential`, the one object that predicts, calculates for ASE,
+saves and loads.
+
+    from mlexplore.training import Potential
+
+    pot = Potential.load("fe.pt")
+    pot.predict(dataset)["forces"]          # batched: energy (n,), energies (N,), forces (N, 3), heads
+    atoms.calc = pot.as_ase_calculator()    # energy, forces, stress, per-atom outputs
+    pot.save("fe-copy.pt")
+
+A :class:`~mlexplore.models.BPNN` potential gives energies (eV), forces (eV/Å), stress (eV/Å³) and
+its per-atom outputs; a task model (:class:`~mlexplore.models.LatticeMLP`,
+:class:`~mlexplore.models.GraphNet`) gives its tasks in physical units (``predict`` only).
+:func:`~mlexplore.training.predict`, :func:`~mlexplore.training.predict_tasks` and the ASE
+calculator are calls into this class.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator, all_changes
+
+from ..data.dataset import StructureDataset
+from ..errors import InputError
+from ..models.bpnn import BPNN
+from .checkpoint import load_model, save_model
+
+__all__ = ["Potential", "MLExploreCalculator", "model_place"]
+
+
+def model_place(model: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
+    """The device and floating-point precision of a model's parameters."""
+    p = next(model.parameters())
+    return p.device, p.dtype
+
+
+class Potential:
+    """A trained model ready to use (``device``, ``dtype``: where and in which precision it runs;
+    the model is moved there)."""
+
+    def __init__(self, model: torch.nn.Module, device: Any = "cpu", dtype: torch.dtype | None = torch.float64
+                 ) -> None:
+        self.model = model
+        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                                   "cpu" if device == "auto" else device)
+        self.dtype = dtype if dtype is not None else model_place(model)[1]
+
+    @property
+    def is_potential(self) -> bool:
+        """True for an interatomic potential (energies, forces), False for a task model."""
+        return isinstance(self.model, BPNN)
+
+    # ------------------------------------------------------------------ files
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: Any = "cpu") -> "Potential":
+        """A potential from a file written by :meth:`save` (or ``save_model``); runs on ``device``
+        in the precision it was trained in."""
+        model = load_model(path, map_location=device)
+        return cls(model, device=device, dtype=model_place(model)[1])
+
+    def save(self, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+        """Write the model (descriptor, normalisation, weights and JSON-like ``extra``: settings,
+        scores, history) atomically; read it back with :meth:`load`."""
+        return save_model(self.model, path, extra=extra)
+
+    # -------------------------------------------------------------- predicting
+    def predict(self, dataset: StructureDataset, forces: bool = True, batch_size: int = 64) -> dict[str, np.ndarray]:
+        """Predictions for every structure of ``dataset``, batched.
+
+        Potentials: ``energy`` (n,) eV, ``energies`` (N,) eV, ``forces`` (N, 3) eV/Å (with
+        ``forces``) and the model's per-atom outputs. Task models: each task, ``(n,)`` per structure
+        or ``(N,)`` per site, in physical units (``forces`` and ``batch_size`` do not apply).
+        """
+        if len(dataset) == 0:
+            raise InputError("nothing to predict: the dataset is empty")
+        model = self.model.to(device=self.device, dtype=self.dtype).eval()
+        if not self.is_potential:
+            x = model.encode(dataset, device=self.device, dtype=self.dtype)
+            with torch.no_grad():
+                out = model(x)
+            return {k: v.cpu().numpy().reshape(-1) for k, v in out.items()}
+        if int(batch_size) < 1:
+            raise InputError(f"batch_size must be ≥ 1, got {batch_size}", field="batch_size")
+        parts: dict[str, list[np.ndarray]] = {}
+        for start in range(0, len(dataset), batch_size):
+            part = dataset[start:start + batch_size]
+            batch = model.descriptor.prepare(part, device=self.device, dtype=self.dtype)
+            if forces:
+                res = model.energy_and_forces(batch)
+            else:
+                with torch.no_grad():
+                    res = model(batch)
+            for k, v in res.items():
+                parts.setdefault(k, []).append(v.detach().cpu().numpy())
+        return {k: np.concatenate(v) for k, v in parts.items()}
+
+    def calculate(self, atoms) -> dict[str, Any]:
+        """Energy and free energy (eV), per-atom energies (eV), forces (eV/Å), stress (eV/Å³, Voigt
+        order, for 3-D periodic cells, from the strain derivative ``(1/V) ∂E/∂ε``) and the per-atom
+        outputs of one ``ase.Atoms``: what the ASE calculator returns."""
+        if not self.is_potential:
+            raise InputError(f"a {type(self.model).__name__} is not an interatomic potential: it has no energies "
+                             "or forces for an ASE calculator; use predict()", field="model")
+        model = self.model.to(device=self.device, dtype=self.dtype).eval()
+        ds = StructureDataset.from_atoms([atoms.copy()])
+        batch = model.descriptor.prepare(ds, device=self.device, dtype=self.dtype)
+        pos = batch["positions"].detach().requires_grad_(True)
+        periodic = bool(atoms.pbc.all() and atoms.cell.rank == 3)
+        strain = torch.zeros((3, 3), dtype=self.dtype, device=self.device, requires_grad=periodic)
+        deform = torch.eye(3, dtype=self.dtype, device=self.device) + (strain + strain.T) / 2
+        batch = {**batch, "positions": pos @ deform, "cells": batch["cells"] @ deform}
+        out = model(batch)
+        energy = out["energy"].sum()
+        grads = torch.autograd.grad(energy, [pos, strain] if periodic else [pos])
+        results: dict[str, Any] = {"energy": float(energy.detach()), "free_energy": float(energy.detach()),
+                                   "energies": out["energies"].detach().cpu().numpy(),
+                                   "forces": -grads[0].detach().cpu().numpy()}
+        if periodic:
+            sigma = grads[1].detach().cpu().numpy() / atoms.get_volume()
+            results["stress"] = sigma.flat[[0, 4, 8, 5, 2, 1]]
+        for name in model.atom_outputs:
+            results[name] = out[name].detach().cpu().numpy()
+        return results
+
+    def as_ase_calculator(self) -> "MLExploreCalculator":
+        """An ASE calculator over this potential (:class:`MLExploreCalculator`)."""
+        return MLExploreCalculator(self)
+
+
+class MLExploreCalculator(Calculator):
+    """ASE calculator for a :class:`Potential` (or a :class:`~mlexplore.models.BPNN`, wrapped in one
+    with ``device`` and ``dtype``).
+
+    Properties: ``energy``, ``free_energy`` (eV), ``energies`` (per atom, eV),
+    ``forces`` (eV/Å), ``stress`` (eV/Å³, Voigt, for 3-D periodic cells; from
+    the strain derivative ``(1/V) ∂E/∂ε``) and the model's per-atom outputs
+    (e.g. ``charges``, ``magmoms``): :meth:`Potential.calculate`.
+    """
+
+    def __init__(self, potential: Potential | BPNN, device: Any = "cpu", dtype: torch.dtype = torch.float64,
+                 **kwargs) -> None:
+        self.potential = potential if isinstance(potential, Potential) else Potential(potential, device, dtype)
+        if not self.potential.is_potential:
+            raise InputError(f"a {type(self.potential.model).__name__} is not an interatomic potential",
+                             field="model")
+        self.model = self.potential.model.to(device=self.potential.device, dtype=self.potential.dtype).eval()
+        self.device, self.dtype = self.potential.device, self.potential.dtype
+        self.implemented_properties = ["energy", "free_energy", "energies", "forces", "stress",
+                                       *self.model.atom_outputs]
+        super().__init__(**kwargs)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        self.results.update(self.potential.calculate(self.atoms))
