@@ -29,7 +29,7 @@ from mlexplore.datasets import gold, lattice_alloy
 from mlexplore.descriptors import G2, SymmetryFunctions
 from mlexplore.models import BPNN, GraphNet, LatticeMLP
 from mlexplore.training import compare_tasks, fit, fit_ensemble, fit_tasks
-from mlexplore.training.tasks import format_task_table
+from mlexplore.training import format_task_table
 
 
 def main() -> None:
@@ -105,8 +105,9 @@ def comparison(device: str, epochs: int, baseline_epochs: int) -> None:
         if n_epochs <= 0:
             continue
         t0 = time.perf_counter()
-        rows, runs = compare_tasks(alloy, ["mixing_energy", "energies"], n_runs=4, epochs=n_epochs, device=device,
-                                   width=200, progress=False, vectorise=vectorise, return_runs=True)
+        rows = compare_tasks(alloy, ["mixing_energy", "energies"], n_runs=4, epochs=n_epochs, device=device,
+                             width=200, progress=False, vectorise=vectorise)
+        runs = rows.runs
         seconds = time.perf_counter() - t0
         model_epochs = sum(len(r.history.epoch) for r in runs)
         timings[vectorise] = seconds / model_epochs

@@ -50,7 +50,8 @@ def run_demo(n_per_composition: int = 20, n_runs: int = 3, epochs: int = 150, se
     from .data import stratified_split
     from .datasets import lattice_alloy
     from .descriptors import SymmetryFunctions, eta_from_attenuation, radial_grid, rs_at_rdf_modes
-    from .training import compare_tasks, format_task_table
+    from .training import compare_tasks
+    from .training.labels import run_label
     from .viz import basis_over_rdf, learning_curves, parity_plot, pca_map, rdf_plot, task_table
 
     timings: dict[str, float] = {}
@@ -77,11 +78,12 @@ def run_demo(n_per_composition: int = 20, n_runs: int = 3, epochs: int = 150, se
 
     t = time.perf_counter()
     log(f"\n3/5 training: STL and MTL LatticeMLPs, {n_runs} stratified splits each, {epochs} epochs")
-    rows, runs = compare_tasks(ds, ["mixing_energy", "energies"], model="lattice", n_runs=n_runs, epochs=epochs,
-                               lr=1e-3, width=200, seed=seed, device=device, return_runs=True, progress=progress)
+    rows = compare_tasks(ds, ["mixing_energy", "energies"], model="lattice", n_runs=n_runs, epochs=epochs,
+                         lr=1e-3, width=200, seed=seed, device=device, progress=progress)
+    runs = rows.runs
     timings["training"] = time.perf_counter() - t
 
-    table = format_task_table(rows)
+    table = rows.to_text()
     log("\n4/5 comparison (test RMSE, eV/atom for the mixing energy, eV for the per-site energy):\n" + table)
 
     t = time.perf_counter()
@@ -93,12 +95,12 @@ def run_demo(n_per_composition: int = 20, n_runs: int = 3, epochs: int = 150, se
     figures["Comparison table (001 table 1 layout)"] = task_table(rows)
     for combo in dict.fromkeys(r.tasks for r in runs):
         first = next(r for r in runs if r.tasks == combo)
-        label = ("MTL " if len(combo) > 1 else "STL ") + "+".join(combo)
+        label = run_label(combo)
         figures[f"Learning curves, {label} (run 0)"] = learning_curves(first.history)
     for target, unit in (("mixing_energy", "eV/atom"), ("energies", "eV")):
         for combo in dict.fromkeys(r.tasks for r in runs if target in r.tasks):
             chosen = [r for r in runs if r.tasks == combo]
-            label = ("MTL " if len(combo) > 1 else "STL ") + "+".join(combo)
+            label = run_label(combo)
             ref = np.concatenate([r.reference[target] for r in chosen])
             pred = np.concatenate([r.predicted[target] for r in chosen])
             figures[f"Parity, {target}, {label}"] = parity_plot(ref, pred, title=f"{target}: {label}", unit=unit)

@@ -9,7 +9,8 @@
   :func:`compare_bases`, :func:`bag_of_models`.
 """
 
-from .basis_comparison import compare_bases, format_basis_table
+from .baselines import BASELINES, fit_baseline, structure_features
+from .basis_comparison import BasisComparisonOptions, BasisComparisonPlan, BasisRun, compare_bases, format_basis_table
 from .checkpoint import load_model, save_model
 from .engine import DEFAULTS, History, Objective, Output, TrainingError, make_optimizer, resolve_device, train_loop
 from .ensemble import fit_ensemble, fit_task_members
@@ -17,10 +18,10 @@ from .fit import fit, predict
 from .labels import run_label
 from .potential import MLExploreCalculator, Potential
 from .potential_fit import PotentialFit, evaluate_potential, format_evaluation, train_potential
-from .protocols import BASELINES, bag_of_models, fit_baseline, structure_features
+from .experiments import (BagOfModelsPlan, BagRun, ExperimentPlan, ExperimentResult, TaskComparisonOptions,
+                          TaskComparisonPlan, TaskRun, bag_of_models, compare_tasks, format_task_table, markdown_table,
+                          plan_task_comparison, run_experiment, summarise_task_runs, task_combinations)
 from .task_models import fit_tasks, predict_tasks
-from .tasks import (TaskComparisonPlan, TaskRun, compare_tasks, format_task_table, plan_task_comparison,
-                    summarise_task_runs, task_combinations)
 
 __all__ = ["fit", "predict", "History", "TrainingError", "resolve_device", "save_model", "load_model",
            "Potential", "MLExploreCalculator", "fit_tasks", "predict_tasks", "compare_tasks", "plan_task_comparison",
@@ -28,4 +29,6 @@ __all__ = ["fit", "predict", "History", "TrainingError", "resolve_device", "save
            "task_combinations", "format_task_table", "bag_of_models", "fit_baseline", "structure_features",
            "BASELINES", "fit_ensemble", "fit_task_members", "compare_bases", "format_basis_table", "train_potential",
            "evaluate_potential", "format_evaluation", "PotentialFit", "DEFAULTS", "Objective", "Output",
-           "make_optimizer", "train_loop", "run_label"]
+           "make_optimizer", "train_loop", "run_label", "ExperimentPlan", "ExperimentResult", "run_experiment",
+           "TaskComparisonOptions", "BagOfModelsPlan", "BagRun", "markdown_table", "BasisComparisonPlan",
+           "BasisComparisonOptions", "BasisRun"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,17 +21,197 @@ from ..data.dataset import StructureDataset
 from ..data.splits import random_split
 from ..errors import InputError
 from ..models.bpnn import BPNN
+from .engine import DEFAULTS
+from .experiments import ExperimentPlan, ExperimentResult, markdown_table, run_experiment
 from .fit import fit, predict
 
-__all__ = ["compare_bases", "format_basis_table"]
+_DEF = DEFAULTS["bases"]
+
+__all__ = ["compare_bases", "format_basis_table", "BasisComparisonOptions", "BasisComparisonPlan", "BasisRun"]
+
+
+class BasisRun(dict):
+    """One trained BPNN of :func:`compare_bases`, a dict as before: ``basis``, ``run``, ``n_features``,
+    ``seconds`` (training), ``energy_rmse`` / ``energy_mae`` (meV/atom), ``energy_r2``,
+    ``baseline_rmse`` (meV/atom), ``errors`` (test energy errors, meV/atom), ``test_rows``
+    (positions of the test structures in the dataset), ``forces_rmse`` (eV/Å, with forces) and
+    ``groups`` (test RMSE per group, with groups). Also ``variant`` (the basis) and
+    :meth:`errors_of` / ``errors(target)`` as the other runs of an
+    :class:`~mlexplore.training.experiments.ExperimentResult`."""
+
+    @property
+    def run(self) -> int:
+        """The run number (split and initial weights of seed ``seed + run``)."""
+        return self["run"]
+
+    @property
+    def variant(self) -> str:
+        """The basis name."""
+        return self["basis"]
+
+    @property
+    def seconds(self) -> float:
+        """Training time (s)."""
+        return self["seconds"]
+
+    def errors_of(self, target: str | None = None) -> np.ndarray:
+        """Test errors of the energy per atom (predicted − reference, meV/atom)."""
+        if target not in (None, "energy"):
+            raise InputError(f"compare_bases keeps the test errors of the energy only, not {target!r}",
+                             field="target")
+        return self["errors"]
+
+    # the generic name of an experiment's runs; a dict key "errors" stays the array
+    errors = errors_of
+
+
+@dataclass
+class BasisComparisonOptions:
+    """The options of :func:`compare_bases` (see there), typed: the split ``fractions``, ``forces``
+    (train and score forces too), the network (``hidden``, ``activation``), :func:`~mlexplore.training.fit`'s
+    ``epochs``, ``lr``, ``batch_size`` (structures), ``device``, ``seed`` (run r: ``seed + r``) and
+    ``fit_kwargs`` (more :func:`~mlexplore.training.fit` settings)."""
+
+    fractions: tuple[float, ...] = (0.7, 0.15, 0.15)
+    forces: bool = False
+    hidden: tuple[int, ...] = (25, 25)
+    activation: str = "tanh"
+    epochs: int = _DEF.epochs
+    lr: float = _DEF.lr
+    batch_size: int = _DEF.batch_size
+    device: Any = "auto"
+    seed: int = 0
+    fit_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.fractions = tuple(self.fractions)
+        self.hidden = tuple(self.hidden)
+
+
+@dataclass
+class BasisComparisonPlan(ExperimentPlan):
+    """Runs × bases of :func:`compare_bases`: job ``(r, name)`` trains a BPNN on ``bases[name]`` with
+    the split and initial weights of seed ``seed + r``; every basis of a run sees the same split."""
+
+    dataset: StructureDataset
+    bases: dict[str, Any]
+    n_runs: int = 5
+    options: BasisComparisonOptions = field(default_factory=BasisComparisonOptions)
+    groups: np.ndarray | None = None
+    jobs: list[tuple[int, str]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not self.bases:
+            raise InputError("no bases to compare", field="bases")
+        if self.n_runs < 1:
+            raise InputError(f"n_runs must be ≥ 1, got {self.n_runs}", field="n_runs")
+        if "energy" not in self.dataset:
+            raise InputError("the dataset has no 'energy' label", field="energy")
+        if self.groups is not None:
+            self.groups = np.asarray(self.groups, dtype=object)
+            if len(self.groups) != len(self.dataset):
+                raise InputError(f"groups has {len(self.groups)} labels for {len(self.dataset)} structures",
+                                 field="groups")
+        self.bases = dict(self.bases)
+        self.jobs = [(r, name) for r in range(self.n_runs) for name in self.bases]
+
+    def _make_split(self, split_seed: int):
+        o = self.options
+        train, val, test = random_split(self.dataset, o.fractions, seed=split_seed)
+        if len(test) == 0 or len(train) == 0:
+            raise InputError(f"split {o.fractions} of {len(self.dataset)} structures leaves an empty "
+                             "training or test set", field="fractions")
+        position = {int(i): k for k, i in enumerate(self.dataset.ids)}
+        rows = np.array([position[int(i)] for i in test.ids])
+        ref = 1000.0 * test.label("energy") / test.n_atoms  # meV/atom
+        mean = float(np.mean(1000.0 * train.label("energy") / train.n_atoms))
+        return train, val, test, rows, ref, rmse(ref, np.full_like(ref, mean))
+
+    def run(self, job: int, callback=None) -> BasisRun:
+        r, name = self.jobs[job]
+        o = self.options
+        basis = self.bases[name]
+        train, val, test, rows, ref, baseline = self.cached_split(o.seed + r, self._make_split)
+        with torch.random.fork_rng(devices=[]):  # the same initial weights for a run, global RNG untouched
+            torch.manual_seed(o.seed + r)
+            model = BPNN(basis, hidden=o.hidden, activation=o.activation)
+        targets = ["energy", "forces"] if o.forces else ["energy"]
+        extra = dict(o.fit_kwargs)
+        if callback is not None:
+            extra["callback"] = callback
+        t0 = time.perf_counter()
+        fit(model, train, val, targets=targets, epochs=o.epochs, lr=o.lr, batch_size=o.batch_size, seed=o.seed + r,
+            device=o.device, progress=False, **extra)
+        seconds = time.perf_counter() - t0
+        p = predict(model, test, forces=o.forces)
+        pred = 1000.0 * p["energy"] / test.n_atoms  # meV/atom
+        run = BasisRun(basis=name, run=r, n_features=int(basis.n_features), seconds=seconds,
+                       energy_rmse=rmse(ref, pred), energy_mae=mae(ref, pred), energy_r2=r2(ref, pred),
+                       baseline_rmse=baseline, errors=pred - ref, test_rows=rows)
+        if o.forces:
+            run["forces_rmse"] = rmse(test.atom_labels["forces"], p["forces"])
+        if self.groups is not None:
+            run["groups"] = {k: v["rmse"] for k, v in per_group(ref, pred, self.groups[rows]).items()}
+        return run
+
+    def summarise(self, runs: Sequence[BasisRun]) -> list[dict]:
+        best: dict[str, int] = {}
+        for r in dict.fromkeys(x["run"] for x in runs):
+            scores = {x["basis"]: x["energy_rmse"] for x in runs if x["run"] == r}
+            winner = min(scores, key=scores.get)
+            best[winner] = best.get(winner, 0) + 1
+        out = []
+        for name in self.bases:
+            mine = [x for x in runs if x["basis"] == name]
+            if not mine:
+                continue
+            e = np.array([x["energy_rmse"] for x in mine])
+            secs = float(np.mean([x["seconds"] for x in mine]))
+            row = {"basis": name, "n_features": mine[0]["n_features"], "energy_rmse_mean": float(e.mean()),
+                   "energy_rmse_std": float(e.std()),
+                   "energy_mae_mean": float(np.mean([x["energy_mae"] for x in mine])),
+                   "energy_r2_mean": float(np.mean([x["energy_r2"] for x in mine])),
+                   "baseline_rmse_mean": float(np.mean([x["baseline_rmse"] for x in mine])),
+                   "seconds_mean": secs, "fom": 1.0 / (secs * float(e.mean())) if e.mean() > 0 else float("inf"),
+                   "best_runs": best.get(name, 0), "n_runs": len(mine)}
+            if self.options.forces:
+                f = np.array([x["forces_rmse"] for x in mine])
+                row.update(forces_rmse_mean=float(f.mean()), forces_rmse_std=float(f.std()))
+            if self.groups is not None:
+                per = {}
+                for g in dict.fromkeys(self.groups.tolist()):
+                    vals = np.array([x["groups"][str(g)] for x in mine if str(g) in x["groups"]])
+                    if vals.size:
+                        per[str(g)] = (float(vals.mean()), float(vals.std()), int(vals.size))
+                row["groups"] = per
+            out.append(row)
+        return out
+
+    def format_table(self, rows: Sequence[dict]) -> str:
+        return format_basis_table(rows)
+
+    def markdown(self, rows: Sequence[dict]) -> str:
+        forces = bool(rows) and "forces_rmse_mean" in rows[0]
+        header = ["basis", "features", "energy RMSE (meV/atom)", "MAE (meV/atom)"] + \
+            (["forces RMSE (eV/Å)"] if forces else []) + ["best in", "time (s)", "FOM"]
+        cells = []
+        for r in rows:
+            line = [r["basis"], str(r["n_features"]), f"{r['energy_rmse_mean']:.2f} ± {r['energy_rmse_std']:.2f}",
+                    f"{r['energy_mae_mean']:.2f}"]
+            if forces:
+                line.append(f"{r['forces_rmse_mean']:.3f} ± {r['forces_rmse_std']:.3f}")
+            line += [f"{r['best_runs']}/{r['n_runs']}", f"{r['seconds_mean']:.1f}", f"{r['fom']:.3g}"]
+            cells.append(line)
+        return markdown_table(header, cells)
 
 
 def compare_bases(dataset: StructureDataset, bases: Mapping[str, Any], n_runs: int = 5,
                   fractions: Sequence[float] = (0.7, 0.15, 0.15), groups: Sequence[str] | None = None,
                   forces: bool = False, hidden: Sequence[int] = (25, 25), activation: str = "tanh",
-                  epochs: int = 300, lr: float = 3e-3, batch_size: int = 8, device: Any = "auto",
+                  epochs: int = _DEF.epochs, lr: float = _DEF.lr, batch_size: int = _DEF.batch_size,
+                  device: Any = "auto",
                   seed: int = 0, progress: bool = True, return_runs: bool = False,
-                  **fit_kwargs) -> list[dict] | tuple[list[dict], list[dict]]:
+                  **fit_kwargs) -> ExperimentResult:
     """Train a :class:`~mlexplore.models.BPNN` per basis on ``n_runs`` shuffled splits; score on the test sets.
 
     Parameters
@@ -46,91 +227,33 @@ def compare_bases(dataset: StructureDataset, bases: Mapping[str, Any], n_runs: i
     forces:
         Train on energies and forces (else energies only) and report the force RMSE.
     hidden, activation, epochs, lr, batch_size, fit_kwargs:
-        The network and :func:`~mlexplore.training.fit` settings, the same for every basis.
+        The network and :func:`~mlexplore.training.fit` settings, the same for every basis
+        (:class:`BasisComparisonOptions`).
 
     Returns
     -------
-    One row per basis: ``basis``, ``n_features``, ``energy_rmse_mean``/``_std`` and
+    An :class:`~mlexplore.training.experiments.ExperimentResult` (:class:`BasisComparisonPlan`):
+    one row per basis: ``basis``, ``n_features``, ``energy_rmse_mean``/``_std`` and
     ``energy_mae_mean`` (meV/atom), ``forces_rmse_mean``/``_std`` (eV/Å, with ``forces``),
     ``energy_r2_mean``, ``baseline_rmse_mean`` (meV/atom: predicting every test structure's
     energy per atom as the training-set mean, the same for every basis; a basis no better than
     that has learnt nothing), ``seconds_mean`` (training), ``fom`` (1 / (s × meV/atom)),
     ``best_runs`` (runs in which this basis had the lowest energy RMSE), ``n_runs``, and ``groups``
-    (``{group: (rmse mean, rmse std, runs)}``). With ``return_runs`` also the per-run records.
+    (``{group: (rmse mean, rmse std, runs)}``); the per-run :class:`BasisRun` records as
+    ``result.runs``. ``return_runs=True`` (deprecated) returns ``(result, result.runs)``.
     """
-    if not bases:
-        raise InputError("no bases to compare", field="bases")
-    if n_runs < 1:
-        raise InputError(f"n_runs must be ≥ 1, got {n_runs}", field="n_runs")
-    if "energy" not in dataset:
-        raise InputError("the dataset has no 'energy' label", field="energy")
-    if groups is not None:
-        groups = np.asarray(groups, dtype=object)
-        if len(groups) != len(dataset):
-            raise InputError(f"groups has {len(groups)} labels for {len(dataset)} structures", field="groups")
-    from tqdm.auto import tqdm
+    options = BasisComparisonOptions(fractions=tuple(fractions), forces=forces, hidden=tuple(hidden),
+                                     activation=activation, epochs=epochs, lr=lr, batch_size=batch_size,
+                                     device=device, seed=seed, fit_kwargs=fit_kwargs)
+    plan = BasisComparisonPlan(dataset, dict(bases), n_runs=n_runs, options=options, groups=groups)
+    result = run_experiment(plan, progress=progress, desc="basis runs")
+    if return_runs:
+        import warnings
 
-    position = {int(i): k for k, i in enumerate(dataset.ids)}
-    targets = ["energy", "forces"] if forces else ["energy"]
-    runs: list[dict] = []
-    with tqdm(total=n_runs * len(bases), desc="basis runs", disable=not progress) as bar:
-        for r in range(n_runs):
-            train, val, test = random_split(dataset, tuple(fractions), seed=seed + r)
-            if len(test) == 0 or len(train) == 0:
-                raise InputError(f"split {tuple(fractions)} of {len(dataset)} structures leaves an empty "
-                                 "training or test set", field="fractions")
-            rows = np.array([position[int(i)] for i in test.ids])
-            ref = 1000.0 * test.label("energy") / test.n_atoms  # meV/atom
-            mean = float(np.mean(1000.0 * train.label("energy") / train.n_atoms))
-            baseline = rmse(ref, np.full_like(ref, mean))
-            for name, basis in bases.items():
-                with torch.random.fork_rng(devices=[]):  # the same initial weights for a run, global RNG untouched
-                    torch.manual_seed(seed + r)
-                    model = BPNN(basis, hidden=hidden, activation=activation)
-                t0 = time.perf_counter()
-                fit(model, train, val, targets=targets, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed + r,
-                    device=device, progress=False, **fit_kwargs)
-                seconds = time.perf_counter() - t0
-                p = predict(model, test, forces=forces)
-                pred = 1000.0 * p["energy"] / test.n_atoms  # meV/atom
-                run = {"basis": name, "run": r, "n_features": int(basis.n_features), "seconds": seconds,
-                       "energy_rmse": rmse(ref, pred), "energy_mae": mae(ref, pred), "energy_r2": r2(ref, pred),
-                       "baseline_rmse": baseline,
-                       "errors": pred - ref, "test_rows": rows}
-                if forces:
-                    run["forces_rmse"] = rmse(test.atom_labels["forces"], p["forces"])
-                if groups is not None:
-                    run["groups"] = {k: v["rmse"] for k, v in per_group(ref, pred, groups[rows]).items()}
-                runs.append(run)
-                bar.update(1)
-    best = {}
-    for r in range(n_runs):
-        scores = {x["basis"]: x["energy_rmse"] for x in runs if x["run"] == r}
-        winner = min(scores, key=scores.get)
-        best[winner] = best.get(winner, 0) + 1
-    out = []
-    for name in bases:
-        mine = [x for x in runs if x["basis"] == name]
-        e = np.array([x["energy_rmse"] for x in mine])
-        secs = float(np.mean([x["seconds"] for x in mine]))
-        row = {"basis": name, "n_features": mine[0]["n_features"], "energy_rmse_mean": float(e.mean()),
-               "energy_rmse_std": float(e.std()), "energy_mae_mean": float(np.mean([x["energy_mae"] for x in mine])),
-               "energy_r2_mean": float(np.mean([x["energy_r2"] for x in mine])),
-               "baseline_rmse_mean": float(np.mean([x["baseline_rmse"] for x in mine])),
-               "seconds_mean": secs, "fom": 1.0 / (secs * float(e.mean())) if e.mean() > 0 else float("inf"),
-               "best_runs": best.get(name, 0), "n_runs": n_runs}
-        if forces:
-            f = np.array([x["forces_rmse"] for x in mine])
-            row.update(forces_rmse_mean=float(f.mean()), forces_rmse_std=float(f.std()))
-        if groups is not None:
-            per = {}
-            for g in dict.fromkeys(groups.tolist()):
-                vals = np.array([x["groups"][str(g)] for x in mine if str(g) in x["groups"]])
-                if vals.size:
-                    per[str(g)] = (float(vals.mean()), float(vals.std()), int(vals.size))
-            row["groups"] = per
-        out.append(row)
-    return (out, runs) if return_runs else out
+        warnings.warn("compare_bases(..., return_runs=True) is deprecated: the result has the runs (result.runs)",
+                      DeprecationWarning, stacklevel=2)
+        return result, result.runs
+    return result
 
 
 def format_basis_table(rows: Sequence[dict]) -> str:

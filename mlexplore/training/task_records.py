@@ -23,7 +23,10 @@ __all__ = ["plan_fingerprint", "read_task_records", "append_task_record", "run_t
 
 
 def plan_fingerprint(plan: Any) -> str:
-    """A short hash of a :class:`~mlexplore.training.TaskComparisonPlan`'s data and options."""
+    """A short hash (24 hex digits) of a :class:`~mlexplore.training.TaskComparisonPlan`'s data, options
+    (:meth:`~mlexplore.training.experiments.TaskComparisonOptions.fingerprint_fields`: not the device,
+    ``patience`` only when it is not 50) and jobs. Unchanged from the dict-options layout, so record
+    files written before stay valid."""
     h = hashlib.sha256()
     ds = plan.dataset
     for arr in (ds.numbers, ds.positions, ds.cells, ds.n_atoms):
@@ -31,7 +34,11 @@ def plan_fingerprint(plan: Any) -> str:
     for t in plan.targets:
         h.update(t.encode())
         h.update(np.ascontiguousarray(ds.label(t), dtype=np.float64).tobytes())
-    options = {k: v for k, v in plan.options.items() if k != "device"}
+    opts = plan.options
+    if hasattr(opts, "fingerprint_fields"):  # TaskComparisonOptions
+        options = opts.fingerprint_fields()
+    else:  # a plain dict of options (the layout before TaskComparisonOptions): the same hash
+        options = {k: v for k, v in opts.items() if k != "device"}
     h.update(json.dumps(options, sort_keys=True, default=str).encode())
     h.update(json.dumps([[r, list(c)] for r, c in plan.jobs]).encode())
     return h.hexdigest()[:24]

@@ -8,11 +8,19 @@ the validation curves and a progress bar per model as it goes. The table
 models finish; at the end the parity grid and the error PDFs appear. *Stop*
 ends the thread after the current epoch and keeps every finished model
 (``panel.runs``). Uses the GPU when there is one (``device="auto"``).
+
+The jobs run through :func:`mlexplore.training.experiments.run_experiment`, the driver of
+:func:`~mlexplore.training.compare_tasks`: with ``resume_file=`` every finished model is recorded
+and a later *Start* with the same options reads it back instead of training it; on a CUDA device
+the lattice runs of one combination train together (vectorised), on a CPU one at a time. The
+result is ``panel.result`` (an :class:`~mlexplore.training.experiments.ExperimentResult`, the
+type :func:`~mlexplore.training.compare_tasks` returns).
 """
 
 from __future__ import annotations
 
 import inspect
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -22,12 +30,14 @@ import ipywidgets as w
 import numpy as np
 import plotly.graph_objects as go
 
-from ..analysis import error_band, error_grid
 from ..data.dataset import StructureDataset
 from ..errors import InputError
 from ..models import GraphNet
-from ..training.tasks import TaskRun, plan_task_comparison, summarise_task_runs, task_combinations
-from ..viz.figures import PALETTE, band_traces, task_table
+from ..training.experiments import (ExperimentResult, TaskRun, plan_task_comparison, run_experiment,
+                                    task_combinations)
+from ..training.labels import run_label
+from ..viz.comparison import task_error_bands, task_parity
+from ..viz.figures import PALETTE, task_table
 from .plot_output import PlotOutput
 
 __all__ = ["TaskComparison", "default_task_datasets"]
@@ -61,6 +71,11 @@ class TaskComparison(w.VBox):
         ``{name: dataset or zero-argument loader}`` or one dataset (default: :func:`default_task_datasets`).
     model:
         ``"lattice"`` (:class:`~mlexplore.models.LatticeMLP`) or ``"graph"`` (:class:`~mlexplore.models.GraphNet`).
+    resume_file:
+        A ``.jsonl`` record file (:mod:`mlexplore.training.task_records`): finished models are
+        appended, and a *Start* with the same data and options skips those already there.
+    vectorise:
+        As :func:`~mlexplore.training.compare_tasks` (default: on a CUDA device, lattice models).
     epochs, n_runs, device, **fit_options:
         Passed to :func:`~mlexplore.training.plan_task_comparison` (e.g. ``lr``, ``width``).
         ``cutoff`` (Å) is the starting value of the "graph radius" control, which goes to the
@@ -70,7 +85,9 @@ class TaskComparison(w.VBox):
     """
 
     def __init__(self, datasets: dict[str, Any] | StructureDataset | None = None, model: str = "lattice",
-                 epochs: int = 200, n_runs: int = 3, device: Any = "auto", **fit_options) -> None:
+                 epochs: int = 200, n_runs: int = 3, device: Any = "auto",
+                 resume_file: str | os.PathLike | None = None, vectorise: bool | None = None,
+                 **fit_options) -> None:
         if datasets is None:
             datasets = default_task_datasets()
         elif isinstance(datasets, StructureDataset):
@@ -80,8 +97,11 @@ class TaskComparison(w.VBox):
         self.device = device
         radius = float(fit_options.pop("cutoff", inspect.signature(GraphNet).parameters["cutoff"].default))
         self.fit_options = fit_options
+        self.resume_file = resume_file
+        self.vectorise = vectorise
         self.runs: list[TaskRun] = []
         self.rows: list[dict] = []
+        self.result: ExperimentResult | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._last_draw = 0.0
@@ -170,11 +190,11 @@ class TaskComparison(w.VBox):
             self._error(exc)
             return
         self._stop.clear()
-        self.runs, self.rows = [], []
+        self.runs, self.rows, self.result = [], [], None
         jobs = self.plan.jobs
         self.progress.max, self.progress.value = len(jobs), 0
         self.model_bars.children = [w.IntProgress(value=0, min=0, max=self.epochs.value,
-                                                  description=f"{'MTL' if len(c) > 1 else 'STL'} {'+'.join(c)} #{r}",
+                                                  description=f"{run_label(c)} #{r}",
                                                   style={"description_width": "150px"}) for r, c in jobs]
         with self.curves.batch_update():
             self.curves.data = []
@@ -201,20 +221,10 @@ class TaskComparison(w.VBox):
 
     def _run(self) -> None:
         try:
-            for j in range(len(self.plan.jobs)):
-                if self._stop.is_set():
-                    break
-                self.status.value = f"training model {j + 1} of {len(self.plan.jobs)} on {self.device}"
-                run = self.plan.run(j, callback=self._epoch_callback(j))
-                if self._stop.is_set():
-                    break  # interrupted mid-run: not a finished model
-                self.runs.append(run)
-                bar = self.model_bars.children[j]
-                bar.value, bar.bar_style = bar.max, "success"
-                self._draw_curve(j, run.history)
-                self.progress.value = j + 1
-                self.rows = summarise_task_runs(self.runs)
-                self._fill_table()
+            self.result = run_experiment(self.plan, resume_file=self.resume_file, vectorise=self.vectorise,
+                                         progress=False, on_epoch=self._on_epoch, on_start=self._on_start,
+                                         on_finished=self._on_finished, should_stop=self._stop.is_set)
+            self.runs, self.rows = list(self.result.runs), self.result.rows
             stopped = self._stop.is_set()
             if self.runs:
                 self._draw_results()
@@ -225,15 +235,27 @@ class TaskComparison(w.VBox):
         finally:
             self.start_button.disabled, self.stop_button.disabled = False, True
 
-    def _epoch_callback(self, j: int):
-        def callback(epoch: int, history) -> bool:
-            self.model_bars.children[j].value = epoch + 1
-            now = time.perf_counter()
-            if now - self._last_draw > 0.5:  # redraw (the whole figure) at most twice a second
-                self._last_draw = now
-                self._draw_curve(j, history)
-            return not self._stop.is_set()
-        return callback
+    def _on_start(self, group: list[int]) -> None:
+        n = len(self.plan.jobs)
+        which = f"model {group[0] + 1}" if len(group) == 1 else f"models {', '.join(str(j + 1) for j in group)}"
+        self.status.value = f"training {which} of {n} on {self.device}"
+
+    def _on_finished(self, j: int, run: TaskRun, finished: list[TaskRun]) -> None:
+        bar = self.model_bars.children[j]
+        bar.value, bar.bar_style = bar.max, "success"
+        self._draw_curve(j, run.history)
+        self.runs = list(finished)
+        self.progress.value = len(finished)
+        self.rows = self.plan.summarise(self.runs)
+        self._fill_table()
+
+    def _on_epoch(self, j: int, epoch: int, history) -> bool:
+        self.model_bars.children[j].value = epoch + 1
+        now = time.perf_counter()
+        if now - self._last_draw > 0.5:  # redraw (the whole figure) at most twice a second
+            self._last_draw = now
+            self._draw_curve(j, history)
+        return not self._stop.is_set()
 
     # ----------------------------------------------------------------- drawing
     def _draw_curve(self, j: int, history) -> None:
@@ -250,46 +272,17 @@ class TaskComparison(w.VBox):
         self.views["table"].show()
 
     def _draw_results(self) -> None:
-        targets = self.plan.targets
-        combos = list(dict.fromkeys(r.tasks for r in self.runs))
-        with self.parity.batch_update():
-            self.parity.data = []
-            lo, hi = np.inf, -np.inf
-            for t in targets:
-                for c in combos:
-                    runs = [r for r in self.runs if r.tasks == c and t in r.tasks]
-                    if not runs:
-                        continue
-                    ref = np.concatenate([r.reference[t] for r in runs])
-                    pred = np.concatenate([r.predicted[t] for r in runs])
-                    ref_s = (ref - ref.mean()) / (ref.std() or 1.0)  # one axis for targets of any unit
-                    pred_s = (pred - ref.mean()) / (ref.std() or 1.0)
-                    lo, hi = min(lo, ref_s.min(), pred_s.min()), max(hi, ref_s.max(), pred_s.max())
-                    self.parity.add_scattergl(x=ref_s, y=pred_s, mode="markers", marker=dict(size=4, opacity=0.6),
-                                              name=f"{t}: {'MTL' if len(c) > 1 else 'STL'} {'+'.join(c)}")
-            self.parity.add_scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(color="black", dash="dot"),
-                                    name="y = x")
-            self.parity.layout.xaxis.title = "reference (standardised per target)"
-            self.parity.layout.yaxis.title = "predicted (standardised per target)"
-        with self.error_pdfs.batch_update():
-            self.error_pdfs.data = []
-            k = 0
-            for t in targets:
-                sets = {c: [r.errors(t) for r in self.runs if r.tasks == c and t in r.tasks] for c in combos}
-                sets = {c: e for c, e in sets.items() if e and all(x.size > 1 for x in e)}
-                if not sets:
-                    continue
-                scale = np.std(np.concatenate([r.reference[t] for r in self.runs if t in r.tasks])) or 1.0
-                grid = error_grid([x / scale for e in sets.values() for x in e], 200)
-                for c, errs in sets.items():
-                    band = error_band([e / scale for e in errs], grid=grid)
-                    color = PALETTE[k % len(PALETTE)]
-                    k += 1
-                    self.error_pdfs.add_traces(band_traces(
-                        band, f"{t}: {'MTL' if len(c) > 1 else 'STL'} {'+'.join(c)} ({band.n_models})", color))
-            self.error_pdfs.layout.xaxis.title = "error / std of the target"
-        self.views["parity"].show()
-        self.views["error_pdfs"].show()
+        """The parity grid and error PDFs of the finished runs (:func:`~mlexplore.viz.task_parity`,
+        :func:`~mlexplore.viz.task_error_bands`), in the panel's layout."""
+        for name, make in (("parity", task_parity), ("error_pdfs", task_error_bands)):
+            drawn = make(self.runs, self.plan.targets)
+            fig = getattr(self, name)
+            with fig.batch_update():
+                fig.data = []
+                fig.add_traces(drawn.data)
+                fig.layout.xaxis.title = drawn.layout.xaxis.title
+                fig.layout.yaxis.title = drawn.layout.yaxis.title
+            self.views[name].show()
 
     def _error(self, exc: Exception) -> None:
         self.status.value = f"<span style='color:crimson'>{type(exc).__name__}: {exc}</span>"
