@@ -1,7 +1,8 @@
 """mlexplore: machine learning of atomistic materials, made to be explored in Jupyter.
 
-Layers (each uses only those before it): ``data`` → ``io`` → ``datasets`` →
-``descriptors`` → ``analysis`` → ``models`` → ``training`` → ``viz`` → ``widgets``.
+Layers (each uses only those before it; docs/architecture.md): ``data`` → ``io`` →
+``descriptors`` → ``datasets`` → ``analysis`` / ``models`` / ``dft`` → ``training`` → ``viz`` →
+``widgets`` → ``cli``.
 
 Units everywhere: eV, Å, e, μ_B.
 """
