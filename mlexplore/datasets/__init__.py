@@ -25,9 +25,10 @@ from .dft_data import fe_spin_dft, fept_dft
 from .gold import GOLD_GROUPS, gold
 from .ising import ising_energy, ising_lattice
 from .sampling import sample_occupations
+from .generate import generate_dataset
 
 __all__ = ["lattice_alloy", "gold", "ising_lattice", "fept_dft", "fe_spin_dft", "ising_energy", "sample_occupations", "cache_dir",
-           "GOLD_GROUPS", "REGISTRY", "BuiltinDataset"]
+           "GOLD_GROUPS", "REGISTRY", "BuiltinDataset", "generate_dataset"]
 
 
 @dataclass(frozen=True)

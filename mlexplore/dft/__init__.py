@@ -9,6 +9,7 @@ run resumes where it stopped.
 from .label import failed_records, gpaw_calculator, label, pattern_kept
 from .records import append_record, latest_records, read_new_records, read_records, records_to_dataset
 from .settings import DEFAULT_MAGMOMS, DFTSettings
+from .options import parse_kpts, parse_magmoms, parse_mixer
 
 __all__ = ["label", "DFTSettings", "DEFAULT_MAGMOMS", "gpaw_calculator", "failed_records", "pattern_kept",
-           "read_records", "read_new_records", "latest_records", "append_record", "records_to_dataset"]
+           "read_records", "read_new_records", "latest_records", "append_record", "records_to_dataset", "parse_kpts", "parse_magmoms", "parse_mixer"]

@@ -23,10 +23,12 @@ from .extxyz import read_extxyz, scan_extxyz, write_extxyz
 from .files import atomic_write, open_text, strip_compression
 from .lsms import mixing_energy, read_lsms, write_lsms
 from .n2p2 import read_n2p2, write_n2p2
+from .predictions import write_predictions
+from .text import parse_numbers, parse_pairs, parse_value
 
 __all__ = ["read", "write", "read_lsms", "write_lsms", "read_n2p2", "write_n2p2", "read_extxyz",
            "write_extxyz", "scan_extxyz", "save_cache", "load_cache", "mixing_energy", "atomic_write",
-           "open_text"]
+           "open_text", "write_predictions", "parse_value", "parse_numbers", "parse_pairs"]
 
 
 def _guess_format(path: Path) -> str | None:

@@ -73,6 +73,7 @@ class TrainingDefaults:
     reduction: str
     batch_size: int | None = None
     batch_fraction: float | None = None
+    fractions: tuple[float, ...] | None = None
     source: str = ""
 
 
@@ -82,9 +83,14 @@ DEFAULTS: dict[str, TrainingDefaults] = {
     # fit / train_potential / mlexplore train: BP potentials on energies (+ forces)
     "potential": TrainingDefaults(epochs=200, lr=1e-3, patience=50, dtype=torch.float64, reduction="mse",
                                   batch_size=16, source="SPEC §5; n2p2-like force weighting (004 §3.4)"),
-    # fit_tasks / fit_task_members / compare_tasks: the STL/MTL networks of 000 and 001
+    # fit_tasks / fit_task_members / compare_tasks: the STL/MTL lattice networks of 000
     "tasks": TrainingDefaults(epochs=500, lr=1e-4, patience=50, dtype=torch.float32, reduction="rmse",
-                              batch_fraction=0.1, source="000 §3 (Adam, batch = 10 % of the training set)"),
+                              batch_fraction=0.1, fractions=(0.8, 0.1, 0.1),
+                              source="000 §3 (Adam 1e-4, batch = 10 % of the training set, 90 % trains)"),
+    # compare_tasks(model="graph") / mlexplore compare (its default model): the GraphNets of 001
+    "graph": TrainingDefaults(epochs=500, lr=1e-3, patience=50, dtype=torch.float32, reduction="rmse",
+                              batch_fraction=0.1, fractions=(0.7, 0.15, 0.15),
+                              source="001 §4.1 (Adam 1e-3, split 70/15/15)"),
     # compare_bases: descriptor bases on Fe (002 §4)
     "bases": TrainingDefaults(epochs=300, lr=3e-3, patience=50, dtype=torch.float64, reduction="mse",
                               batch_size=8, source="002 §4 (small Fe cells: short runs, larger steps)"),

@@ -37,6 +37,7 @@ from ..data.splits import random_split, stratified_split
 from ..errors import InputError
 from ..models.graph import GraphNet
 from ..models.lattice import LatticeMLP
+from .engine import DEFAULTS
 from .ensemble import fit_task_members
 from .fit import History, resolve_device
 from .labels import run_label
@@ -325,7 +326,9 @@ class TaskComparisonOptions:
     fractions: tuple[float, ...] = (0.8, 0.1, 0.1)
     stratify: bool = True
     epochs: int = 500
-    lr: float = 1e-4
+    #: None: the model's protocol default, ``DEFAULTS["tasks"].lr`` (lattice, 1e-4) or
+    #: ``DEFAULTS["graph"].lr`` (graph, 1e-3)
+    lr: float | None = None
     batch_fraction: float = 0.1
     elements: list[str] | None = None
     device: Any = "auto"
@@ -340,6 +343,8 @@ class TaskComparisonOptions:
         if self.model not in ("lattice", "graph"):
             raise InputError(f"model must be 'lattice' or 'graph', got {self.model!r}", field="model")
         self.fractions = tuple(self.fractions)
+        if self.lr is None:
+            self.lr = DEFAULTS["graph" if self.model == "graph" else "tasks"].lr
         if self.elements is not None:
             self.elements = list(self.elements)
         self.model_kwargs = dict(self.model_kwargs)
