@@ -50,7 +50,7 @@ def main() -> None:
     tuner = BasisTuner(data, max_environments=args.environments, debounce=0)
     t_open = time.perf_counter() - t0
     n_env = len(tuner.features)
-    print(f"{n_env} environments ({len(tuner._sample)} structures of {len(data)}), torch threads "
+    print(f"{n_env} environments ({len(tuner.sample)} structures of {len(data)}), torch threads "
           f"{torch.get_num_threads()}; panel ready in {t_open:.2f} s (first featurisation, neighbour list "
           f"for the slider's largest R_c = {tuner.rc.max} Å, compilation if not cached)\n")
     tuner.auto_eta.value = False
@@ -89,7 +89,7 @@ def main() -> None:
         sf = tuner.descriptor
 
         def baseline():
-            pca(sf.compute(tuner._sample).numpy(), 2)
+            pca(sf.compute(tuner.sample).numpy(), 2)
 
         t_base = best(baseline, args.repeat)
         rows.append((f"PCA map, {label}: radial η change", t_param, t_base))

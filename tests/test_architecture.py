@@ -205,3 +205,9 @@ def test_the_layer_check_catches_an_upward_import(monkeypatch):
                         (planted, ast.parse("def f():\n    from ..training import fit\n")))
     with pytest.raises(AssertionError, match="layer order"):
         test_each_layer_uses_only_the_layers_before_it()
+
+
+def test_one_place_builds_optimisers():
+    """``torch.optim`` appears in the training engine only (make_optimizer, the plateau schedule)."""
+    users = sorted(m for m, (path, _) in MODULES.items() if "torch.optim" in path.read_text(encoding="utf-8"))
+    assert users == ["mlexplore.training.engine"]

@@ -174,7 +174,7 @@ def test_basis_tuner_buttons_rdf_modes_and_attenuation(tuner):
     assert 2.5 < rs[0] < 2.9  # the FCC nearest-neighbour shell of CuAu (a ≈ 3.75 Å)
     from scipy.signal import find_peaks
 
-    peaks = tuner._rdf_r[find_peaks(tuner._rdf_g, height=0.5)[0]]
+    peaks = tuner.density.r[find_peaks(tuner.density.g, height=0.5)[0]]
     assert all(np.min(np.abs(peaks - r)) < 0.1 for r in rs)  # every centre sits on a g(r) peak
     tuner.n_radial.value = 2  # in this mode the count still chooses: the two strongest peaks
     assert len([t for t in tuner.terms() if type(t).__name__ == "G2"]) == 2
@@ -324,20 +324,20 @@ def test_basis_tuner_features_equal_the_descriptor_and_reuse_the_angular_block(a
     assert tuner.features.dtype == np.dtype(precision)
     tuner.preset.value = "custom grid"
     tuner.n_angular_eta.value = 1
-    full = tuner.descriptor.compute(tuner._sample).numpy()
+    full = tuner.descriptor.compute(tuner.sample).numpy()
     np.testing.assert_allclose(tuner.features, full[: len(tuner.features)], **tol)
-    angular_before = [v for k, v in tuner._block_cache.items() if k[0] == tuple(tuner.descriptor.angular)][0]
+    angular_before = tuner.feature_cache.block(tuner.descriptor, "angular")
     tuner.auto_eta.value = False
     tuner.eta.value = 3.0  # a radial change: the angular block is the same object afterwards
-    angular_after = [v for k, v in tuner._block_cache.items() if k[0] == tuple(tuner.descriptor.angular)][0]
+    angular_after = tuner.feature_cache.block(tuner.descriptor, "angular")
     assert angular_after is angular_before
-    np.testing.assert_allclose(tuner.features, tuner.descriptor.compute(tuner._sample).numpy(), **tol)
+    np.testing.assert_allclose(tuner.features, tuner.descriptor.compute(tuner.sample).numpy(), **tol)
     # R_c moves: the list is cut from the one built for the slider's largest R_c, not searched again
-    master = tuner._master
+    master = tuner.feature_cache.neighbors
     for rc in (4.2, 6.3):
         tuner.rc.value = rc
-        assert tuner._master is master and tuner.descriptor.cutoff == rc
-        np.testing.assert_allclose(tuner.features, tuner.descriptor.compute(tuner._sample).numpy(), **tol)
+        assert all(a is b for a, b in zip(tuner.feature_cache.neighbors, master)) and tuner.descriptor.cutoff == rc
+        np.testing.assert_allclose(tuner.features, tuner.descriptor.compute(tuner.sample).numpy(), **tol)
 
 
 def test_basis_tuner_on_a_dataset_with_clusters_and_slabs():

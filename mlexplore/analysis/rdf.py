@@ -21,7 +21,7 @@ import numpy as np
 from ..data.dataset import StructureDataset
 from ..errors import InputError
 
-__all__ = ["RDF", "rdf"]
+__all__ = ["RDF", "rdf", "PairDensity", "pair_density"]
 
 
 @dataclass
@@ -41,11 +41,41 @@ class RDF:
         return float(np.sum(self.density[pair] * self.g[pair][sel] * shell[sel]))
 
     def peaks(self, pair: str = "total", min_height: float = 1.0) -> np.ndarray:
-        """Positions (Å) of the local maxima of g above ``min_height``."""
-        from scipy.signal import find_peaks
+        """Positions (Å) of the local maxima of g above ``min_height``
+        (:func:`mlexplore.descriptors.density_peaks`, the package's one peak finder)."""
+        from ..descriptors.environment import density_peaks
 
-        idx, _ = find_peaks(self.g[pair], height=min_height)
-        return self.r[idx]
+        if pair not in self.g:
+            raise InputError(f"no pair {pair!r} in this g(r) (it has {list(self.g)})", field="pair")
+        return density_peaks(self.r, self.g[pair], min_height=min_height)
+
+
+@dataclass
+class PairDensity:
+    """A pair-distance density to draw beside a basis: ``r`` bin centres (Å), ``g`` values, ``name``
+    what it is (``"g(r)"``, ``"g(r), periodic structures"`` or ``"pair density (scaled)"``)."""
+
+    r: np.ndarray
+    g: np.ndarray
+    name: str
+
+
+def pair_density(dataset: StructureDataset, r_max: float = 9.0, bin_width: float = 0.02) -> PairDensity:
+    """The total g(r) of the dataset's periodic structures (:func:`rdf`) or, when none is periodic
+    (clusters, molecules: no volume), the pair-distance density h(r)/r²
+    (:func:`mlexplore.descriptors.distance_histogram`) scaled to a maximum of 1. ``r_max``,
+    ``bin_width`` in Å."""
+    from ..descriptors.environment import distance_histogram
+
+    if len(dataset) == 0:
+        raise InputError("no structures", field="dataset")
+    periodic = np.flatnonzero(dataset.pbc.all(axis=1))
+    if len(periodic):
+        res = rdf(dataset[periodic], r_max=r_max, bin_width=bin_width, partial=False)
+        name = "g(r)" if len(periodic) == len(dataset) else "g(r), periodic structures"
+        return PairDensity(res.r, res.g["total"], name)
+    r, h = distance_histogram(dataset, r_max=r_max, bin_width=bin_width)
+    return PairDensity(r, h / max(float(h.max()), 1e-300), "pair density (scaled)")
 
 
 def rdf(dataset: StructureDataset, r_max: float = 6.0, bin_width: float = 0.02, partial: bool = True) -> RDF:

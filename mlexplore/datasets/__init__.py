@@ -16,9 +16,6 @@ name               what                                         size knob
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 from .alloys import lattice_alloy
 from .cache import cache_dir
 from .dft_data import fe_spin_dft, fept_dft
@@ -26,28 +23,7 @@ from .gold import GOLD_GROUPS, gold
 from .ising import ising_energy, ising_lattice
 from .sampling import sample_occupations
 from .generate import generate_dataset
+from .registry import REGISTRY, BuiltinDataset
 
 __all__ = ["lattice_alloy", "gold", "ising_lattice", "fept_dft", "fe_spin_dft", "ising_energy", "sample_occupations", "cache_dir",
            "GOLD_GROUPS", "REGISTRY", "BuiltinDataset", "generate_dataset"]
-
-
-@dataclass(frozen=True)
-class BuiltinDataset:
-    """A built-in dataset: its generator, what it is, and which argument sets its size."""
-
-    function: Callable
-    description: str
-    size_parameter: str
-
-
-REGISTRY: dict[str, BuiltinDataset] = {
-    "lattice_alloy": BuiltinDataset(
-        lattice_alloy, "binary alloy (default CuAu) on a fixed FCC 2x2x2 lattice, every composition, "
-        "EMT energy / mixing energy / per-atom energies / forces", "n_per_composition"),
-    "gold": BuiltinDataset(
-        gold, "Au FCC/BCC bulk under strain, (100)/(111) slabs, clusters; rattled; EMT energy, "
-        "per-atom energies, forces", "n_per_group"),
-    "ising_lattice": BuiltinDataset(
-        ising_lattice, "Ising spins on an LxLxL cubic lattice: graph energy E and site values S "
-        "(HydraGNN's multi-task test data)", "n_per_composition"),
-}

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..data.dataset import StructureDataset
 from ..errors import InputError
+from .registry import REGISTRY
 
 __all__ = ["generate_dataset"]
 
@@ -23,7 +24,6 @@ def generate_dataset(name: str, n: int | None = None, seed: int = 0, progress: b
     default); ``seed`` the random seed unless ``params`` holds one; ``params`` go to the generator
     (e.g. ``pair="AgPd"``). An unknown name or argument raises :class:`InputError`.
     """
-    from . import REGISTRY  # (the registry's package imports this module's siblings, not this module)
 
     entry = REGISTRY.get(name)
     if entry is None:

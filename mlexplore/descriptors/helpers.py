@@ -1,219 +1,26 @@
-"""Choosing basis parameters (002 appendix F) and counting parameters (002 eq 3.25–3.28)."""
+"""Deprecated: the grab bag ``mlexplore.descriptors.helpers`` was split by topic.
 
-from __future__ import annotations
+Import from :mod:`mlexplore.descriptors` (every name is still there) or from the new modules:
 
-import math
-from collections.abc import Callable, Sequence
+- :mod:`mlexplore.descriptors.basis_parameters` — g2_maximum, g2_maxima, eta_from_attenuation,
+  radial_grid, angular_grid, rs_at_rdf_modes;
+- :mod:`mlexplore.descriptors.environment` — distance_histogram, neighbor_angles (and density_peaks);
+- :mod:`mlexplore.descriptors.correlation` — correlation_score, correlation_search;
+- :mod:`mlexplore.descriptors.parameter_count` — tpi, tpi_classwise.
+"""
 
-import numpy as np
-import torch
-from scipy.optimize import minimize_scalar
-from scipy.signal import find_peaks
+import warnings
 
-from ..data.dataset import StructureDataset
-from ..errors import InputError
-from .cutoffs import cutoff_function
-from .neighbors import neighbor_pairs, pair_vectors, triplets
-from .terms import G2
+from .basis_parameters import angular_grid, eta_from_attenuation, g2_maxima, g2_maximum, radial_grid, rs_at_rdf_modes
+from .correlation import correlation_score, correlation_search
+from .environment import distance_histogram, neighbor_angles
+from .parameter_count import tpi, tpi_classwise
+
+warnings.warn("mlexplore.descriptors.helpers is deprecated and will be removed: import from mlexplore.descriptors, "
+              "or from mlexplore.descriptors.basis_parameters (g2_maximum, g2_maxima, eta_from_attenuation, "
+              "radial_grid, angular_grid, rs_at_rdf_modes), .environment (distance_histogram, neighbor_angles), "
+              ".correlation (correlation_score, correlation_search) or .parameter_count (tpi, tpi_classwise)",
+              DeprecationWarning, stacklevel=2)
 
 __all__ = ["g2_maximum", "g2_maxima", "eta_from_attenuation", "distance_histogram", "rs_at_rdf_modes", "neighbor_angles",
            "correlation_score", "correlation_search", "tpi", "tpi_classwise", "radial_grid", "angular_grid"]
-
-
-def g2_maximum(rs: float, eta: float, cutoff: float = 6.0, cutoff_name: str = "cosine") -> float:
-    """Where a single-neighbour G2 term ``exp(−η (r − R_s)²) f_c(r)`` peaks (Å).
-
-    Not at R_s: the falling cutoff pulls the maximum inwards, more so as R_s
-    approaches R_c (002 §2.3.3, table 2.1).
-    """
-    if eta <= 0 or cutoff <= 0:
-        raise InputError("eta and cutoff must be positive", field="eta" if eta <= 0 else "cutoff")
-    fc = cutoff_function(cutoff_name)
-
-    def neg(r: float) -> float:
-        t = torch.tensor([r], dtype=torch.float64)
-        return -float(torch.exp(-eta * (t - rs) ** 2) * fc(t, cutoff))
-
-    return float(minimize_scalar(neg, bounds=(0.0, cutoff), method="bounded", options={"xatol": 1e-10}).x)
-
-
-def g2_maxima(rs: Sequence[float], eta: Sequence[float], cutoff: float = 6.0, cutoff_name: str = "cosine",
-              n_grid: int = 4001) -> np.ndarray:
-    """:func:`g2_maximum` for many terms at once (Å), vectorised: the largest value on a grid of
-    ``n_grid`` points over [0, R_c], refined by a parabola through it and its two neighbours
-    (error ~1e-6 Å for the default grid); fast enough for a redraw on every slider move."""
-    rs = np.asarray(rs, dtype=float).reshape(-1)
-    eta = np.asarray(eta, dtype=float).reshape(-1)
-    if rs.shape != eta.shape:
-        raise InputError(f"{rs.size} R_s values for {eta.size} η values", field="eta")
-    if (eta <= 0).any() or cutoff <= 0:
-        raise InputError("eta and cutoff must be positive", field="eta" if (eta <= 0).any() else "cutoff")
-    if rs.size == 0:
-        return rs
-    r = np.linspace(0.0, cutoff, n_grid)
-    fc = cutoff_function(cutoff_name)(torch.as_tensor(r), cutoff).numpy()
-    logv = -eta[:, None] * (r[None, :] - rs[:, None]) ** 2 + np.log(np.maximum(fc, 1e-300))[None, :]
-    k = np.clip(np.argmax(logv, axis=1), 1, n_grid - 2)
-    rows = np.arange(len(rs))
-    y0, y1, y2 = logv[rows, k - 1], logv[rows, k], logv[rows, k + 1]
-    denom = y0 - 2 * y1 + y2
-    shift = np.where(denom < 0, 0.5 * (y0 - y2) / np.where(denom < 0, denom, -1.0), 0.0)
-    h = r[1] - r[0]
-    return np.clip(r[k] + np.clip(shift, -1, 1) * h, 0.0, cutoff)
-
-
-def eta_from_attenuation(attenuation: float, distance: float) -> float:
-    """η such that ``exp(−η d²) = attenuation`` at displacement ``d`` (002 eq F.1–F.3, F.8–F.13).
-
-    E.g. 1/8 at 1 Å → η = 2.079 Å⁻²; for angles pass radians (→ η_θ).
-    """
-    if not 0 < attenuation < 1:
-        raise InputError(f"attenuation must be between 0 and 1, got {attenuation}", field="attenuation")
-    if distance <= 0:
-        raise InputError(f"distance must be positive, got {distance}", field="distance")
-    return -math.log(attenuation) / distance ** 2
-
-
-def _batch(ds: StructureDataset, cutoff: float):
-    pos = torch.as_tensor(ds.positions)
-    cells = torch.as_tensor(ds.cells)
-    n_atoms = torch.as_tensor(ds.n_atoms)
-    nb = neighbor_pairs(pos, cells, torch.as_tensor(ds.pbc), n_atoms, cutoff)
-    batch = torch.repeat_interleave(torch.arange(len(ds)), n_atoms)
-    return nb, pair_vectors(pos, cells, batch, nb)
-
-
-def distance_histogram(dataset: StructureDataset, r_max: float = 6.0, bin_width: float = 0.02
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Pair-distance density ``h(r) / r²`` (proportional to g(r)) over a dataset: (bin centres Å, values)."""
-    _, vec = _batch(dataset, r_max)
-    d = torch.linalg.norm(vec, dim=1).numpy()
-    edges = np.arange(0.0, r_max + bin_width, bin_width)
-    h, _ = np.histogram(d, bins=edges)
-    centres = 0.5 * (edges[1:] + edges[:-1])
-    return centres, h / np.maximum(centres, 1e-9) ** 2
-
-
-def rs_at_rdf_modes(dataset: StructureDataset, n_modes: int = 6, r_max: float = 6.0, bin_width: float = 0.02,
-                    smoothing: float = 0.05) -> np.ndarray:
-    """R_s values at the strongest peaks of the dataset's pair-distance density (002 §F.3.2), sorted, Å."""
-    centres, g = distance_histogram(dataset, r_max, bin_width)
-    if smoothing > 0:
-        x = np.arange(-4 * smoothing, 4 * smoothing + bin_width, bin_width)
-        kernel = np.exp(-0.5 * (x / smoothing) ** 2)
-        g = np.convolve(g, kernel / kernel.sum(), mode="same")
-    peaks, props = find_peaks(g, height=0)
-    if len(peaks) == 0:
-        raise InputError("no peaks in the distance distribution: is r_max too small?", field="r_max")
-    strongest = peaks[np.argsort(props["peak_heights"])[::-1][:n_modes]]
-    return np.sort(centres[strongest])
-
-
-def neighbor_angles(dataset: StructureDataset, cutoff: float) -> np.ndarray:
-    """All angles θ_ijk (radians) between pairs of neighbours within ``cutoff`` (Å), for η_θ calibration
-    (002 table F.2)."""
-    nb, vec = _batch(dataset, cutoff)
-    p, q = triplets(nb, dataset.n_total_atoms)
-    a, b = vec[p], vec[q]
-    cos = (a * b).sum(1) / (torch.linalg.norm(a, dim=1) * torch.linalg.norm(b, dim=1))
-    return torch.arccos(cos.clamp(-1, 1)).numpy()
-
-
-def correlation_score(features: np.ndarray) -> float:
-    """Mean |Pearson correlation| over all pairs of non-constant feature columns (lower is better)."""
-    x = np.asarray(features, dtype=float)
-    x = x[:, x.std(axis=0) > 1e-12]
-    if x.shape[1] < 2:
-        return 0.0
-    c = np.corrcoef(x, rowvar=False)
-    iu = np.triu_indices_from(c, k=1)
-    return float(np.abs(c[iu]).mean())
-
-
-def correlation_search(featurize: Callable[[dict], np.ndarray], space: dict[str, Sequence[float] | tuple],
-                       n_trials: int = 30, seed: int = 0) -> tuple[dict, float, list[tuple[dict, float]]]:
-    """Random search for the parameters that minimise the features' mutual |correlation| (002 §F.2).
-
-    Parameters
-    ----------
-    featurize:
-        ``params -> features (n_samples, n_features)``, e.g. a function that
-        builds a :class:`SymmetryFunctions` from ``params`` and computes a dataset.
-    space:
-        Per parameter either a list of choices or a ``(low, high)`` tuple
-        (sampled uniformly).
-    Returns
-    -------
-    (best params, best score, all (params, score) trials in order)
-    """
-    rng = np.random.default_rng(seed)
-    trials = []
-    for _ in range(n_trials):
-        params = {}
-        for k, v in space.items():
-            if isinstance(v, tuple) and len(v) == 2:
-                params[k] = float(rng.uniform(*v))
-            else:
-                params[k] = v[int(rng.integers(len(v)))]
-        trials.append((params, correlation_score(featurize(params))))
-    best = min(trials, key=lambda t: t[1])
-    return best[0], best[1], trials
-
-
-def tpi(n_inputs: int, hidden: Sequence[int] = (25, 25), n_outputs: int = 1) -> float:
-    """Trainable parameters per input of a dense network (002 eq 3.25)."""
-    if n_inputs < 1:
-        raise InputError("n_inputs must be ≥ 1", field="n_inputs")
-    widths = [n_inputs, *hidden, n_outputs]
-    return sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:])) / n_inputs
-
-
-def tpi_classwise(n_radial: int, n_angular: int, n_spin: int = 0, hidden: Sequence[int] = (25, 25)) -> float:
-    """TPI of the class-wise ("CNN") network as printed in 002 eq 3.27–3.28: a dense block per basis
-    class. (The equation counts the first dense layer as ``(i + 1) h1``; the text, which
-    :class:`mlexplore.models.BPNN` follows, feeds it the class outputs too, adding ``i · h1``.)"""
-    n = n_radial + n_angular + n_spin
-    blocks = sum((k + 1) * k for k in (n_radial, n_angular, n_spin) if k)
-    return (blocks + tpi(n, hidden) * n) / n
-
-
-def radial_grid(n: int, r_min: float = 1.0, r_max: float = 5.5, eta: float | None = None,
-                mode: str = "shifted", rs: Sequence[float] | None = None) -> list[G2]:
-    """A family of ``n`` G2 terms on a grid (the usual recipes of n2p2's parameter generator).
-
-    ``mode="shifted"``: R_s evenly spaced on [r_min, r_max] (Å), η = 1/(2Δ²) for
-    spacing Δ unless given (neighbouring Gaussians cross near their half height).
-    ``mode="centred"``: R_s = 0 and η_k = 1/(2 r_k²) for r_k evenly spaced on
-    [r_min, r_max] (each term decays over its own length). ``rs`` overrides the
-    centres (e.g. :func:`rs_at_rdf_modes`), with one η for all.
-    """
-    if n < 0:
-        raise InputError(f"the number of radial terms must be ≥ 0, got {n}", field="n")
-    if n == 0:
-        return []
-    if not 0 <= r_min < r_max:
-        raise InputError(f"need 0 ≤ r_min < r_max, got {r_min}, {r_max}", field="r_min")
-    if rs is not None:
-        centres = [float(x) for x in rs]
-        spacing = float(np.min(np.diff(centres))) if len(centres) > 1 else (r_max - r_min)
-        return [G2(eta if eta is not None else 1 / (2 * spacing ** 2), c) for c in centres]
-    grid = np.linspace(r_min, r_max, n) if n > 1 else np.array([0.5 * (r_min + r_max)])
-    if mode == "shifted":
-        spacing = (r_max - r_min) / max(n - 1, 1)
-        e = eta if eta is not None else 1 / (2 * spacing ** 2)
-        return [G2(e, float(c)) for c in grid]
-    if mode == "centred":
-        grid = np.where(grid > 0, grid, (r_max - r_min) / (2 * n))
-        return [G2(eta if eta is not None else float(1 / (2 * c ** 2)), 0.0) for c in grid]
-    raise InputError(f"mode must be 'shifted' or 'centred', got {mode!r}", field="mode")
-
-
-def angular_grid(etas: Sequence[float], zetas: Sequence[float] = (1, 2, 4), lambdas: Sequence[int] = (-1, 1),
-                 family: str = "G4") -> list:
-    """Every (η, λ, ζ) combination as G4 or G5 terms, in the order η, then λ, then ζ (as 002 A.1)."""
-    from .terms import G4, G5
-
-    cls = {"G4": G4, "G5": G5}.get(family)
-    if cls is None:
-        raise InputError(f"family must be 'G4' or 'G5', got {family!r}", field="family")
-    return [cls(float(e), float(z), int(lam)) for e in etas for lam in lambdas for z in zetas]

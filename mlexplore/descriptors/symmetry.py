@@ -43,7 +43,7 @@ from .terms import (G2, G4, G5, G9, GaussFourierAngular001, GaussFourierAngular0
                     GaussFourierRadial, SpinGaussPair, SpinGaussSelf, SpinLocal, SpinPair, SpinSelf, Term)
 from .triplet_kernel import triplet_bins, triplet_geometry
 
-__all__ = ["SymmetryFunctions"]
+__all__ = ["SymmetryFunctions", "chunk_bounds"]
 
 _RADIAL = (G2, GaussFourierRadial)
 _ANGULAR = (G4, G5, G9, GaussFourierBiRadial, GaussFourierAngular001, GaussFourierAngular002)
@@ -521,7 +521,7 @@ class SymmetryFunctions(nn.Module):
         from tqdm.auto import tqdm
 
         ds = _as_dataset(data)
-        chunks = _chunks(ds.n_atoms, max_atoms_per_chunk)
+        chunks = chunk_bounds(ds.n_atoms, max_atoms_per_chunk)
         out = []
         with torch.no_grad():
             for a, b in tqdm(chunks, desc="features", disable=not progress or len(chunks) < 2):
@@ -549,7 +549,14 @@ def _in_order(terms: list[Term], values: dict[type, torch.Tensor]) -> torch.Tens
     return stacked[:, torch.as_tensor(order, device=stacked.device)]
 
 
-def _chunks(n_atoms: np.ndarray, max_atoms: int) -> list[tuple[int, int]]:
+def chunk_bounds(n_atoms: Sequence[int] | np.ndarray, max_atoms: int) -> list[tuple[int, int]]:
+    """Consecutive structure ranges ``[(start, stop), …]`` of at most ``max_atoms`` atoms each (a
+    structure is never split, so one larger than ``max_atoms`` gets a range of its own); how
+    :meth:`SymmetryFunctions.compute` and :class:`~mlexplore.descriptors.FeatureCache` bound memory.
+
+    ``n_atoms``: atoms per structure, in dataset order."""
+    if max_atoms < 1:
+        raise InputError(f"max_atoms must be ≥ 1, got {max_atoms}", field="max_atoms")
     bounds, start, total = [], 0, 0
     for s, n in enumerate(n_atoms):
         if total + n > max_atoms and s > start:

@@ -25,6 +25,7 @@ from scipy.stats import gaussian_kde
 from ..analysis.errors import ErrorBand, error_band, error_grid
 from ..analysis.metrics import r2, rmse
 from ..errors import InputError
+from ..training.labels import run_label
 
 __all__ = ["parity_plot", "error_pdf", "band_traces", "learning_curves", "rdf_plot", "basis_over_rdf",
            "cutoff_shapes", "angular_shapes", "pca_map", "error_vs_reference", "task_table", "task_error_pdfs",
@@ -125,22 +126,55 @@ def rdf_plot(result: Any, pairs: Sequence[str] | None = None, title: str = "g(r)
 
 
 def basis_over_rdf(descriptor: Any, result: Any | None = None, r_max: float | None = None, n: int = 600,
-                   pair: str = "total") -> go.Figure:
+                   pair: str = "total", density: Any | None = None, title: str | None = None,
+                   show_counts: bool = False, layout: dict | None = None) -> go.Figure:
     """The radial basis functions of a descriptor (single-neighbour values, 002 fig 2.15–2.17) drawn
-    over the g(r) of a dataset (second y axis); the cutoff radius as a dotted line."""
+    over the g(r) of a dataset (second y axis); the cutoff radius as a dotted line.
+
+    Parameters
+    ----------
+    descriptor:
+        A :class:`~mlexplore.descriptors.SymmetryFunctions` (its radial terms are drawn).
+    result:
+        An :class:`~mlexplore.analysis.RDF`; its ``pair`` curve is drawn, named ``g(r) <pair>``.
+    r_max, n:
+        The curves on ``n`` points over [0, r_max] Å (default r_max: the descriptor's neighbour cutoff).
+    density:
+        Instead of ``result``: anything with ``r``, ``g`` and ``name`` (e.g.
+        :func:`mlexplore.analysis.pair_density`), drawn under its own name.
+    title:
+        The figure title; ``show_counts`` appends the term and feature counts
+        (``"8 radial + 12 angular terms, 84 features"``).
+    layout:
+        More layout (height, margins, legend) merged in.
+    """
+    if result is not None and density is not None:
+        raise InputError("give result (an RDF) or density, not both", field="density")
     r_max = r_max or descriptor.neighbor_cutoff
     r = np.linspace(0.0, r_max, n)
     values = descriptor.radial_values(r)
-    fig = go.Figure()
-    for k, term in enumerate(descriptor.radial):
-        fig.add_trace(go.Scatter(x=r, y=values[:, k], mode="lines", name=term.label()))
+    # plain dicts, validated once by go.Figure (this is redrawn on every slider move of the BasisTuner)
+    traces: list[dict] = [dict(type="scatter", x=r, y=values[:, k], mode="lines", name=term.label())
+                          for k, term in enumerate(descriptor.radial)]
     if result is not None:
-        fig.add_trace(go.Scatter(x=result.r, y=result.g[pair], mode="lines", name=f"g(r) {pair}", yaxis="y2",
-                                 line=dict(color="black", width=1)))
-        fig.update_layout(yaxis2=dict(title="g(r)", overlaying="y", side="right"))
-    fig.add_vline(x=descriptor.cutoff, line=dict(color="grey", dash="dot"))
-    fig.update_layout(xaxis_title="r (Å)", yaxis_title="basis value (one neighbour)")
-    return fig
+        density_r, density_g, density_name = result.r, result.g[pair], f"g(r) {pair}"
+    elif density is not None:
+        density_r, density_g, density_name = density.r, density.g, density.name
+    lay: dict[str, Any] = dict(xaxis_title="r (Å)", yaxis_title="basis value (one neighbour)",
+                               shapes=[dict(type="line", x0=descriptor.cutoff, x1=descriptor.cutoff, y0=0, y1=1,
+                                            yref="paper", line=dict(color="grey", dash="dot"))])
+    if result is not None or density is not None:
+        traces.append(dict(type="scatter", x=density_r, y=density_g, mode="lines", name=density_name, yaxis="y2",
+                           line=dict(color="black", width=1)))
+        lay["yaxis2"] = dict(title="g(r)", overlaying="y", side="right", showgrid=False)
+    parts = [title] if title else []
+    if show_counts:
+        parts.append(f"{len(descriptor.radial)} radial + {len(descriptor.angular)} angular terms, "
+                     f"{descriptor.n_features} features")
+    if parts:
+        lay["title"] = ": ".join(parts)
+    lay.update(layout or {})
+    return go.Figure(traces, layout=lay)
 
 
 def cutoff_shapes(cutoff: float = 6.0, names: Sequence[str] | None = None, n: int = 400) -> go.Figure:
@@ -175,28 +209,46 @@ def angular_shapes(descriptor: Any, n: int = 361) -> go.Figure:
 
 
 def pca_map(scores: np.ndarray, color: Any = None, hover: Sequence[str] | None = None, title: str = "",
-            color_name: str = "") -> go.Figure:
+            color_name: str = "", customdata: Any = None, hovertemplate: str | None = None,
+            explained_variance: Sequence[float] | None = None, name: str = "atoms", marker_size: int = 5,
+            ) -> go.Figure:
     """First two PCA scores; ``color`` numeric (continuous scale) or categorical (one trace per
-    category); ``hover`` texts (e.g. the structure index of every point)."""
+    category); ``hover`` texts (e.g. the structure index of every point).
+
+    ``customdata``: per point, rows ``(n, k)`` handed to each trace for its own points (e.g.
+    structure and atom index, which a click reads back); ``hovertemplate`` for the traces;
+    ``explained_variance``: the components' variance ratios, shown in the axis titles
+    (``PC 1 (34%)``); ``name`` of the one trace without categories.
+    """
     s = np.asarray(scores, dtype=float)
     if s.ndim != 2 or s.shape[1] < 2:
         raise InputError(f"need scores of shape (n, ≥2), got {s.shape}", field="scores")
     text = None if hover is None else list(hover)
-    fig = go.Figure()
+    data = None if customdata is None else np.asarray(customdata)
+    if data is not None and len(data) != len(s):
+        raise InputError(f"{len(data)} customdata rows for {len(s)} points", field="customdata")
     c = None if color is None else np.asarray(color)
+    if c is not None and len(c) != len(s):
+        raise InputError(f"{len(c)} colour values for {len(s)} points", field="color")
+    traces: list[dict] = []  # plain dicts, validated once by go.Figure
     if c is not None and c.dtype.kind in "OUSb":
         for cat in dict.fromkeys(c.tolist()):
             m = c == cat
-            fig.add_trace(go.Scattergl(x=s[m, 0], y=s[m, 1], mode="markers", name=str(cat),
-                                       text=None if text is None else [t for t, k in zip(text, m) if k],
-                                       marker=dict(size=5)))
+            traces.append(dict(type="scattergl", x=s[m, 0], y=s[m, 1], mode="markers", name=str(cat),
+                               text=None if text is None else [t for t, k in zip(text, m) if k],
+                               customdata=None if data is None else data[m], hovertemplate=hovertemplate,
+                               marker=dict(size=marker_size)))
     else:
-        marker = dict(size=5)
+        marker = dict(size=marker_size)
         if c is not None:
             marker.update(color=c, colorscale="Viridis", colorbar=dict(title=color_name))
-        fig.add_trace(go.Scattergl(x=s[:, 0], y=s[:, 1], mode="markers", text=text, marker=marker, name="atoms"))
-    fig.update_layout(title=title, xaxis_title="PC 1", yaxis_title="PC 2")
-    return fig
+        traces.append(dict(type="scattergl", x=s[:, 0], y=s[:, 1], mode="markers", text=text, marker=marker,
+                           name=name, customdata=data, hovertemplate=hovertemplate))
+    x_title, y_title = "PC 1", "PC 2"
+    if explained_variance is not None:
+        x_title += f" ({explained_variance[0]:.0%})"
+        y_title += f" ({explained_variance[1]:.0%})"
+    return go.Figure(traces, layout=dict(title=title, xaxis_title=x_title, yaxis_title=y_title))
 
 
 def _grouped(x: Any, y: Any, groups: Sequence[str] | None,
@@ -252,7 +304,7 @@ def task_table(rows: Sequence[dict], digits: int = 4) -> go.Figure:
     fmt = f"{{:.{digits}g}}"
     cols = {
         # " + " so long combinations wrap inside their cell instead of being clipped
-        "model": [("MTL " if r["n_tasks"] > 1 else "STL ") + r["tasks"].replace("+", " + ") for r in rows],
+        "model": [run_label(r["tasks"], separator=" + ") for r in rows],
         "target": [r["target"] for r in rows],
         "RMSE": [f"{fmt.format(r['rmse_mean'])} ± {fmt.format(r['rmse_std'])}" for r in rows],
         "R²": [f"{r['r2_mean']:.4f} ± {r['r2_std']:.4f}" for r in rows],

@@ -3,10 +3,12 @@
 A thin view over library calls: the terms come from
 :func:`mlexplore.descriptors.radial_grid` / :func:`~mlexplore.descriptors.angular_grid`
 or a preset, the curves from :meth:`SymmetryFunctions.radial_values`, the RDF
-from :func:`mlexplore.analysis.rdf`, the maxima from
-:func:`~mlexplore.descriptors.g2_maximum`, the correlation summary from
-:func:`mlexplore.analysis.feature_report` and the map from
-:func:`mlexplore.analysis.pca`. ``tuner.descriptor`` hands the tuned
+from :func:`mlexplore.analysis.pair_density`, the maxima from
+:func:`~mlexplore.descriptors.g2_maxima`, the features from a
+:class:`mlexplore.descriptors.FeatureCache` (one neighbour list, a block per term family
+reused), the correlation summary from :func:`mlexplore.analysis.feature_report`, the map from
+:func:`mlexplore.analysis.pca`; both figures are drawn by :mod:`mlexplore.viz`
+(:func:`~mlexplore.viz.basis_over_rdf`, :func:`~mlexplore.viz.environment_map`). ``tuner.descriptor`` hands the tuned
 :class:`~mlexplore.descriptors.SymmetryFunctions` on to training; ``Save basis``
 (:meth:`BasisTuner.save_basis`) writes it to a JSON file for ``mlexplore train``.
 
@@ -27,14 +29,13 @@ import ipywidgets as w
 import numpy as np
 import plotly.graph_objects as go
 
-from ..analysis import feature_report, pca, rdf
+from ..analysis import PairDensity, PCAResult, feature_report, pair_density, pca
 from ..data.dataset import StructureDataset
-from ..descriptors import (PRESETS, SymmetryFunctions, angular_grid, eta_from_attenuation, g2_maxima,
-                           preset_terms, radial_grid, rs_at_rdf_modes, save_basis)
-from ..descriptors.cutoffs import CUTOFFS
-from ..descriptors.neighbors import Neighbors, neighbor_pairs, pair_vectors
-from ..descriptors.terms import G2, SpinGaussPair, SpinGaussSelf, SpinLocal, SpinPair, SpinSelf
+from ..descriptors import (CUTOFFS, G2, PRESETS, FeatureCache, SpinGaussPair, SpinGaussSelf, SpinLocal, SpinPair,
+                           SpinSelf, SymmetryFunctions, angular_grid, environment_sample, eta_from_attenuation,
+                           g2_maxima, preset_terms, radial_grid, rs_at_rdf_modes, save_basis)
 from ..errors import InputError
+from ..viz import basis_over_rdf, environment_colorings, environment_map
 from .clickable_figure import ClickableFigure
 from .plot_output import PlotOutput
 
@@ -43,6 +44,7 @@ __all__ = ["BasisTuner", "default_tuner_dataset"]
 _ZETAS = {"1": (1,), "1, 2": (1, 2), "1, 2, 4": (1, 2, 4), "1, 4, 16": (1, 4, 16)}
 _LAMBDAS = {"−1 and +1": (-1, 1), "+1": (1,), "−1": (-1,)}
 _SPIN = (SpinSelf, SpinPair, SpinGaussSelf, SpinGaussPair, SpinLocal)
+_BASIS_LAYOUT = dict(height=330, margin=dict(t=30, r=10), legend=dict(font_size=9))
 
 
 def default_tuner_dataset() -> StructureDataset:
@@ -75,6 +77,18 @@ class BasisTuner(w.VBox):
         ``"float32"`` (default; plenty for a PCA map and correlations, and faster)
         or ``"float64"``. The tuned :attr:`descriptor` itself has no precision:
         training chooses its own.
+
+    Attributes
+    ----------
+    sample, sample_index:
+        The environment sample (whole structures) and the indices of its structures in ``dataset``.
+    feature_cache:
+        The :class:`~mlexplore.descriptors.FeatureCache` of the sample (its counters say what a
+        control change reused).
+    features, pca_result:
+        The sample's current features ``(n_environments, n_features)`` and their PCA.
+    density:
+        The :class:`~mlexplore.analysis.PairDensity` under the basis curves.
     """
 
     def __init__(self, dataset: StructureDataset | None = None, elements: list[str] | None = None,
@@ -87,16 +101,15 @@ class BasisTuner(w.VBox):
         self.dataset = dataset if dataset is not None else default_tuner_dataset()
         self.elements = list(elements or self.dataset.elements)
         self.debounce = float(debounce)
-        self._sample = _environment_sample(self.dataset, max_environments, seed)
-        self.compile = bool(self._sample.n_total_atoms >= 5000) if compile == "auto" else compile
+        self.sample_index = environment_sample(self.dataset, max_environments, seed)
+        self.sample = self.dataset[self.sample_index]
+        self.compile = bool(self.sample.n_total_atoms >= 5000) if compile == "auto" else compile
         self.precision = precision
-        self._neighbor_cache: dict[float, list] = {}
-        self._block_cache: dict[tuple, np.ndarray] = {}
-        self._master: tuple[float, list] | None = None
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
         self._pick_callbacks: list[Callable[[int, int], None]] = []
         self.features: np.ndarray | None = None
+        self.pca_result: PCAResult | None = None
         self.timings: dict[str, float] = {}
         style = {"description_width": "120px"}
         lay = w.Layout(width="340px")
@@ -132,7 +145,7 @@ class BasisTuner(w.VBox):
                                          "strongest peaks of the dataset's g(r)")
         self.attenuation_button = w.Button(description="η from attenuation", tooltip="η so that a term falls to "
                                            "the attenuation value one grid spacing from its centre")
-        self.color_by = w.Dropdown(options=self._color_options(), value="element", description="colour PCA by",
+        self.color_by = w.Dropdown(options=environment_colorings(self.dataset), value="element", description="colour PCA by",
                                    style=style, layout=lay)
         self.save_path = w.Text(value="basis.json", description="basis file", style=style,
                                 layout=w.Layout(width="240px"))
@@ -141,14 +154,15 @@ class BasisTuner(w.VBox):
         self.status = w.HTML("")
         self.maxima = w.HTML("")
         self.correlation = w.HTML("")
-        self._rdf_r, self._rdf_g, self._rdf_name = _reference_density(self.dataset)
+        self.density: PairDensity = pair_density(self.dataset, r_max=9.0, bin_width=0.02)
+        # one neighbour list for the slider's largest R_c (a larger reach, e.g. a preset's
+        # Gauss-Fourier window, searches again), feature blocks reused per term family
+        self.feature_cache = FeatureCache(self.sample, max_cutoff=float(self.rc.max), dtype=precision,
+                                          compile=self.compile, rebuild=True)
         self._mode_cache: dict[tuple, np.ndarray] = {}
         # the function plot is redrawn on every control change: a plain figure through an Output
         # widget (PlotOutput); the PCA map is a FigureWidget because its clicks reach Python
         # (ClickableFigure: one that a slow first load in the page does not leave blank)
-        self.basis_figure = go.Figure(layout=dict(
-            height=330, margin=dict(t=30, r=10), xaxis_title="r (Å)", yaxis_title="term value (one neighbour)",
-            yaxis2=dict(title="g(r)", overlaying="y", side="right", showgrid=False), legend=dict(font_size=9)))
         self.pca_figure = ClickableFigure(layout=dict(height=330, margin=dict(t=30, r=10), xaxis_title="PC 1",
                                                       yaxis_title="PC 2"))
         self.point_structure: list[np.ndarray] = []
@@ -169,7 +183,7 @@ class BasisTuner(w.VBox):
             w.HBox([self.rdf_modes_button]), w.HBox([self.attenuation, self.attenuation_button]),
             w.HTML("<b>angular</b>"), self.angular_family, self.n_angular_eta, self.angular_eta, self.zetas,
             self.lambdas, self.color_by, w.HBox([self.save_path, self.save_button]), self.status])
-        self.basis_view = PlotOutput(self.basis_figure, layout=w.Layout(width="100%"))
+        self.basis_view = PlotOutput(go.Figure(layout=_BASIS_LAYOUT), layout=w.Layout(width="100%"))
         figures = w.VBox([self.basis_view, w.HBox([self.maxima, self.correlation]), self.pca_figure],
                          layout=w.Layout(width="60%"))
         super().__init__([w.HBox([controls, figures])])
@@ -283,23 +297,9 @@ class BasisTuner(w.VBox):
         except Exception as exc:
             self._error(exc)
             return False
-        r = np.linspace(0.0, max(sf.neighbor_cutoff, self.r_range.value[1]) + 0.3, 400)
-        values = sf.radial_values(r)
-        fig = self.basis_figure
-        with fig.batch_update():
-            if len(fig.data) == len(sf.radial) + 1:  # same number of curves: update them in place
-                for k, term in enumerate(sf.radial):
-                    fig.data[k].update(x=r, y=values[:, k], name=term.label())
-            else:
-                fig.data = []
-                for k, term in enumerate(sf.radial):
-                    fig.add_scatter(x=r, y=values[:, k], mode="lines", name=term.label())
-                fig.add_scatter(x=self._rdf_r, y=self._rdf_g, mode="lines", name=self._rdf_name, yaxis="y2",
-                                line=dict(color="black", width=1))
-            self.basis_figure.layout.shapes = [dict(type="line", x0=sf.cutoff, x1=sf.cutoff, y0=0, y1=1,
-                                                    yref="paper", line=dict(color="grey", dash="dot"))]
-            self.basis_figure.layout.title = (f"{len(sf.radial)} radial + {len(sf.angular)} angular terms, "
-                                              f"{sf.n_features} features")
+        r_max = max(sf.neighbor_cutoff, self.r_range.value[1]) + 0.3
+        self.basis_view.figure = basis_over_rdf(sf, density=self.density, r_max=r_max, n=400, show_counts=True,
+                                                layout=_BASIS_LAYOUT)
         self.basis_view.show()
         g2 = [t for t in sf.radial if isinstance(t, G2)]
         peaks = g2_maxima([t.rs for t in g2], [t.eta for t in g2], sf.cutoff, sf.cutoff_name)
@@ -334,125 +334,53 @@ class BasisTuner(w.VBox):
             t0 = time.perf_counter()
             try:
                 sf = self.descriptor
-                self.features = self._featurise(sf)
-                self._pca = pca(self.features, 2)
+                self.features = self.feature_cache.features(sf)
+                self.pca_result = pca(self.features, 2)
                 report = feature_report(self.features, sf.feature_names)
             except Exception as exc:
                 self._error(exc)
                 return
             self.timings["features"] = time.perf_counter() - t0
             self._draw_pca()
-            ratio = self._pca.explained_variance_ratio
+            ratio = self.pca_result.explained_variance_ratio
             self.correlation.value = (f"<b>features</b> ({len(self.features)} environments)<pre style='font-size:"
                                       f"11px'>{report.summary(max_items=3)}\nPC1 {ratio[0]:.1%}, PC2 "
                                       f"{ratio[1]:.1%} of the variance</pre>")
             self.timings["total"] = time.perf_counter() - t0
             self.status.value = f"featurised in {self.timings['features']:.2f} s"
 
-    def _featurise(self, sf: SymmetryFunctions) -> np.ndarray:
-        """Features of the environment sample, columns as ``sf`` orders them (radial, then angular).
-
-        The neighbour list is kept while R_c stays, and each family's block while its own
-        terms, R_c and cutoff function stay: moving a radial control recomputes only the
-        radial block (the angular one, the expensive part, is reused) and vice versa.
-        """
-        import torch
-
-        key = round(sf.neighbor_cutoff, 6)
-        if key not in self._neighbor_cache:
-            self._neighbor_cache = {key: self._neighbors_within(sf, key)}  # one list at a time
-            self._block_cache = {}
-        blocks = []
-        for terms in (sf.radial, sf.angular):
-            if not terms:
-                continue
-            block_key = (tuple(terms), sf.cutoff, sf.cutoff_name, key)
-            if block_key not in self._block_cache:
-                part = SymmetryFunctions(terms, cutoff=sf.cutoff, cutoff_function=sf.cutoff_name,
-                                         elements=sf.elements, compile=self.compile)
-                with torch.no_grad():
-                    self._block_cache[block_key] = torch.cat(
-                        [part(**batch, neighbors=nb) for batch, nb in self._neighbor_cache[key]]).numpy()
-            blocks.append(self._block_cache[block_key])
-        live = {(tuple(t), sf.cutoff, sf.cutoff_name, key) for t in (sf.radial, sf.angular) if t}
-        self._block_cache = {k: v for k, v in self._block_cache.items() if k in live}
-        return np.concatenate(blocks, axis=1)
-
-    def _neighbors_within(self, sf: SymmetryFunctions, cutoff: float) -> list[tuple[dict, Neighbors]]:
-        """Per chunk of the sample: the batch tensors and its neighbour list for ``cutoff`` (Å),
-        carrying its pair vectors. Cut from one list built once for the largest R_c the
-        slider allows, so moving R_c costs a filter over the pairs, not a neighbour search."""
-        import torch
-
-        reach = max(float(self.rc.max), cutoff)
-        if self._master is None or self._master[0] < reach:
-            dtype = torch.float32 if self.precision == "float32" else torch.float64
-            chunks = []
-            for a, b in _chunk_bounds(self._sample.n_atoms, 4096):
-                batch = sf.prepare(self._sample[a:b], dtype=dtype)
-                nb = neighbor_pairs(batch["positions"], batch["cells"], batch["pbc"], batch["n_atoms"], reach)
-                owner = torch.repeat_interleave(torch.arange(len(batch["n_atoms"])), batch["n_atoms"])
-                vec = pair_vectors(batch["positions"], batch["cells"], owner, nb)
-                d = torch.linalg.vector_norm(vec, dim=1)
-                nb.keep_vectors(batch["positions"], batch["cells"], vec, d)
-                chunks.append((batch, nb, d))
-            self._master = (reach, chunks)
-        return [(batch, nb.within(d, cutoff)) for batch, nb, d in self._master[1]]
+    @property
+    def basis_figure(self) -> go.Figure:
+        """The figure of the basis functions over g(r) as shown now (from :func:`mlexplore.viz.basis_over_rdf`)."""
+        return self.basis_view.figure
 
     # ------------------------------------------------------------------- PCA
-    def _color_options(self) -> list[str]:
-        opts = ["element", "structure"]
-        if "energy" in self.dataset:
-            opts.append("energy per atom")
-        if any(len(t) for t in self.dataset.tags):
-            opts.append("tag")
-        return opts
-
     def _draw_pca(self) -> None:
-        if getattr(self, "_pca", None) is None:
+        """Draw the map of :func:`mlexplore.viz.environment_map` into the live figure, in place (the
+        traces are kept, with their click handlers, while the groups stay the same)."""
+        if self.pca_result is None:
             return
-        s = self._pca.scores
-        ds = self._sample
-        structure = np.repeat(np.arange(len(ds)), ds.n_atoms)[: len(s)]
-        atom = (np.arange(ds.n_total_atoms) - np.repeat(ds.offsets[:-1], ds.n_atoms))[: len(s)]
-        ids = np.stack([self._sample_index[structure], atom], axis=1)  # hover: numbers, not 10⁴ strings
-        by = self.color_by.value
-        groups: list[tuple[str, np.ndarray]]
-        color = None
-        if by == "element":
-            from ase.data import chemical_symbols
-
-            sym = np.array([chemical_symbols[z] for z in ds.numbers[: len(s)]])
-            groups = [(e, sym == e) for e in dict.fromkeys(sym.tolist())]
-        elif by == "tag":
-            tag = np.array([(ds.tags[k][0] if ds.tags[k] else "—") for k in structure])
-            groups = [(t, tag == t) for t in dict.fromkeys(tag.tolist())]
-        else:
-            groups = [("environments", np.ones(len(s), bool))]
-            if by == "energy per atom":
-                color = (ds.label("energy") / ds.n_atoms)[structure]
-            else:
-                color = self._sample_index[structure].astype(float)
-        self.point_structure = [self._sample_index[structure[m]] for _, m in groups]
-        self.point_atom = [atom[m] for _, m in groups]
-        r = self._pca.explained_variance_ratio
-        same = [t.name for t in self.pca_figure.data] == [name for name, _ in groups]
-        with self.pca_figure.batch_update():
-            if not same:  # other groups (first draw, or the colouring changed): new traces
-                self.pca_figure.data = []
-                for name, _ in groups:
-                    self.pca_figure.add_scattergl(mode="markers", name=name, marker=dict(size=4),
-                                                  hovertemplate="structure %{customdata[0]}, atom "
-                                                                "%{customdata[1]}<extra>%{fullData.name}</extra>")
-            for trace, (_, m) in zip(self.pca_figure.data, groups):  # numpy arrays straight in
-                trace.x, trace.y, trace.customdata = s[m, 0], s[m, 1], ids[m]
-                if color is not None:
-                    trace.marker.update(color=color[m], colorscale="Viridis", colorbar=dict(title=by, len=0.8))
-            self.pca_figure.layout.xaxis.title = f"PC 1 ({r[0]:.0%})"
-            self.pca_figure.layout.yaxis.title = f"PC 2 ({r[1]:.0%})"
-        self.pca_figure.sync()
+        new = environment_map(self.pca_result.scores, self.sample, color_by=self.color_by.value,
+                              structure_index=self.sample_index,
+                              explained_variance=self.pca_result.explained_variance_ratio)
+        ids = [np.asarray(t.customdata) for t in new.data]
+        self.point_structure = [d[:, 0] for d in ids]
+        self.point_atom = [d[:, 1] for d in ids]
+        fig = self.pca_figure
+        same = [t.name for t in fig.data] == [t.name for t in new.data]
+        with fig.batch_update():
+            if same:  # numpy arrays straight in
+                for trace, source in zip(fig.data, new.data):
+                    trace.x, trace.y, trace.customdata = source.x, source.y, source.customdata
+                    trace.marker = source.marker
+            else:  # other groups (first draw, or the colouring changed): new traces
+                fig.data = []
+                fig.add_traces(new.data)
+            fig.layout.xaxis.title = new.layout.xaxis.title
+            fig.layout.yaxis.title = new.layout.yaxis.title
+        fig.sync()
         if not same:
-            for trace in self.pca_figure.data:
+            for trace in fig.data:
                 trace.on_click(self._on_click)
 
     def _on_click(self, trace, points, selector) -> None:
@@ -474,37 +402,3 @@ class BasisTuner(w.VBox):
 
     def _error(self, exc: Exception) -> None:
         self.status.value = f"<span style='color:crimson'>{type(exc).__name__}: {exc}</span>"
-
-    @property
-    def _sample_index(self) -> np.ndarray:
-        return self._sample.meta_index
-
-
-def _reference_density(ds: StructureDataset) -> tuple[np.ndarray, np.ndarray, str]:
-    """g(r) of the dataset's periodic structures, or (none periodic: clusters, molecules) the pair-distance
-    density h(r)/r² scaled to a maximum of 1."""
-    from ..descriptors import distance_histogram
-
-    periodic = np.flatnonzero(ds.pbc.all(axis=1))
-    if len(periodic):
-        res = rdf(ds[periodic], r_max=9.0, bin_width=0.02, partial=False)
-        return res.r, res.g["total"], "g(r)" if len(periodic) == len(ds) else "g(r), periodic structures"
-    r, h = distance_histogram(ds, r_max=9.0)
-    return r, h / max(float(h.max()), 1e-300), "pair density (scaled)"
-
-
-def _environment_sample(ds: StructureDataset, max_environments: int, seed: int) -> StructureDataset:
-    """Whole structures in random order until ``max_environments`` atoms; remembers the indices."""
-    order = np.random.default_rng(seed).permutation(len(ds))
-    total = np.cumsum(ds.n_atoms[order])
-    n = int(np.searchsorted(total, max_environments) + 1)
-    chosen = np.sort(order[: min(n, len(ds))])
-    sample = ds[chosen]
-    sample.meta_index = chosen
-    return sample
-
-
-def _chunk_bounds(n_atoms: np.ndarray, max_atoms: int) -> list[tuple[int, int]]:
-    from ..descriptors.symmetry import _chunks
-
-    return _chunks(n_atoms, max_atoms)

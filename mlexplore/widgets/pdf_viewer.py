@@ -16,13 +16,16 @@ import ipywidgets as w
 import numpy as np
 import plotly.graph_objects as go
 
-from ..analysis import error_band, error_grid, rdf
+from ..analysis import error_band, error_grid, rdf, rmse
 from ..data.dataset import StructureDataset
 from ..errors import InputError
-from ..viz.figures import PALETTE, band_traces
+from ..viz import error_pdf_bands, rdf_comparison
 from .plot_output import PlotOutput
 
 __all__ = ["PDFViewer"]
+
+_LAYOUT = dict(height=340, margin=dict(t=40))
+
 
 class PDFViewer(w.VBox):
     """Display it in a notebook.
@@ -64,12 +67,8 @@ class PDFViewer(w.VBox):
         self.status = w.HTML("")
         self.stats = w.HTML("")
         # plain figures through Output widgets (PlotOutput; see there why not FigureWidgets)
-        self.rdf_figure = go.Figure(layout=dict(height=340, margin=dict(t=40), xaxis_title="r (Å)",
-                                                yaxis_title="g(r)", title="radial distribution"))
-        self.error_figure = go.Figure(layout=dict(height=340, margin=dict(t=40), yaxis_title="density",
-                                                  title="error PDF (mean ± 1 std over models)"))
-        self.rdf_view = PlotOutput(self.rdf_figure, layout=w.Layout(width="100%"))
-        self.error_view = PlotOutput(self.error_figure, layout=w.Layout(width="100%"))
+        self.rdf_view = PlotOutput(rdf_comparison({}).update_layout(_LAYOUT), layout=w.Layout(width="100%"))
+        self.error_view = PlotOutput(error_pdf_bands({}).update_layout(_LAYOUT), layout=w.Layout(width="100%"))
         for c in (self.selected, self.pair, self.r_max, self.bin_width):
             c.observe(lambda _: self.update_rdf(), names="value")
         for c in (self.error_sets, self.show_members):
@@ -132,59 +131,44 @@ class PDFViewer(w.VBox):
             self._cache[key] = rdf(self.datasets[name], r_max=self.r_max.value, bin_width=self.bin_width.value)
         return self._cache[key]
 
+    @property
+    def rdf_figure(self) -> go.Figure:
+        """The g(r) figure as shown now (from :func:`mlexplore.viz.rdf_comparison`)."""
+        return self.rdf_view.figure
+
+    @property
+    def error_figure(self) -> go.Figure:
+        """The error-PDF figure as shown now (from :func:`mlexplore.viz.error_pdf_bands`)."""
+        return self.error_view.figure
+
     def update_rdf(self) -> None:
         """Redraw g(r) of the chosen datasets for the chosen pair."""
         try:
-            curves = []
-            for name in self.selected.value:
-                res = self.rdf_of(name)
-                if self.pair.value in res.g:
-                    curves.append((name, res.r, res.g[self.pair.value]))
+            results = {name: self.rdf_of(name) for name in self.selected.value}
         except Exception as exc:
             self.status.value = f"<span style='color:crimson'>{type(exc).__name__}: {exc}</span>"
             return
-        with self.rdf_figure.batch_update():
-            self.rdf_figure.data = []
-            for k, (name, r, g) in enumerate(curves):
-                self.rdf_figure.add_scatter(x=r, y=g, mode="lines", name=name,
-                                            line=dict(color=PALETTE[k % len(PALETTE)]))
-            self.rdf_figure.layout.yaxis.title = f"g(r) {self.pair.value}"
+        self.rdf_view.figure = rdf_comparison(results, pair=self.pair.value).update_layout(_LAYOUT)
         self.rdf_view.show()
-        missing = [n for n in self.selected.value if n not in {c[0] for c in curves}]
+        missing = [n for n, res in results.items() if self.pair.value not in res.g]
         self.status.value = f"no {self.pair.value} pairs in: {', '.join(missing)}" if missing else ""
 
     def update_errors(self) -> None:
         """Redraw the error PDFs of the chosen model sets on one common grid."""
-        chosen = [n for n in self.error_sets.value if n in self.errors]
-        fig = self.error_figure
+        chosen = {n: self.errors[n] for n in self.error_sets.value if n in self.errors}
+        self.error_view.figure = error_pdf_bands(chosen, unit=self.unit, show_members=self.show_members.value,
+                                                 ).update_layout(_LAYOUT)
+        self.error_view.show()
         if not chosen:
-            with fig.batch_update():
-                fig.data = []
-                fig.layout.shapes = []
-            self.error_view.show()
             self.stats.value = "<i>no models yet: viewer.add_errors(name, [errors per model])</i>"
             return
-        grid = error_grid([e for n in chosen for e in self.errors[n]], 300)
-        rows, shapes = [], []
-        with fig.batch_update():
-            fig.data = []
-            for k, name in enumerate(chosen):
-                band = error_band(self.errors[name], grid=grid)
-                c = PALETTE[k % len(PALETTE)]
-                fig.add_traces(band_traces(band, f"{name} ({band.n_models} models)", c, alpha=0.2))
-                if self.show_members.value:
-                    for p in band.pdfs:
-                        fig.add_scatter(x=grid, y=p, mode="lines", line=dict(color=c, width=0.5), opacity=0.5,
-                                        showlegend=False, hoverinfo="skip")
-                centre = float(band.error_mean.mean())
-                shapes.append(dict(type="line", x0=centre, x1=centre, y0=0, y1=1, yref="paper",
-                                   line=dict(color=c, dash="dash", width=1)))
-                rmse = [float(np.sqrt(np.mean(e ** 2))) for e in self.errors[name]]
-                rows.append(f"<tr><td>{name}</td><td>{band.n_models}</td><td>{centre:.4g}</td>"
-                            f"<td>{np.mean(rmse):.4g} ± {np.std(rmse):.2g}</td></tr>")
-            fig.layout.shapes = shapes
-            fig.layout.xaxis.title = f"error{' (' + self.unit + ')' if self.unit else ''}"
-        self.error_view.show()
+        grid = error_grid([e for errs in chosen.values() for e in errs], 300)
+        rows = []
+        for name, errs in chosen.items():
+            band = error_band(errs, grid=grid)
+            scores = [rmse(e, np.zeros_like(e)) for e in errs]
+            rows.append(f"<tr><td>{name}</td><td>{band.n_models}</td><td>{float(band.error_mean.mean()):.4g}</td>"
+                        f"<td>{np.mean(scores):.4g} ± {np.std(scores):.2g}</td></tr>")
         self.stats.value = ("<table><tr><th>models</th><th>n</th><th>mean error</th><th>RMSE (mean ± std)</th></tr>"
                             + "".join(rows) + "</table>")
 

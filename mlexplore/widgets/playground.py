@@ -3,7 +3,8 @@
 A thin view over :mod:`mlexplore.training.toy`: pick a target (sin, square wave,
 Lennard-Jones), samples, noise, network size, activation, batch size, epochs,
 oversampling near the LJ minimum and the extrapolation range; *Train* fits the
-network in a background thread and redraws the fit and the loss curves as it goes.
+network in a background thread and redraws the fit and the loss curves as it goes. The
+figures are :func:`mlexplore.viz.toy_fit_figure` and :func:`mlexplore.viz.toy_loss_figure`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..training.toy import TOY_TARGETS, ToyProblem, fit_toy, toy_data
+from ..viz import toy_fit_figure, toy_loss_figure
 from .plot_output import PlotOutput
+
+_FIT_LAYOUT = dict(height=350, margin=dict(t=30))
+_LOSS_LAYOUT = dict(height=250, margin=dict(t=30))
 
 __all__ = ["RegressionPlayground"]
 
@@ -41,18 +46,9 @@ class RegressionPlayground(w.VBox):
         self.train_button = w.Button(description="Train", button_style="primary")
         self.status = w.HTML("")
         # plain figures through Output widgets (PlotOutput; see there why not FigureWidgets)
-        self.fit_figure = go.Figure(data=[
-            go.Scatter(name="truth", mode="lines", line=dict(color="black", dash="dot")),
-            go.Scatter(name="training", mode="markers"),
-            go.Scatter(name="validation", mode="markers"),
-            go.Scatter(name="network", mode="lines", line=dict(color="crimson")),
-        ], layout=dict(height=350, margin=dict(t=30), xaxis_title="x", yaxis_title="y"))
-        self.loss_figure = go.Figure(data=[go.Scatter(name="train", mode="lines"),
-                                           go.Scatter(name="validation", mode="lines")],
-                                     layout=dict(height=250, margin=dict(t=30), yaxis_type="log",
-                                                 xaxis_title="epoch", yaxis_title="MSE (standardised)"))
-        self.fit_view = PlotOutput(self.fit_figure, layout=w.Layout(width="100%"))
-        self.loss_view = PlotOutput(self.loss_figure, layout=w.Layout(width="100%"))
+        self.data: dict[str, np.ndarray] | None = None
+        self.fit_view = PlotOutput(go.Figure(layout=_FIT_LAYOUT), layout=w.Layout(width="100%"))
+        self.loss_view = PlotOutput(toy_loss_figure().update_layout(_LOSS_LAYOUT), layout=w.Layout(width="100%"))
         self._last_draw = 0.0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -65,6 +61,16 @@ class RegressionPlayground(w.VBox):
         super().__init__([w.HBox([controls, w.VBox([self.fit_view, self.loss_view], layout=w.Layout(width="60%"))])])
         self._on_data_change()
 
+    @property
+    def fit_figure(self) -> go.Figure:
+        """The data and fit as shown now (from :func:`mlexplore.viz.toy_fit_figure`)."""
+        return self.fit_view.figure
+
+    @property
+    def loss_figure(self) -> go.Figure:
+        """The loss curves as shown now (from :func:`mlexplore.viz.toy_loss_figure`)."""
+        return self.loss_view.figure
+
     # ------------------------------------------------------------------ data
     def problem(self) -> ToyProblem:
         return ToyProblem(self.target.value, self.samples.value, self.noise.value, self.oversample.value,
@@ -76,19 +82,7 @@ class RegressionPlayground(w.VBox):
         except Exception as exc:  # show the problem in the panel; the kernel keeps working
             self.status.value = f"<span style='color:crimson'>{exc}</span>"
             return
-        d = self.data
-        with self.fit_figure.batch_update():
-            self.fit_figure.data[0].update(x=d["grid"], y=d["truth"])
-            self.fit_figure.data[1].update(x=d["x"], y=d["y"])
-            self.fit_figure.data[2].update(x=d["x_val"], y=d["y_val"])
-            self.fit_figure.data[3].update(x=[], y=[])
-            lo, hi = d["domain"]
-            self.fit_figure.layout.shapes = [dict(type="rect", x0=lo, x1=hi, y0=0, y1=1, yref="paper",
-                                                  fillcolor="lightgrey", opacity=0.2, line_width=0)]
-            if self.target.value == "lj":
-                self.fit_figure.layout.yaxis.range = [-1.5, 2.0]
-            else:
-                self.fit_figure.layout.yaxis.range = None
+        self.fit_view.figure = toy_fit_figure(self.data, target=self.target.value).update_layout(_FIT_LAYOUT)
         self.fit_view.show()
         self.status.value = ""
 
@@ -98,12 +92,8 @@ class RegressionPlayground(w.VBox):
         if not final and now - self._last_draw < 0.25:  # each draw resends both figures: 4 a second at most
             return not self._stop.is_set()
         self._last_draw = now
-        with self.fit_figure.batch_update():
-            self.fit_figure.data[3].update(x=fit.grid, y=fit.prediction)
-        with self.loss_figure.batch_update():
-            n = len(fit.train_loss)
-            self.loss_figure.data[0].update(x=np.arange(n), y=fit.train_loss)
-            self.loss_figure.data[1].update(x=np.arange(n), y=fit.val_loss)
+        self.fit_view.figure = toy_fit_figure(self.data, fit, target=self.target.value).update_layout(_FIT_LAYOUT)
+        self.loss_view.figure = toy_loss_figure(fit).update_layout(_LOSS_LAYOUT)
         self.fit_view.show()
         self.loss_view.show()
         self.status.value = f"epoch {epoch + 1}/{self.epochs.value}"
