@@ -34,7 +34,6 @@ from .viz.report import (comparison_report, comparison_summary, evaluation_repor
 
 __all__ = ["main", "build_parser", "library_default", "COMPARE_SPLIT"]
 
-#: ``compare --split``: 001's GraphNet protocol (the command's default model; compare_tasks: 000's lattice)
 COMPARE_SPLIT = ",".join(f"{f:g}" for f in DEFAULTS["graph"].fractions)
 DEVICE = "auto (CUDA when present), cpu, cuda, …"
 
@@ -158,7 +157,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     data = read(args.file, format=args.format)
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     combos = [tuple(t.strip() for t in c.split("+")) for c in (args.combinations or "").split(",") if c.strip()]
-    given = {k: getattr(args, k) for k in ("lr", "width", "cutoff", "layers") if getattr(args, k) is not None}
+    given = {k: getattr(args, k) for k in ("width", "cutoff", "layers") if getattr(args, k) is not None}
+    given["lr"] = args.lr or DEFAULTS["graph" if args.model == "graph" else "tasks"].lr  # the model's protocol
     if args.model != "graph" and ("cutoff" in given or "layers" in given):
         raise InputError("--cutoff and --layers are GraphNet settings (--model graph)", field="model")
     print(f"{len(data)} structures from {args.file}; {args.model} models, {args.runs} runs per combination "
@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     arg("--model", choices=["graph", "lattice"], default="graph", help="GraphNet (default) or LatticeMLP")
     vary = library_default(compare_tasks, "vary")
     arg("--vary", choices=["split", "init"], default=vary, help=f"what changes between runs (default {vary})")
-    arg("--split", default=COMPARE_SPLIT, metavar="TRAIN,VAL,TEST", help=f"fractions (default {COMPARE_SPLIT})")
+    arg("--split", default=COMPARE_SPLIT, metavar="TRAIN,VAL,TEST", help=f"fractions, 001's (default {COMPARE_SPLIT})")
     arg("--no-stratify", action="store_true", help="random splits instead of splits stratified by composition")
     arg("--lr", type=float, help=f"Adam lr (default {DEFAULTS['graph'].lr:g} graph, {DEFAULTS['tasks'].lr:g} lattice)")
     arg("--width", type=int, help=f"node features (graph, default {library_default(GraphNet, 'width')}) or hidden "

@@ -156,14 +156,15 @@ def test_compare_defaults_are_compare_tasks_and_the_models():
     assert a.runs == _default(compare_tasks, "n_runs") and a.epochs == _default(compare_tasks, "epochs")
     assert a.vary == _default(compare_tasks, "vary") and a.patience == _default(compare_tasks, "patience")
     assert a.seed == _default(compare_tasks, "seed") and a.device == _default(compare_tasks, "device")
-    # not given: the library decides (compare_tasks's lr, the network's width, layers and radius)
+    # not given: the library decides (the model's protocol lr, the network's width, layers and radius)
     assert a.lr is None and a.width is None and a.layers is None and a.cutoff is None
+    from mlexplore.training import DEFAULTS
     text = " ".join(build_parser()._subparsers._group_actions[0].choices["compare"].format_help().split())
     assert f"graph radius, Å (default {_default(GraphNet, 'cutoff')})" in text
     assert f"(lattice, default {_default(LatticeMLP, 'width')})" in text
-    assert f"Adam learning rate (default {_default(compare_tasks, 'lr')})" in text
+    assert f"Adam lr (default {DEFAULTS['graph'].lr:g} graph, {DEFAULTS['tasks'].lr:g} lattice)" in text
+    assert DEFAULTS["tasks"].lr == _default(compare_tasks, "lr")  # lattice: the library's own default
     # the command's default model is the GraphNet: its split is 001's protocol, from the library's table
-    from mlexplore.training import DEFAULTS
 
     assert _as_value(a.split) == _as_value(COMPARE_SPLIT) == DEFAULTS["graph"].fractions == (0.7, 0.15, 0.15)
     assert tuple(_default(compare_tasks, "fractions")) == (0.8, 0.1, 0.1)

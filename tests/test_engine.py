@@ -132,8 +132,8 @@ def test_the_loss_definition():
     parts = {"energy": torch.tensor(2.0), "forces": torch.tensor(3.0)}
     outs = outputs_from(["energy", "forces"], {"forces": 10.0}, "mse")
     assert float(total_loss(parts, outs)) == pytest.approx(32.0)
-    with pytest.raises(InputError, match="not a target"):
-        outputs_from(["energy"], {"charges": 1.0}, "mse")
+    with pytest.warns(FutureWarning, match="'charges' is not a target"):
+        assert outputs_from(["energy"], {"charges": 1.0}, "mse") == [Output("energy", 1.0, "mse")]
     with pytest.raises(InputError, match="reduction"):
         Output("energy", reduction="mae")
     with pytest.raises(InputError, match="finite number"):
@@ -153,8 +153,8 @@ def test_options_no_training_can_run_with_are_refused_by_name():
                          ({"epochs": 0}, "epochs")):
         with pytest.raises(InputError, match=name):
             fit(model, data, targets=["energy"], progress=False, device="cpu", **kwargs)
-    with pytest.raises(InputError, match="not a target"):
-        fit(model, data, targets=["energy"], loss_weights={"forces": 2.0}, progress=False, device="cpu")
+    with pytest.warns(FutureWarning, match="'forces' is not a target"):
+        fit(model, data, targets=["energy"], loss_weights={"forces": 2.0}, epochs=1, progress=False, device="cpu")
     lat = LatticeMLP(int(data.n_atoms[0]), data.elements, {"energy": "structure"})
     with pytest.raises(InputError, match="batch_fraction"):
         fit_tasks(lat, data, batch_fraction=0.0, device="cpu")
@@ -222,13 +222,28 @@ def test_every_entry_point_takes_its_defaults_from_the_one_table():
             assert default(func, name) == getattr(DEFAULTS[protocol], name), (func.__name__, name)
 
 
-def test_the_comparison_takes_the_models_protocol_learning_rate():
+def test_the_comparison_defaults_are_the_table_and_the_cli_takes_the_models_protocol(monkeypatch):
+    from mlexplore import cli
     from mlexplore.datasets import ising_lattice
     from mlexplore.training import plan_task_comparison
 
     ising = ising_lattice(L=3, n_per_composition=4, progress=False)
-    lattice = plan_task_comparison(ising, ["energy"], model="lattice")
-    graph = plan_task_comparison(ising, ["energy"], model="graph")
-    assert lattice.options.lr == DEFAULTS["tasks"].lr == 1e-4
-    assert graph.options.lr == DEFAULTS["graph"].lr == 1e-3
-    assert plan_task_comparison(ising, ["energy"], model="graph", lr=5e-3).options.lr == 5e-3
+    for model in ("lattice", "graph"):  # the library: 000's protocol for both (fingerprints unchanged)
+        o = plan_task_comparison(ising, ["energy"], model=model).options
+        tasks = DEFAULTS["tasks"]
+        assert (o.lr, o.epochs, o.fractions, o.batch_fraction, o.patience) == (
+            tasks.lr, tasks.epochs, tasks.fractions, tasks.batch_fraction, tasks.patience)
+    seen = {}
+    import functools
+
+    def record(*a, **k):
+        seen.update(k)
+        raise SystemExit
+
+    monkeypatch.setattr(cli, "compare_tasks", functools.wraps(cli.compare_tasks)(record))  # keeps its signature
+    monkeypatch.setattr(cli, "read", lambda *a, **k: ising)
+    for model, protocol in (("graph", "graph"), ("lattice", "tasks")):
+        with pytest.raises(SystemExit):
+            cli.main(["compare", "x.xyz", "--targets", "energy", "--model", model])
+        assert seen["lr"] == DEFAULTS[protocol].lr
+        assert tuple(seen["fractions"]) == DEFAULTS["graph"].fractions

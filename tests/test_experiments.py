@@ -177,6 +177,18 @@ def test_compare_bases_and_the_bag_return_the_same_type(cuau):
     assert "bag of 3" in bag.to_text() and bag.to_markdown().startswith("| models | validation RMSE")
     with pytest.raises(KeyError, match="aggregate"):
         ExperimentResult([], [])["aggregate"]
+    # the bag's former dict: membership, items and values of its keys
+    assert "aggregate" in bag and "nothing" not in bag and row in bag
+    assert dict(bag.items())["per_model"] is bag["per_model"] and len(list(bag.values())) == 5
+
+
+def test_model_and_n_runs_are_still_taken_by_position(cuau):
+    """The signature before the options were typed: (dataset, targets, combinations, model, n_runs, …)."""
+    from mlexplore.training import plan_task_comparison
+
+    plan = plan_task_comparison(cuau, ["mixing_energy"], None, "graph", 2, width=8)
+    assert plan.options.model == "graph" and len(plan.jobs) == 2 and plan.options.model_kwargs == {"width": 8}
+    assert plan_task_comparison(cuau, ["mixing_energy"]).options.model == "lattice"
 
 
 def test_the_panel_resumes_and_holds_the_same_result(cuau, tmp_path, monkeypatch):

@@ -26,6 +26,9 @@ from .experiments import ExperimentPlan, ExperimentResult, markdown_table, run_e
 from .fit import fit, predict
 
 _DEF = DEFAULTS["bases"]
+#: the defaults of :func:`compare_bases` and :class:`BasisComparisonOptions` (one definition)
+_BASIS = dict(fractions=(0.7, 0.15, 0.15), forces=False, hidden=(25, 25), activation="tanh",
+              epochs=_DEF.epochs, lr=_DEF.lr, batch_size=_DEF.batch_size, device="auto", seed=0)
 
 __all__ = ["compare_bases", "format_basis_table", "BasisComparisonOptions", "BasisComparisonPlan", "BasisRun"]
 
@@ -72,15 +75,15 @@ class BasisComparisonOptions:
     ``epochs``, ``lr``, ``batch_size`` (structures), ``device``, ``seed`` (run r: ``seed + r``) and
     ``fit_kwargs`` (more :func:`~mlexplore.training.fit` settings)."""
 
-    fractions: tuple[float, ...] = (0.7, 0.15, 0.15)
-    forces: bool = False
-    hidden: tuple[int, ...] = (25, 25)
-    activation: str = "tanh"
-    epochs: int = _DEF.epochs
-    lr: float = _DEF.lr
-    batch_size: int = _DEF.batch_size
-    device: Any = "auto"
-    seed: int = 0
+    fractions: tuple[float, ...] = _BASIS["fractions"]
+    forces: bool = _BASIS["forces"]
+    hidden: tuple[int, ...] = _BASIS["hidden"]
+    activation: str = _BASIS["activation"]
+    epochs: int = _BASIS["epochs"]
+    lr: float = _BASIS["lr"]
+    batch_size: int = _BASIS["batch_size"]
+    device: Any = _BASIS["device"]
+    seed: int = _BASIS["seed"]
     fit_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -206,11 +209,11 @@ class BasisComparisonPlan(ExperimentPlan):
 
 
 def compare_bases(dataset: StructureDataset, bases: Mapping[str, Any], n_runs: int = 5,
-                  fractions: Sequence[float] = (0.7, 0.15, 0.15), groups: Sequence[str] | None = None,
-                  forces: bool = False, hidden: Sequence[int] = (25, 25), activation: str = "tanh",
-                  epochs: int = _DEF.epochs, lr: float = _DEF.lr, batch_size: int = _DEF.batch_size,
-                  device: Any = "auto",
-                  seed: int = 0, progress: bool = True, return_runs: bool = False,
+                  fractions: Sequence[float] = _BASIS["fractions"], groups: Sequence[str] | None = None,
+                  forces: bool = _BASIS["forces"], hidden: Sequence[int] = _BASIS["hidden"],
+                  activation: str = _BASIS["activation"], epochs: int = _BASIS["epochs"], lr: float = _BASIS["lr"],
+                  batch_size: int = _BASIS["batch_size"], device: Any = _BASIS["device"],
+                  seed: int = _BASIS["seed"], progress: bool = True, return_runs: bool = False,
                   **fit_kwargs) -> ExperimentResult:
     """Train a :class:`~mlexplore.models.BPNN` per basis on ``n_runs`` shuffled splits; score on the test sets.
 
@@ -242,9 +245,8 @@ def compare_bases(dataset: StructureDataset, bases: Mapping[str, Any], n_runs: i
     (``{group: (rmse mean, rmse std, runs)}``); the per-run :class:`BasisRun` records as
     ``result.runs``. ``return_runs=True`` (deprecated) returns ``(result, result.runs)``.
     """
-    options = BasisComparisonOptions(fractions=tuple(fractions), forces=forces, hidden=tuple(hidden),
-                                     activation=activation, epochs=epochs, lr=lr, batch_size=batch_size,
-                                     device=device, seed=seed, fit_kwargs=fit_kwargs)
+    given = locals()
+    options = BasisComparisonOptions(**{name: given[name] for name in _BASIS}, fit_kwargs=fit_kwargs)
     plan = BasisComparisonPlan(dataset, dict(bases), n_runs=n_runs, options=options, groups=groups)
     result = run_experiment(plan, progress=progress, desc="basis runs")
     if return_runs:

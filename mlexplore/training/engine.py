@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -87,7 +88,7 @@ DEFAULTS: dict[str, TrainingDefaults] = {
     "tasks": TrainingDefaults(epochs=500, lr=1e-4, patience=50, dtype=torch.float32, reduction="rmse",
                               batch_fraction=0.1, fractions=(0.8, 0.1, 0.1),
                               source="000 §3 (Adam 1e-4, batch = 10 % of the training set, 90 % trains)"),
-    # compare_tasks(model="graph") / mlexplore compare (its default model): the GraphNets of 001
+    # mlexplore compare (GraphNet by default): 001's learning rate and split (pass them to compare_tasks)
     "graph": TrainingDefaults(epochs=500, lr=1e-3, patience=50, dtype=torch.float32, reduction="rmse",
                               batch_fraction=0.1, fractions=(0.7, 0.15, 0.15),
                               source="001 §4.1 (Adam 1e-3, split 70/15/15)"),
@@ -196,9 +197,9 @@ def outputs_from(names: Sequence[str], weights: Mapping[str, float] | None, redu
     """The :class:`Output` of each target name, weight 1 unless ``weights`` says otherwise."""
     weights = dict(weights or {})
     unknown = sorted(set(weights) - set(names))
-    if unknown:
-        raise InputError(f"loss weight for {', '.join(map(repr, unknown))}, which is not a target "
-                         f"({', '.join(names)})", field="loss_weights")
+    if unknown:  # ignored, as before; said, because a misspelt name would otherwise weigh nothing
+        warnings.warn(f"loss_weights: {', '.join(map(repr, unknown))} is not a target of this model "
+                      f"({', '.join(names)}) and is ignored; this will become an error", FutureWarning, stacklevel=3)
     return [Output(n, float(weights.get(n, 1.0)), reduction) for n in names]
 
 
@@ -259,6 +260,18 @@ class Objective:
     def validation_scores(self) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
         """The validation loss per member and the metrics, or None without a validation set."""
         return None
+
+    def epoch_scores(self, sums: dict, finite: torch.Tensor | None = None
+                     ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray], np.ndarray]:
+        """Training loss and metrics, validation loss and metrics (the training ones without a
+        validation set) and, for vectorised members, which members' losses stayed finite
+        (``finite``, on the device): what the loop logs after an epoch. Vectorised objectives
+        override it to bring everything to the host in one transfer."""
+        train_loss, train_metrics = self.train_scores(sums)
+        scored = self.validation_scores()
+        val_loss, val_metrics = scored if scored is not None else (train_loss, train_metrics)
+        ok = finite.cpu().numpy() if finite is not None else np.ones(self.n_members, dtype=bool)
+        return train_loss, train_metrics, val_loss, val_metrics, ok
 
     def remember_best(self, member: int) -> None:
         """Keep the present weights of ``member`` as its best."""
@@ -352,14 +365,11 @@ def train_loop(objective: Objective, *, epochs: int, lr: float, weight_decay: fl
                 (loss.sum() if objective.vectorised else loss).backward()
                 opt.step()
             objective.train_mode(False)
-            train_loss, train_metrics = objective.train_scores(sums)
-            scored = objective.validation_scores()
-            val_loss, val_metrics = scored if scored is not None else (train_loss, train_metrics)
-            if objective.vectorised:
-                ok = finite.cpu().numpy()
-                if not ok.all():
-                    bad = int(np.nonzero(~ok)[0][0])
-                    raise TrainingError(f"member {bad}: the loss became non-finite in epoch {epoch}")
+            train_loss, train_metrics, val_loss, val_metrics, ok = objective.epoch_scores(
+                sums, finite if objective.vectorised else None)
+            if not ok.all():
+                bad = int(np.nonzero(~ok)[0][0])
+                raise TrainingError(f"member {bad}: the loss became non-finite in epoch {epoch}")
             if sched is not None:
                 sched.step(float(val_loss[0]))
             rate = opt.param_groups[0]["lr"]

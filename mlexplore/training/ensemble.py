@@ -108,21 +108,38 @@ class MemberObjective(Objective):
         sums["sse"] = sums["sse"] + sse.detach() if "sse" in sums else sse.detach()
         return losses, {o.name: rmses[:, j] for j, o in enumerate(self.outputs)}
 
-    def _host(self, loss: torch.Tensor, rmse: torch.Tensor) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        host = torch.cat([loss[:, None], rmse * self.buffers["target_scale"]], dim=1).cpu().numpy()
+    def _split(self, host: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         return host[:, 0], {f"{o.name}_rmse": host[:, 1 + j] for j, o in enumerate(self.outputs)}
+
+    def _device_scores(self, sums) -> tuple[torch.Tensor, torch.Tensor]:
+        """(K, 1 + T) training and validation [loss, RMSE per task in the targets' units], on the device."""
+        scale = self.buffers["target_scale"]
+        t_rmse = torch.sqrt(sums["sse"] / self.counts)
+        train = torch.cat([(self.alpha * t_rmse).sum(dim=1)[:, None], t_rmse * scale], dim=1)
+        if self.x_va is None:
+            return train, train
+        v_loss, v_rmse, _ = self.batched(self.params, self.buffers, self.x_va, self.y_va)
+        return train, torch.cat([v_loss[:, None], v_rmse * scale], dim=1)
 
     def train_scores(self, sums):
         with torch.no_grad():
-            t_rmse = torch.sqrt(sums["sse"] / self.counts)
-            return self._host((self.alpha * t_rmse).sum(dim=1), t_rmse)
+            return self._split(self._device_scores(sums)[0].cpu().numpy())
 
     def validation_scores(self):
         if self.x_va is None:
             return None
         with torch.no_grad():
-            v_loss, v_rmse, _ = self.batched(self.params, self.buffers, self.x_va, self.y_va)
-            return self._host(v_loss, v_rmse)
+            return self._split(self._device_scores({"sse": torch.zeros_like(self.counts)})[1].cpu().numpy())
+
+    def epoch_scores(self, sums, finite=None):
+        """Everything the loop logs after an epoch in one transfer from the device."""
+        with torch.no_grad():
+            train, val = self._device_scores(sums)
+            ok = finite if finite is not None else torch.ones(self.n_members, dtype=torch.bool, device=self.device)
+            host = torch.cat([ok[:, None].to(train.dtype), train, val], dim=1).cpu().numpy()
+        width = train.shape[1]
+        (tl, tm), (vl, vm) = self._split(host[:, 1:1 + width]), self._split(host[:, 1 + width:])
+        return tl, tm, vl, vm, host[:, 0] != 0
 
     def remember_best(self, member: int) -> None:
         for name, v in self.params.items():

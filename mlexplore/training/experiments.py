@@ -51,6 +51,11 @@ __all__ = ["ExperimentPlan", "ExperimentResult", "run_experiment", "markdown_tab
            "BagRun", "BagOfModelsPlan", "bag_of_models"]
 
 
+#: the comparison's defaults: the lattice protocol of 000 for every model (001's GraphNet protocol,
+#: lr 1e-3 and a 70/15/15 split, is ``DEFAULTS["graph"]``: what ``mlexplore compare`` passes)
+_TASKS = DEFAULTS["tasks"]
+
+
 # ---------------------------------------------------------------------------------------- generic
 def markdown_table(header: Sequence[str], cells: Sequence[Sequence[str]]) -> str:
     """A GitHub/pandoc markdown table: ``header`` names, one list of cell strings per line."""
@@ -156,9 +161,22 @@ class ExperimentResult(list):
             return self.summary[key]
         return super().__getitem__(key)
 
+    def __contains__(self, item) -> bool:
+        if isinstance(item, str):  # a summary key, as in bag_of_models's former dict
+            return item in self.summary
+        return super().__contains__(item)
+
     def keys(self):
         """The summary's keys (what ``result[key]`` reads)."""
         return self.summary.keys()
+
+    def items(self):
+        """The summary's items (``bag_of_models`` returned a dict of these)."""
+        return self.summary.items()
+
+    def values(self):
+        """The summary's values."""
+        return self.summary.values()
 
     def get(self, key: str, default: Any = None) -> Any:
         """``result[key]`` from the summary, or ``default``."""
@@ -323,18 +341,16 @@ class TaskComparisonOptions:
     """
 
     model: str = "lattice"
-    fractions: tuple[float, ...] = (0.8, 0.1, 0.1)
+    fractions: tuple[float, ...] = _TASKS.fractions
     stratify: bool = True
-    epochs: int = 500
-    #: None: the model's protocol default, ``DEFAULTS["tasks"].lr`` (lattice, 1e-4) or
-    #: ``DEFAULTS["graph"].lr`` (graph, 1e-3)
-    lr: float | None = None
-    batch_fraction: float = 0.1
+    epochs: int = _TASKS.epochs
+    lr: float = _TASKS.lr
+    batch_fraction: float = _TASKS.batch_fraction
     elements: list[str] | None = None
     device: Any = "auto"
     seed: int = 0
     vary: str = "split"
-    patience: int | None = 50
+    patience: int | None = _TASKS.patience
     model_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -343,8 +359,6 @@ class TaskComparisonOptions:
         if self.model not in ("lattice", "graph"):
             raise InputError(f"model must be 'lattice' or 'graph', got {self.model!r}", field="model")
         self.fractions = tuple(self.fractions)
-        if self.lr is None:
-            self.lr = DEFAULTS["graph" if self.model == "graph" else "tasks"].lr
         if self.elements is not None:
             self.elements = list(self.elements)
         self.model_kwargs = dict(self.model_kwargs)
@@ -583,15 +597,19 @@ def _with_options_signature(func: Callable, options: type) -> Callable:
 
 
 def plan_task_comparison(dataset: StructureDataset, targets: Sequence[str],
-                         combinations: Sequence[Sequence[str]] | None = None, *, n_runs: int = 3,
-                         options: TaskComparisonOptions | None = None, **keywords: Any) -> TaskComparisonPlan:
+                         combinations: Sequence[Sequence[str]] | None = None, model: str | None = None,
+                         n_runs: int = 3, *, options: TaskComparisonOptions | None = None,
+                         **keywords: Any) -> TaskComparisonPlan:
     """Check the inputs of :func:`compare_tasks` and list its jobs: ``n_runs`` runs × the task
     ``combinations`` (default: every subset of ``targets``), run by run.
 
     The training options are the fields of :class:`TaskComparisonOptions`, given as keywords
     (any other keyword is a network setting, e.g. ``width``) or as ``options=`` (keywords then
-    change it).
+    change it). ``model``: ``"lattice"`` (the default) or ``"graph"``; it and ``n_runs`` may also be
+    given by position, as before the options were typed.
     """
+    if model is not None:
+        keywords["model"] = model
     if n_runs < 1:
         raise InputError("n_runs must be ≥ 1", field="n_runs")
     if options is None:
@@ -646,7 +664,7 @@ def summarise_task_runs(runs: Sequence[TaskRun]) -> list[dict]:
 
 
 def compare_tasks(dataset: StructureDataset, targets: Sequence[str], combinations: Sequence[Sequence[str]] | None = None,
-                  *, n_runs: int = 3, progress: bool = True, return_runs: bool = False,
+                  model: str | None = None, n_runs: int = 3, *, progress: bool = True, return_runs: bool = False,
                   resume_file: str | os.PathLike | None = None, vectorise: bool | None = None,
                   **options: Any) -> ExperimentResult:
     """Train every STL and MTL combination of ``targets`` ``n_runs`` times; score on held-out test sets.
@@ -680,7 +698,7 @@ def compare_tasks(dataset: StructureDataset, targets: Sequence[str], combination
     leaves the GPU idle between kernel launches (4 runs of the CuAu comparison together:
     2.9× faster per model-epoch on an H100).
     """
-    plan = plan_task_comparison(dataset, targets, combinations, n_runs=n_runs, **options)
+    plan = plan_task_comparison(dataset, targets, combinations, model, n_runs, **options)
     result = run_experiment(plan, resume_file=resume_file, vectorise=vectorise, progress=progress,
                             desc="STL/MTL runs")
     return _deprecated_pair(result, "compare_tasks") if return_runs else result

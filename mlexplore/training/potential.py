@@ -59,9 +59,8 @@ class Potential:
     @classmethod
     def load(cls, path: str | os.PathLike, device: Any = "cpu") -> "Potential":
         """A potential from a file written by :meth:`save` (or ``save_model``); runs on ``device``
-        in the precision it was trained in."""
-        model = load_model(path, map_location=device)
-        return cls(model, device=device, dtype=model_place(model)[1])
+        in float64 (as ``Potential(model)`` does)."""
+        return cls(load_model(path, map_location=device), device=device)
 
     def save(self, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
         """Write the model (descriptor, normalisation, weights and JSON-like ``extra``: settings,

@@ -95,8 +95,8 @@ def evaluation_report(path: str | os.PathLike, metrics: dict[str, Any], data: St
 
 def comparison_report(path: str | os.PathLike, rows: Sequence[dict], runs: Sequence[TaskRun], targets: Sequence[str],
                       title: str, intro: str = "") -> Path:
-    """The report of a task comparison (:func:`~mlexplore.training.compare_tasks` with
-    ``return_runs=True``): the text table, the table figure and the test-error PDFs of every target
+    """The report of a task comparison (the rows and ``.runs`` of
+    :func:`~mlexplore.training.compare_tasks`'s result): the text table, the table figure and the test-error PDFs of every target
     (in the target's unit from ``LABEL_UNITS``)."""
     from ..data.dataset import LABEL_UNITS
     from ..training import format_task_table
