@@ -205,3 +205,22 @@ def test_no_second_peak_finder_or_featuriser_in_the_panels():
     for name in ("neighbor_pairs", "pair_vectors", "find_peaks", "go.Scatter", "add_scatter"):
         assert name not in source
     assert G2  # the term class the tuner reads its maxima from is public
+
+
+def test_the_pdf_viewers_statistics_come_from_the_library():
+    import numpy as np
+
+    from mlexplore.analysis import ensemble_error_stats
+    from mlexplore.widgets import PDFViewer
+
+    rng = np.random.default_rng(0)
+    errs = [rng.normal(0.1, 0.5, 200), rng.normal(-0.05, 0.3, 200)]
+    st = ensemble_error_stats(errs)
+    rmses = [np.sqrt(np.mean(e ** 2)) for e in errs]
+    assert st["n_models"] == 2 and st["rmse_mean"] == np.mean(rmses) and st["rmse_std"] == np.std(rmses)
+    assert st["mean_error"] == np.mean([e.mean() for e in errs])
+    viewer = PDFViewer()
+    viewer.add_errors("two models", errs)
+    viewer.error_sets.value = ("two models",)
+    viewer.update_errors()
+    assert f"<td>{st['mean_error']:.4g}</td><td>{st['rmse_mean']:.4g} ± {st['rmse_std']:.2g}</td>" in viewer.stats.value

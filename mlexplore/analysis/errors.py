@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["ErrorBand", "error_band", "error_grid"]
+__all__ = ["ErrorBand", "error_band", "error_grid", "ensemble_error_stats"]
 
 
 def _flat(x: Any) -> np.ndarray:
@@ -74,3 +74,15 @@ def error_band(errors: Sequence[Any], grid: np.ndarray | None = None, n_grid: in
     pdfs = np.array(pdfs)
     return ErrorBand(grid=grid, pdfs=pdfs, mean=pdfs.mean(axis=0), std=pdfs.std(axis=0),
                      error_mean=np.array([e.mean() for e in errs]), error_std=np.array([e.std() for e in errs]))
+
+
+def ensemble_error_stats(errors: Sequence[Any]) -> dict[str, float]:
+    """What a set of models' test errors (one array per model, the errors' units) says in numbers:
+    ``n_models``, ``mean_error`` (the signed errors' mean over models, the bias), ``rmse_mean`` and
+    ``rmse_std`` (each model's RMSE, averaged and spread over models)."""
+    arrays = [_flat(e) for e in errors]
+    if not arrays or any(a.size == 0 for a in arrays):
+        raise InputError("ensemble_error_stats needs one non-empty array of errors per model", field="errors")
+    rmses = np.array([np.sqrt(np.mean(a ** 2)) for a in arrays])
+    return {"n_models": len(arrays), "mean_error": float(np.mean([a.mean() for a in arrays])),
+            "rmse_mean": float(rmses.mean()), "rmse_std": float(rmses.std())}

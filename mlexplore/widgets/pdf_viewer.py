@@ -16,7 +16,7 @@ import ipywidgets as w
 import numpy as np
 import plotly.graph_objects as go
 
-from ..analysis import error_band, error_grid, rdf, rmse
+from ..analysis import ensemble_error_stats, rdf
 from ..data.dataset import StructureDataset
 from ..errors import InputError
 from ..viz import error_pdf_bands, rdf_comparison
@@ -162,13 +162,11 @@ class PDFViewer(w.VBox):
         if not chosen:
             self.stats.value = "<i>no models yet: viewer.add_errors(name, [errors per model])</i>"
             return
-        grid = error_grid([e for errs in chosen.values() for e in errs], 300)
         rows = []
         for name, errs in chosen.items():
-            band = error_band(errs, grid=grid)
-            scores = [rmse(e, np.zeros_like(e)) for e in errs]
-            rows.append(f"<tr><td>{name}</td><td>{band.n_models}</td><td>{float(band.error_mean.mean()):.4g}</td>"
-                        f"<td>{np.mean(scores):.4g} ± {np.std(scores):.2g}</td></tr>")
+            st = ensemble_error_stats(errs)
+            rows.append(f"<tr><td>{name}</td><td>{st['n_models']}</td><td>{st['mean_error']:.4g}</td>"
+                        f"<td>{st['rmse_mean']:.4g} ± {st['rmse_std']:.2g}</td></tr>")
         self.stats.value = ("<table><tr><th>models</th><th>n</th><th>mean error</th><th>RMSE (mean ± std)</th></tr>"
                             + "".join(rows) + "</table>")
 
