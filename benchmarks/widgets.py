@@ -57,6 +57,9 @@ def main() -> None:
     tuner.n_radial.value = 8
     tuner.rc.value = 5.0
     etas = iter(np.geomspace(0.5, 8.0, 1000))
+    # one sequence for both bases, so every R_c change is to a value never seen (the FeatureCache keeps
+    # the blocks of earlier radii: a repeated value would be a cache hit, not an R_c change)
+    rcs = iter(np.linspace(5.0, 5.5, 1000)[1:])
 
     def curve_only():
         tuner.debounce = 3600  # the PCA waits; only the fast path runs
@@ -72,8 +75,6 @@ def main() -> None:
 
         def params_change():
             tuner.eta.value = float(next(etas))
-
-        rcs = iter(np.linspace(5.0, 5.5, 1000)[1:])
 
         def rc_change():
             tuner.rc.value = round(float(next(rcs)), 4)

@@ -28,7 +28,7 @@ from .io import read
 from .io.predictions import write_predictions
 from .io.text import parse_numbers, parse_pairs, parse_value
 from .models import GraphNet, LatticeMLP
-from .training import DEFAULTS, compare_tasks, evaluate_potential, format_evaluation, load_model, train_potential
+from .training import DEFAULTS, Potential, compare_tasks, evaluate_potential, format_evaluation, train_potential
 from .viz.report import (comparison_report, comparison_summary, evaluation_report, featurisation_report,
                          training_report, training_summary)
 
@@ -129,7 +129,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    model, data = load_model(args.model), read(args.file, format=args.format)
+    model, data = Potential.load(args.model).model, read(args.file, format=args.format)
     groups = [tags[0] if len(tags) else "(untagged)" for tags in data.tags] if args.by_tag else None
     metrics = evaluate_potential(model, data, forces=False if args.no_forces else None, groups=groups)
     print(format_evaluation(metrics, title=f"{args.model} on {args.file}"))

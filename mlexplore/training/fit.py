@@ -87,8 +87,14 @@ class PreparedSet:
         return batch, labels
 
 
-#: the former private name (tests and notebooks of earlier releases reach it)
-_PreparedSet = PreparedSet
+def __getattr__(name: str):
+    if name == "_PreparedSet":  # the former private name, reached by code of earlier releases
+        import warnings
+
+        warnings.warn("mlexplore.training.fit._PreparedSet is deprecated: use mlexplore.training.fit.PreparedSet",
+                      DeprecationWarning, stacklevel=2)
+        return PreparedSet
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _check_targets(ds: StructureDataset, targets: Sequence[str], what: str) -> None:
