@@ -233,16 +233,11 @@ class Objective:
     n_members: int = 1
     vectorised: bool = False
     device: torch.device = torch.device("cpu")
+    #: structures (samples) in the training set, and per mini-batch: set by the subclass
+    n_train: int
+    batch_size: int
 
     def parameters(self) -> list[torch.Tensor]:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    @property
-    def n_train(self) -> int:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    @property
-    def batch_size(self) -> int:  # pragma: no cover - interface
         raise NotImplementedError
 
     def train_mode(self, training: bool) -> None:

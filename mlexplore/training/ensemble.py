@@ -79,10 +79,9 @@ class MemberObjective(Objective):
             return total, torch.stack(rmses), torch.stack([q.sum() for q in squares])
 
         self.batched = vmap(member_loss)
-        self.n = len(trains[0])
-        self._batch = batch
+        self.n_train, self.batch_size = len(trains[0]), batch
         # values per task summed over an epoch: every structure once, or each of its sites
-        self.counts = torch.tensor([self.n * (self.n_sites if s else 1) for s in self.site], dtype=dtype,
+        self.counts = torch.tensor([self.n_train * (self.n_sites if s else 1) for s in self.site], dtype=dtype,
                                    device=device)
         self.members = torch.arange(self.n_members, device=device)[:, None]
         self.sites = torch.arange(self.n_sites, device=device)
@@ -90,14 +89,6 @@ class MemberObjective(Objective):
 
     def parameters(self):
         return list(self.params.values())
-
-    @property
-    def n_train(self) -> int:
-        return self.n
-
-    @property
-    def batch_size(self) -> int:
-        return self._batch
 
     def batch_loss(self, idx, sums):
         K, members = self.n_members, self.members

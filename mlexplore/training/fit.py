@@ -134,20 +134,12 @@ class PotentialObjective(Objective):
         self.model, self.train, self.val, self.outputs = model, train, val, list(outputs)
         self.targets = [o.name for o in self.outputs]
         self.need_forces = "forces" in self.targets
-        self._batch_size = int(batch_size)
+        self.n_train, self.batch_size = len(train.ds), int(batch_size)
         self.device = device
         self.best_state = copy.deepcopy(model.state_dict())
 
     def parameters(self):
         return list(self.model.parameters())
-
-    @property
-    def n_train(self) -> int:
-        return len(self.train.ds)
-
-    @property
-    def batch_size(self) -> int:
-        return self._batch_size
 
     def train_mode(self, training: bool) -> None:
         self.model.train(training)
@@ -201,7 +193,7 @@ class PotentialObjective(Objective):
         if self.val is None:
             return None
         acc: dict = {}
-        n, step = len(self.val.ds), max(self._batch_size, 64)
+        n, step = len(self.val.ds), max(self.batch_size, 64)
         for start in range(0, n, step):
             idx = torch.arange(start, min(start + step, n), device=self.device)
             batch, labels = self.val.batch(idx)

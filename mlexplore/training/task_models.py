@@ -72,8 +72,7 @@ class TaskObjective(Objective):
     def __init__(self, model, train: StructureDataset, val: StructureDataset | None, outputs: Sequence[Output],
                  batch: int, device: torch.device, dtype: torch.dtype):
         self.model, self.outputs, self.device = model, list(outputs), device
-        self.n = len(train)
-        self._batch = batch
+        self.n_train, self.batch_size = len(train), batch
         self.y_tr = task_targets(train, model, device, dtype)
         standardise_targets(model, self.y_tr)
         self.x_tr = model.encode(train, device=device, dtype=dtype)
@@ -85,14 +84,6 @@ class TaskObjective(Objective):
 
     def parameters(self):
         return list(self.model.parameters())
-
-    @property
-    def n_train(self) -> int:
-        return self.n
-
-    @property
-    def batch_size(self) -> int:
-        return self._batch
 
     def train_mode(self, training: bool) -> None:
         self.model.train(training)

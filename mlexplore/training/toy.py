@@ -95,18 +95,10 @@ class ToyObjective(Objective):
 
     def __init__(self, net: torch.nn.Module, x, y, x_val, y_val, batch_size: int):
         self.net, self.x, self.y, self.x_val, self.y_val = net, x, y, x_val, y_val
-        self._batch = int(batch_size)
+        self.n_train, self.batch_size = len(x), int(batch_size)
 
     def parameters(self):
         return list(self.net.parameters())
-
-    @property
-    def n_train(self) -> int:
-        return len(self.x)
-
-    @property
-    def batch_size(self) -> int:
-        return self._batch
 
     def _mse(self, x, y) -> torch.Tensor:
         return output_loss(self.net(x) - y, "mse")[0]
