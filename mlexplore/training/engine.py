@@ -348,7 +348,7 @@ def train_loop(objective: Objective, *, epochs: int, lr: float, weight_decay: fl
                 order = torch.randperm(n, generator=gens[0]).to(device)
             sums: dict = {}
             for b, start in enumerate(range(0, n, batch)):
-                idx = order[..., start:start + batch]
+                idx = order[:, start:start + batch] if objective.vectorised else order[start:start + batch]
                 loss, parts = objective.batch_loss(idx, sums)
                 if objective.vectorised:
                     finite &= torch.isfinite(loss)  # checked once per epoch: no device round trip per batch

@@ -72,6 +72,7 @@ class TaskObjective(Objective):
     def __init__(self, model, train: StructureDataset, val: StructureDataset | None, outputs: Sequence[Output],
                  batch: int, device: torch.device, dtype: torch.dtype):
         self.model, self.outputs, self.device = model, list(outputs), device
+        self.names = [o.name for o in self.outputs]
         self.n_train, self.batch_size = len(train), batch
         self.y_tr = task_targets(train, model, device, dtype)
         standardise_targets(model, self.y_tr)
@@ -102,7 +103,7 @@ class TaskObjective(Objective):
         for o, squared in zip(self.outputs, squares):  # the epoch's training RMSE (on the device)
             sse, n = sums.get(o.name, (0.0, 0))
             sums[o.name] = (sse + squared.detach().sum(), n + squared.numel())
-        return loss, dict(zip((o.name for o in self.outputs), rmses))
+        return loss, dict(zip(self.names, rmses))
 
     def _scores(self, rmse: dict[str, float]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         loss = sum(o.weight * rmse[o.name] for o in self.outputs)
