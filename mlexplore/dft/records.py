@@ -16,13 +16,9 @@ from typing import Any
 
 import numpy as np
 
-try:
-    import fcntl
-except ImportError:  # Windows: no concurrent writers there
-    fcntl = None
-
 from ..data.dataset import StructureDataset
 from ..errors import InputError
+from ..io.files import append_line
 
 __all__ = ["append_record", "read_records", "read_new_records", "latest_records", "records_to_dataset"]
 
@@ -42,26 +38,11 @@ def _jsonable(value: Any) -> Any:
 def append_record(path: str | os.PathLike, record: dict) -> None:
     """Append ``record`` as one line of ``path``, durably.
 
-    The append holds an exclusive lock on the file (POSIX ``flock``), so several processes
-    labelling parts of one set (``scripts/generate_dft.py --reverse``) can share a record file.
+    :func:`mlexplore.io.append_line`: a torn last line is dropped first, and the append holds
+    an exclusive lock on the file (POSIX ``flock``), so several processes labelling parts of one
+    set (``scripts/generate_dft.py --reverse``) can share a record file.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(_jsonable(record), sort_keys=True, allow_nan=True) + "\n"
-    with open(path, "a+b") as fh:
-        if fcntl is not None:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # released when the file is closed
-        size = fh.seek(0, os.SEEK_END)
-        if size:
-            fh.seek(size - 1)
-            if fh.read(1) != b"\n":  # a partial line from an interrupted write: drop it
-                fh.seek(0)
-                data = fh.read()
-                fh.truncate(data.rfind(b"\n") + 1)
-                fh.seek(0, os.SEEK_END)
-        fh.write(line.encode())
-        fh.flush()
-        os.fsync(fh.fileno())
+    append_line(path, json.dumps(_jsonable(record), sort_keys=True, allow_nan=True))
 
 
 def read_records(path: str | os.PathLike) -> list[dict]:

@@ -20,7 +20,7 @@ from ..data.dataset import StructureDataset
 from ..errors import InputError
 from .cache import load_cache, save_cache
 from .extxyz import read_extxyz, scan_extxyz, write_extxyz
-from .files import atomic_write, open_text, strip_compression
+from .files import append_line, atomic_write, open_text, reading, strip_compression
 from .lsms import mixing_energy, read_lsms, write_lsms
 from .n2p2 import read_n2p2, write_n2p2
 from .predictions import write_predictions
@@ -28,7 +28,7 @@ from .text import parse_numbers, parse_pairs, parse_value
 
 __all__ = ["read", "write", "read_lsms", "write_lsms", "read_n2p2", "write_n2p2", "read_extxyz",
            "write_extxyz", "scan_extxyz", "save_cache", "load_cache", "mixing_energy", "atomic_write",
-           "open_text", "write_predictions", "parse_value", "parse_numbers", "parse_pairs"]
+           "open_text", "append_line", "reading", "write_predictions", "parse_value", "parse_numbers", "parse_pairs"]
 
 
 def _guess_format(path: Path) -> str | None:
@@ -65,14 +65,15 @@ def read(path: str | os.PathLike, format: str | None = None, check: bool = True,
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file or directory")
     fmt = format or _guess_format(p)
-    if fmt == "npz":
-        return load_cache(p)
-    if fmt == "extxyz":
-        return read_extxyz(p, check=check)
-    if fmt == "n2p2":
-        return read_n2p2(p, check=check, **kwargs)
-    if fmt == "lsms":
-        return read_lsms(p, check=check, **kwargs)
+    with reading(p, fmt or ""):
+        if fmt == "npz":
+            return load_cache(p)
+        if fmt == "extxyz":
+            return read_extxyz(p, check=check)
+        if fmt == "n2p2":
+            return read_n2p2(p, check=check, **kwargs)
+        if fmt == "lsms":
+            return read_lsms(p, check=check, **kwargs)
     from ase.io import read as ase_read
 
     from ..data.validate import check_dataset

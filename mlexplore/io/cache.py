@@ -45,6 +45,10 @@ def save_cache(dataset: StructureDataset, path: str | os.PathLike, compress: boo
             (np.savez_compressed if compress else np.savez)(fh, **arrays)
 
 
+#: the arrays every cache file holds
+_REQUIRED = ("numbers", "positions", "cells", "pbc", "n_atoms", "ids")
+
+
 def load_cache(path: str | os.PathLike) -> StructureDataset:
     """Read a dataset written by :func:`save_cache`."""
     try:
@@ -52,6 +56,9 @@ def load_cache(path: str | os.PathLike) -> StructureDataset:
             if "header" not in z.files:
                 raise InputError("not an mlexplore dataset cache (no header)", path=path)
             header = json.loads(str(z["header"]))
+            if not isinstance(header, dict):
+                raise InputError(f"not an mlexplore dataset cache (its header is a {type(header).__name__})",
+                                 path=path)
             if header.get("format") != CACHE_FORMAT:
                 raise InputError(f"not an mlexplore dataset cache (format {header.get('format')!r})",
                                  path=path)
@@ -63,10 +70,19 @@ def load_cache(path: str | os.PathLike) -> StructureDataset:
         if isinstance(exc, InputError):
             raise
         raise InputError(f"unreadable dataset cache: {exc}", path=path) from exc
-    return StructureDataset(
-        numbers=arrays["numbers"], positions=arrays["positions"], cells=arrays["cells"],
-        pbc=arrays["pbc"], n_atoms=arrays["n_atoms"], ids=arrays["ids"],
-        structure_labels={k[2:]: v for k, v in arrays.items() if k.startswith("s:")},
-        atom_labels={k[2:]: v for k, v in arrays.items() if k.startswith("a:")},
-        tags=header["tags"], meta=header["meta"], name=header.get("name", ""),
-    )
+    missing = [k for k in _REQUIRED if k not in arrays] + [k for k in ("tags", "meta") if k not in header]
+    if missing:
+        raise InputError(f"an incomplete dataset cache: no {', '.join(map(repr, missing))} "
+                         "(a damaged or foreign file)", path=path)
+    try:
+        return StructureDataset(
+            numbers=arrays["numbers"], positions=arrays["positions"], cells=arrays["cells"],
+            pbc=arrays["pbc"], n_atoms=arrays["n_atoms"], ids=arrays["ids"],
+            structure_labels={k[2:]: v for k, v in arrays.items() if k.startswith("s:")},
+            atom_labels={k[2:]: v for k, v in arrays.items() if k.startswith("a:")},
+            tags=header["tags"], meta=header["meta"], name=header.get("name", ""),
+        )
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        if isinstance(exc, InputError) and exc.path:
+            raise
+        raise InputError(f"inconsistent dataset cache: {exc}", path=path) from exc

@@ -10,13 +10,19 @@ import lzma
 import math
 import os
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from ..errors import InputError
 
-__all__ = ["open_text", "atomic_write", "strip_compression", "parse_number"]
+try:  # POSIX: appends to a shared record file are serialised by an exclusive lock
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+__all__ = ["open_text", "atomic_write", "strip_compression", "parse_number", "append_line", "reading"]
 
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
@@ -94,3 +100,57 @@ def parse_number(token: str, path: Any, line: int, field: str, integer: bool = F
     if integer and x != int(x):
         raise InputError(f"{token!r} is not an integer", path=path, line=line, field=field)
     return x
+
+
+def append_line(path: str | os.PathLike, line: str) -> None:
+    """Append one line of text (a record) to ``path``, durably (flushed and fsync'ed).
+
+    A last line cut short by an earlier kill or power loss (no final newline) is dropped first,
+    so the new record starts on a line of its own instead of being glued to the torn one and
+    lost with it. The append holds an exclusive lock on the file (POSIX ``flock``), so several
+    processes can share one record file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = (line if line.endswith("\n") else line + "\n").encode("utf-8")
+    with open(path, "a+b") as fh:
+        if fcntl is not None:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # released when the file is closed
+        size = fh.seek(0, os.SEEK_END)
+        if size:
+            fh.seek(size - 1)
+            if fh.read(1) != b"\n":  # a partial line from an interrupted write: drop it
+                fh.seek(0)
+                fh.truncate(fh.read().rfind(b"\n") + 1)
+                fh.seek(0, os.SEEK_END)
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+#: what a damaged or mislabelled file raises while it is decoded or decompressed
+_DECODING_ERRORS = (UnicodeDecodeError, EOFError, gzip.BadGzipFile, lzma.LZMAError, zlib.error)
+
+
+@contextlib.contextmanager
+def reading(path: str | os.PathLike, what: str = "") -> Iterator[None]:
+    """The boundary where a file enters: a decoding, decompression or read failure inside
+    becomes an :class:`InputError` naming the file (``what``: the format it was read as)."""
+    as_what = f" as {what}" if what else ""
+    try:
+        yield
+    except InputError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise InputError(f"is not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x}): not a readable "
+                         f"text file{as_what}; binary or damaged data?", path=path) from None
+    except EOFError:
+        raise InputError(f"ends in the middle of its compressed data: the file is truncated (read{as_what})",
+                         path=path) from None
+    except (gzip.BadGzipFile, lzma.LZMAError, zlib.error) as exc:
+        raise InputError(f"is not valid {Path(path).suffix or 'compressed'} data ({exc}); is the file name's "
+                         "suffix right?", path=path) from None
+    except (FileNotFoundError, IsADirectoryError):
+        raise
+    except OSError as exc:  # bz2's "Invalid data stream", permissions, I/O errors
+        raise InputError(f"could not be read{as_what}: {exc.strerror or exc}", path=path) from None

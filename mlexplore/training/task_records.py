@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io.files import append_line
 from .fit import History
 
 __all__ = ["plan_fingerprint", "read_task_records", "append_task_record", "run_to_record", "run_from_record"]
@@ -63,14 +64,9 @@ def read_task_records(path: str | os.PathLike, fingerprint: str) -> dict[int, di
 
 
 def append_task_record(path: str | os.PathLike, record: dict) -> None:
-    """Append one record as a JSON line and flush it to disk."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(record) + "\n"
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
+    """Append one record as a JSON line, durably; a last line torn by an earlier kill is dropped
+    first, so this record is not glued to it and lost (:func:`mlexplore.io.append_line`)."""
+    append_line(path, json.dumps(record))
 
 
 def run_to_record(run: Any, job: int, fingerprint: str) -> dict:
