@@ -3,8 +3,8 @@ InputError naming the file, and an interrupted append loses nothing but the torn
 
 from __future__ import annotations
 
-import gzip
 import json
+import re
 
 import numpy as np
 import pytest
@@ -108,3 +108,31 @@ def test_dft_records_share_the_same_append(tmp_path):
         fh.write('{"index": 1, "sta')
     append_record(path, {"index": 2, "status": "ok"})
     assert [r["index"] for r in read_records(path)] == [0, 2]
+
+
+@pytest.mark.parametrize("edit, field, message", [
+    (lambda c: c.replace(" energy=", " energy=abc"), "energy", "is not a number"),
+    (lambda c: c + " energy=-9.0", "energy", "given twice"),
+    (lambda c: c.replace("forces:R:3", "forces:R:2"), "forces", "3 per atom"),
+    (lambda c: c.replace("forces:R:3", "forces:S:3"), "forces", "real numbers"),
+    (lambda c: re.sub(r'stress="[^"]*"', 'stress="1 2 3"', c), "stress", "expected 6 or 9"),
+    (lambda c: c + " ENERGY=1.0", "ENERGY", "given twice"),
+    (lambda c: c.replace("mixing_energy=", "mixing_energy=1,"), "mixing_energy", "expected 1"),
+])
+def test_extxyz_labels_of_known_meaning_are_checked_on_read(tmp_path, small_dataset, edit, field, message):
+    good = tmp_path / "good.xyz"
+    small_dataset.save(good)
+    lines = good.read_text().split("\n")
+    assert "energy=" in lines[1] and "forces:R:3" in lines[1]
+    lines[1] = edit(lines[1])
+    bad = tmp_path / "bad.xyz"
+    bad.write_text("\n".join(lines))
+    with pytest.raises(InputError, match=message) as err:
+        read(bad)
+    assert err.value.path == str(bad) and err.value.line == 2 and err.value.field == field
+
+
+def test_a_plain_xyz_comment_with_repeated_words_is_fine(tmp_path):
+    path = tmp_path / "plain.xyz"
+    path.write_text("2\nthe dimer of the gold, the end\nAu 0 0 0\nAu 0 0 2.6\n")
+    assert len(read(path)) == 1

@@ -128,6 +128,52 @@ def _parse_properties(comment: str, path, line_no: int) -> list[tuple[str, str, 
     return out
 
 
+#: one key=value pair of a comment line: the value quoted (with backslash escapes), in braces, or bare
+_PAIR = re.compile(r'\s*([^\s=]+)(?:\s*=\s*("(?:[^"\\]|\\.)*"|\{[^}]*\}|[^\s"]+))?')
+#: per-structure labels that are numbers, and how many (stress: Voigt 6 or a full 3 × 3)
+_NUMERIC_INFO = {"energy": (1,), "free_energy": (1,), "mixing_energy": (1,), "stress": (6, 9), "virial": (6, 9)}
+#: per-atom columns of a known meaning: their type and number of values per atom
+_KNOWN_COLUMNS = {"pos": (3,), "forces": (3,), "force": (3,), "energies": (1,), "charges": (1,),
+                  "magmoms": (1, 3), "initial_magmoms": (1, 3), "momenta": (3,), "velocities": (3,)}
+
+
+def _check_comment(comment: str, props: list[tuple[str, str, int]], path, line_no: int) -> None:
+    """The labels of a comment line, as far as their meaning is known: a key given twice, a
+    numeric label that is not a number (or has the wrong number of values), a known per-atom
+    column of the wrong type or width. (NaN and inf are named later, with their structure, by
+    :func:`~mlexplore.data.check_dataset`.)"""
+    seen: dict[str, str] = {}
+    pos = 0
+    text = comment.rstrip("\n")
+    while pos < len(text):
+        m = _PAIR.match(text, pos)
+        if m is None or m.end() == pos:
+            break
+        pos = m.end()
+        key, value = m.group(1), m.group(2)
+        if value is None:  # a bare word (a flag, or a plain XYZ comment's text)
+            continue
+        low = key.lower()
+        if low in seen:
+            raise InputError(f"{key!r} is given twice ({seen[low]!r} and {value!r}): which one is meant?",
+                             path=path, line=line_no, field=key)
+        seen[low] = value
+        if low in _NUMERIC_INFO:
+            tokens = value.strip('"{}').replace(",", " ").split()
+            try:
+                values = [float(t) for t in tokens]
+            except ValueError:
+                raise InputError(f"{key}={value} is not a number", path=path, line=line_no, field=key) from None
+            if len(values) not in _NUMERIC_INFO[low]:
+                raise InputError(f"{key} has {len(values)} values, expected "
+                                 f"{' or '.join(map(str, _NUMERIC_INFO[low]))}", path=path, line=line_no, field=key)
+    for name, code, count in props:
+        widths = _KNOWN_COLUMNS.get(name.lower())
+        if widths is not None and (code != "R" or count not in widths):
+            raise InputError(f"column {name}:{code}:{count} of Properties: {name} are real numbers, "
+                             f"{' or '.join(map(str, widths))} per atom", path=path, line=line_no, field=name)
+
+
 def scan_extxyz(path: str | os.PathLike) -> list[int]:
     """Check the layout of an (extended) XYZ file; return the line where each structure starts.
 
@@ -157,6 +203,7 @@ def scan_extxyz(path: str | os.PathLike) -> list[int]:
             if comment is None:
                 raise InputError("file ends before the comment line", path=path, line=comment_no)
             props = _parse_properties(comment, path, comment_no)
+            _check_comment(comment, props, path, comment_no)
             n_fields = sum(c for _, _, c in props)
             for k in range(n):
                 atom_no, atom_line = next(lines, (None, None))
