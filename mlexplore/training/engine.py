@@ -203,13 +203,11 @@ def outputs_from(names: Sequence[str], weights: Mapping[str, float] | None, redu
     return [Output(n, float(weights.get(n, 1.0)), reduction) for n in names]
 
 
-def output_loss(residual: torch.Tensor, reduction: str, dim: int | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def output_loss(residual: torch.Tensor, reduction: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The loss of one output from its scaled residuals ``(prediction − reference) / scale`` and the
-    squared residuals (for the epoch's running RMSE): ``mean(r²)`` or ``sqrt(mean(r²))``, over all
-    values or along ``dim``."""
+    squared residuals (for the epoch's running RMSE): ``mean(r²)`` or ``sqrt(mean(r²))``."""
     squared = residual ** 2
-    mean = squared.mean() if dim is None else squared.mean(dim=dim)
+    mean = squared.mean()
     return (mean if reduction == "mse" else torch.sqrt(mean)), squared
 
 

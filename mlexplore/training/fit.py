@@ -179,7 +179,6 @@ class PotentialObjective(Objective):
         return np.array([float(acc["total"]) / acc["count"]]), rmse
 
     def batch_loss(self, idx, sums):
-        self.last_idx = idx
         batch, labels = self.train.batch(idx)
         loss, parts = self._losses(batch, labels, create_graph=True)
         self._accumulate(sums, loss, parts, len(idx))
@@ -209,8 +208,7 @@ class PotentialObjective(Objective):
         self.model.load_state_dict(self.best_state)
 
     def describe_nonfinite(self, idx, loss, parts) -> str:
-        bad = [k for k, v in parts.items() if not torch.isfinite(v)] or list(parts)
-        return (f"target {', '.join(bad)}; structures "
+        return (f"{super().describe_nonfinite(idx, loss, parts)}; structures "
                 f"{self.train.ds.ids[idx.cpu().numpy()].tolist()[:10]}")
 
     def save_checkpoint(self, path: Path, extra: dict) -> None:

@@ -29,6 +29,7 @@ from ..data.dataset import StructureDataset
 from ..errors import InputError
 from ..models.bpnn import BPNN
 from .checkpoint import load_model, save_model
+from .engine import resolve_device
 
 __all__ = ["Potential", "MLExploreCalculator", "model_place"]
 
@@ -41,14 +42,25 @@ def model_place(model: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
 
 class Potential:
     """A trained model ready to use (``device``, ``dtype``: where and in which precision it runs;
-    the model is moved there)."""
+    the model is moved there when it first predicts or calculates)."""
 
     def __init__(self, model: torch.nn.Module, device: Any = "cpu", dtype: torch.dtype | None = torch.float64
                  ) -> None:
         self.model = model
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                                   "cpu" if device == "auto" else device)
+        self.device = resolve_device(device)
         self.dtype = dtype if dtype is not None else model_place(model)[1]
+
+    def _ready(self) -> torch.nn.Module:
+        """The model on :attr:`device` in :attr:`dtype`, in evaluation mode; moved only when it is
+        not there already (an MD run calls :meth:`calculate` every step)."""
+        model = self.model
+        device, dtype = model_place(model)
+        here = device.type == self.device.type and self.device.index in (None, device.index)
+        if not here or dtype != self.dtype:
+            model.to(device=self.device, dtype=self.dtype)
+        if model.training:
+            model.eval()
+        return model
 
     @property
     def is_potential(self) -> bool:
@@ -77,7 +89,7 @@ class Potential:
         """
         if len(dataset) == 0:
             raise InputError("nothing to predict: the dataset is empty")
-        model = self.model.to(device=self.device, dtype=self.dtype).eval()
+        model = self._ready()
         if not self.is_potential:
             x = model.encode(dataset, device=self.device, dtype=self.dtype)
             with torch.no_grad():
@@ -105,7 +117,7 @@ class Potential:
         if not self.is_potential:
             raise InputError(f"a {type(self.model).__name__} is not an interatomic potential: it has no energies "
                              "or forces for an ASE calculator; use predict()", field="model")
-        model = self.model.to(device=self.device, dtype=self.dtype).eval()
+        model = self._ready()
         ds = StructureDataset.from_atoms([atoms.copy()])
         batch = model.descriptor.prepare(ds, device=self.device, dtype=self.dtype)
         pos = batch["positions"].detach().requires_grad_(True)
@@ -147,7 +159,7 @@ class MLExploreCalculator(Calculator):
         if not self.potential.is_potential:
             raise InputError(f"a {type(self.potential.model).__name__} is not an interatomic potential",
                              field="model")
-        self.model = self.potential.model.to(device=self.potential.device, dtype=self.potential.dtype).eval()
+        self.model = self.potential._ready()
         self.device, self.dtype = self.potential.device, self.potential.dtype
         self.implemented_properties = ["energy", "free_energy", "energies", "forces", "stress",
                                        *self.model.atom_outputs]

@@ -17,7 +17,7 @@ import torch
 from ..data.dataset import StructureDataset
 from ..errors import InputError
 from .engine import (DEFAULTS, History, Objective, Output, atoms_of, check_training_options, output_loss,
-                     outputs_from, resolve_device, train_loop)
+                     outputs_from, resolve_device, total_loss, train_loop)
 from .potential import Potential, model_place
 
 __all__ = ["fit_tasks", "predict_tasks", "task_targets", "standardise_targets", "task_loss", "TaskObjective"]
@@ -55,14 +55,12 @@ def task_loss(pred: dict[str, torch.Tensor], y: dict[str, torch.Tensor], shift: 
     the targets ``y`` (physical units; ``shift``/``scale`` per task, in the order of ``outputs``),
     with each task's RMSE and squared residuals. Used by :func:`fit_tasks` and, member by
     member, by :func:`~mlexplore.training.fit_task_members`."""
-    total, rmses, squares = 0.0, [], []
+    rmses, squares = [], []
     for k, o in enumerate(outputs):
-        residual = pred[o.name] - (y[o.name] - shift[k]) / scale[k]
-        r, squared = output_loss(residual, o.reduction)
+        r, squared = output_loss(pred[o.name] - (y[o.name] - shift[k]) / scale[k], o.reduction)
         rmses.append(r)
         squares.append(squared)
-        total = total + o.weight * r
-    return total, rmses, squares
+    return total_loss(dict(zip((o.name for o in outputs), rmses)), outputs), rmses, squares
 
 
 class TaskObjective(Objective):
@@ -105,22 +103,21 @@ class TaskObjective(Objective):
             sums[o.name] = (sse + squared.detach().sum(), n + squared.numel())
         return loss, dict(zip(self.names, rmses))
 
-    def _scores(self, rmse: dict[str, float]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        loss = sum(o.weight * rmse[o.name] for o in self.outputs)
+    def _metrics(self, rmse: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Each task's RMSE of the standardised targets, in the target's units."""
         scale = self.model.target_scale
-        return np.array([float(loss)]), {f"{o.name}_rmse": np.array([float(rmse[o.name]) * float(scale[k])])
-                                         for k, o in enumerate(self.outputs)}
+        return {f"{o.name}_rmse": np.array([float(rmse[o.name]) * float(scale[k])]) for k, o in enumerate(self.outputs)}
 
     def train_scores(self, sums):
-        return self._scores({name: (float(sse) / n) ** 0.5 for name, (sse, n) in sums.items()})
+        rmse = {name: (float(sse) / n) ** 0.5 for name, (sse, n) in sums.items()}
+        return np.array([float(sum(o.weight * rmse[o.name] for o in self.outputs))]), self._metrics(rmse)
 
     def validation_scores(self):
         if self.x_va is None:
             return None
         with torch.no_grad():
             loss, rmses, _ = self._loss(self.x_va, self.y_va)
-        out = self._scores({o.name: r for o, r in zip(self.outputs, rmses)})
-        return np.array([float(loss)]), out[1]
+        return np.array([float(loss)]), self._metrics(dict(zip(self.names, rmses)))
 
     def remember_best(self, member: int) -> None:
         self.best = copy.deepcopy(self.model.state_dict())

@@ -147,8 +147,8 @@ def fit_toy(data: dict[str, np.ndarray], hidden: tuple[int, ...] = (20,), activa
             result.prediction = net(grid)[:, 0].numpy() * y_sd + y_mu
 
     def every_tenth(epoch: int, history: History) -> bool | None:
-        result.train_loss, result.val_loss = list(history.train_loss), list(history.val_loss)
         if callback is not None and (epoch % 10 == 9 or epoch == epochs - 1):
+            result.train_loss, result.val_loss = list(history.train_loss), list(history.val_loss)
             predict_grid()
             return callback(epoch, result)
         return None
