@@ -22,7 +22,7 @@ from ..data.splits import random_split
 from ..errors import InputError
 from ..models.bpnn import BPNN
 from .engine import DEFAULTS
-from .experiments import ExperimentPlan, ExperimentResult, markdown_table, run_experiment
+from .experiments import ExperimentPlan, ExperimentResult, deprecated_runs_pair, markdown_table, run_experiment
 from .fit import fit, predict
 
 _DEF = DEFAULTS["bases"]
@@ -249,13 +249,7 @@ def compare_bases(dataset: StructureDataset, bases: Mapping[str, Any], n_runs: i
     options = BasisComparisonOptions(**{name: given[name] for name in _BASIS}, fit_kwargs=fit_kwargs)
     plan = BasisComparisonPlan(dataset, dict(bases), n_runs=n_runs, options=options, groups=groups)
     result = run_experiment(plan, progress=progress, desc="basis runs")
-    if return_runs:
-        import warnings
-
-        warnings.warn("compare_bases(..., return_runs=True) is deprecated: the result has the runs (result.runs)",
-                      DeprecationWarning, stacklevel=2)
-        return result, result.runs
-    return result
+    return deprecated_runs_pair(result, "compare_bases") if return_runs else result
 
 
 def format_basis_table(rows: Sequence[dict]) -> str:

@@ -47,7 +47,7 @@ from .task_records import (append_task_record, plan_fingerprint, read_task_recor
 
 __all__ = ["ExperimentPlan", "ExperimentResult", "run_experiment", "markdown_table",
            "TaskRun", "TaskComparisonOptions", "TaskComparisonPlan", "plan_task_comparison", "compare_tasks",
-           "summarise_task_runs", "task_combinations", "format_task_table",
+           "summarise_task_runs", "task_combinations", "format_task_table", "task_table_cells", "deprecated_runs_pair",
            "BagRun", "BagOfModelsPlan", "bag_of_models"]
 
 
@@ -269,7 +269,9 @@ def run_experiment(plan: ExperimentPlan, *, resume_file: str | os.PathLike | Non
     return ExperimentResult(plan.summarise(runs), runs, plan, plan.summary(runs), jobs)
 
 
-def _deprecated_pair(result: ExperimentResult, name: str) -> tuple[ExperimentResult, list]:
+def deprecated_runs_pair(result: ExperimentResult, name: str) -> tuple[ExperimentResult, list]:
+    """``(result, result.runs)``, what ``name(..., return_runs=True)`` returned before the result held
+    its runs, with a DeprecationWarning saying so."""
     warnings.warn(f"{name}(..., return_runs=True) is deprecated: the result has the runs (result.runs)",
                   DeprecationWarning, stacklevel=3)
     return result, result.runs
@@ -556,15 +558,9 @@ class TaskComparisonPlan(ExperimentPlan):
         return format_task_table(list(rows))
 
     def markdown(self, rows: Sequence[dict]) -> str:
-        targets = list(dict.fromkeys(r["target"] for r in rows))
-        combos = list(dict.fromkeys(r["tasks"] for r in rows))
-        cell = {(r["tasks"], r["target"]): r for r in rows}
-        lines = []
-        for c in combos:
-            parts = [f"{cell[c, t]['rmse_mean']:.4g} ± {cell[c, t]['rmse_std']:.2g}" if (c, t) in cell else "–"
-                     for t in targets]
-            secs = next(r["seconds_mean"] for r in rows if r["tasks"] == c)
-            lines.append([run_label(c), *parts, f"{secs:.2f}"])
+        targets, table = task_table_cells(rows)
+        lines = [[run_label(c), *(f"{r['rmse_mean']:.4g} ± {r['rmse_std']:.2g}" if r else "–" for r in cells),
+                  f"{secs:.2f}"] for c, cells, secs in table]
         return markdown_table(["model", *(f"{t} RMSE" for t in targets), "time (s)"], lines)
 
     def fingerprint(self) -> str:
@@ -701,26 +697,33 @@ def compare_tasks(dataset: StructureDataset, targets: Sequence[str], combination
     plan = plan_task_comparison(dataset, targets, combinations, model, n_runs, **options)
     result = run_experiment(plan, resume_file=resume_file, vectorise=vectorise, progress=progress,
                             desc="STL/MTL runs")
-    return _deprecated_pair(result, "compare_tasks") if return_runs else result
+    return deprecated_runs_pair(result, "compare_tasks") if return_runs else result
 
 
 _with_options_signature(compare_tasks, TaskComparisonOptions)
 
 
+def task_table_cells(rows: Sequence[dict]) -> tuple[list[str], list[tuple[str, list[dict | None], float]]]:
+    """The layout of 001 table 1 from :func:`summarise_task_runs` rows: the targets (columns) and,
+    per task combination (``"a+b"``, a line), its row of each target (None where it does not predict
+    it) and its mean training time (s). The text and markdown tables both print this."""
+    targets = list(dict.fromkeys(r["target"] for r in rows))
+    cell = {(r["tasks"], r["target"]): r for r in rows}
+    table = []
+    for c in dict.fromkeys(r["tasks"] for r in rows):
+        secs = next(r["seconds_mean"] for r in rows if r["tasks"] == c)
+        table.append((c, [cell.get((c, t)) for t in targets], secs))
+    return targets, table
+
+
 def format_task_table(rows: list[dict]) -> str:
     """The comparison as a text table in the layout of 001 table 1 (one column per target)."""
-    targets = list(dict.fromkeys(r["target"] for r in rows))
-    combos = list(dict.fromkeys(r["tasks"] for r in rows))
-    cell = {(r["tasks"], r["target"]): r for r in rows}
-    width = max(12, *(len(c) for c in combos))
+    targets, table = task_table_cells(rows)
+    width = max(12, *(len(c) for c, _, _ in table))
     lines = [f"{'model':<{width}} " + " ".join(f"{t + ' RMSE (mean ± std)':>30}" for t in targets)
              + f" {'time s':>8}"]
-    for c in combos:
-        parts = []
-        for t in targets:
-            r = cell.get((c, t))
-            parts.append(f"{r['rmse_mean']:>16.4g} ± {r['rmse_std']:<11.2g}" if r else f"{'-':>30}")
-        secs = next(r["seconds_mean"] for r in rows if r["tasks"] == c)
+    for c, cells, secs in table:
+        parts = [f"{r['rmse_mean']:>16.4g} ± {r['rmse_std']:<11.2g}" if r else f"{'-':>30}" for r in cells]
         lines.append(f"{run_label(c):<{width + 4}}" + " ".join(parts) + f" {secs:8.2f}")
     return "\n".join(lines)
 
