@@ -21,7 +21,7 @@
 from .cutoffs import CUTOFFS, cosine, cutoff_function, fourier_spline, polynomial, tanh3
 from .neighbors import Neighbors, neighbor_pairs, pair_vectors, triplets
 from .presets import LOEFFLER_AU_AS_PRINTED, PRESETS, from_preset, preset_terms, resolve_basis
-from .symmetry import SymmetryFunctions, chunk_bounds
+from .symmetry import SymmetryFunctions, chunk_bounds, neighbor_reach, structure_tensors
 from .terms import (G2, G4, G5, G9, SPIN_LOCAL_KINDS, SPIN_PAIR_KINDS, GaussFourierAngular001,
                     GaussFourierAngular002, GaussFourierBiRadial, GaussFourierRadial, SpinGaussPair,
                     SpinGaussSelf, SpinLocal, SpinPair, SpinSelf, Term)
@@ -31,7 +31,7 @@ __all__ = [
     "G2", "G4", "G5", "G9", "GaussFourierRadial", "GaussFourierBiRadial", "GaussFourierAngular001",
     "GaussFourierAngular002", "SpinSelf", "SpinPair", "SpinGaussSelf", "SpinGaussPair", "SpinLocal", "Term",
     "SPIN_PAIR_KINDS", "SPIN_LOCAL_KINDS", "cosine", "polynomial", "tanh3", "fourier_spline",
-    "cutoff_function", "CUTOFFS", "Neighbors", "neighbor_pairs", "pair_vectors", "triplets", "chunk_bounds",
+    "cutoff_function", "CUTOFFS", "Neighbors", "neighbor_pairs", "pair_vectors", "triplets", "chunk_bounds", "neighbor_reach", "structure_tensors",
 ]
 from .basis_parameters import (angular_grid, eta_from_attenuation, g2_maxima, g2_maximum, radial_grid,
                                rs_at_rdf_modes)

@@ -41,25 +41,13 @@ import torch
 from ..data.dataset import StructureDataset
 from ..errors import InputError
 from .neighbors import Neighbors, neighbor_pairs, pair_vectors
-from .symmetry import SymmetryFunctions, chunk_bounds
+from .symmetry import SymmetryFunctions, chunk_bounds, neighbor_reach, structure_tensors
 
 __all__ = ["FeatureCache", "environment_sample"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, torch.float32: torch.float32,
            torch.float64: torch.float64}
 FAMILIES = ("radial", "angular", "spin")
-
-
-def _reach(descriptor: SymmetryFunctions, terms: list) -> float:
-    """The neighbour cutoff (Å) a descriptor of ``terms`` alone would use (as
-    :attr:`SymmetryFunctions.neighbor_cutoff`): R_c, or a Gauss-Fourier window reaching further."""
-    reach = [descriptor.cutoff]
-    for t in terms:
-        if hasattr(t, "ij"):
-            reach.append(max(t.ij.reach, t.ik.reach))
-        elif hasattr(t, "reach"):
-            reach.append(t.reach)
-    return max(reach)
 
 
 def environment_sample(dataset: StructureDataset, max_environments: int, seed: int = 0) -> np.ndarray:
@@ -195,7 +183,7 @@ class FeatureCache:
                 terms = getattr(descriptor, family)
                 if not terms:
                     continue
-                cutoffs.add(round(_reach(descriptor, terms), 9))
+                cutoffs.add(round(neighbor_reach(terms, descriptor.cutoff), 9))  # the part's neighbour cutoff
                 key = self.block_key(descriptor, family)
                 reused[family] = key in self._blocks
                 if reused[family]:
@@ -235,22 +223,8 @@ class FeatureCache:
     # -------------------------------------------------------------- private
     def _batch_tensors(self) -> list[dict[str, torch.Tensor]]:
         if self._batches is None:
-            ds, out = self.dataset, []
-            spin_name = next((k for k in ("magmoms", "initial_magmoms") if k in ds.atom_labels), None)
-            for a, b in self.chunks:
-                part = ds[a:b]
-                batch = {
-                    "positions": torch.as_tensor(part.positions, dtype=self.dtype, device=self.device).clone(),
-                    "numbers": torch.as_tensor(part.numbers, device=self.device),
-                    "cells": torch.as_tensor(part.cells, dtype=self.dtype, device=self.device),
-                    "pbc": torch.as_tensor(part.pbc, device=self.device),
-                    "n_atoms": torch.as_tensor(part.n_atoms, device=self.device),
-                }
-                if spin_name is not None:
-                    batch["magmoms"] = torch.as_tensor(part.atom_labels[spin_name], dtype=self.dtype,
-                                                       device=self.device).clone()
-                out.append(batch)
-            self._batches = out
+            self._batches = [structure_tensors(self.dataset[a:b], self.device, self.dtype, moments="if_present")
+                             for a, b in self.chunks]
         return self._batches
 
     def _full_lists(self) -> tuple[tuple[Neighbors, torch.Tensor], ...]:

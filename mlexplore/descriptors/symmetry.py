@@ -43,7 +43,7 @@ from .terms import (G2, G4, G5, G9, GaussFourierAngular001, GaussFourierAngular0
                     GaussFourierRadial, SpinGaussPair, SpinGaussSelf, SpinLocal, SpinPair, SpinSelf, Term)
 from .triplet_kernel import triplet_bins, triplet_geometry
 
-__all__ = ["SymmetryFunctions", "chunk_bounds"]
+__all__ = ["SymmetryFunctions", "chunk_bounds", "neighbor_reach", "structure_tensors"]
 
 _RADIAL = (G2, GaussFourierRadial)
 _ANGULAR = (G4, G5, G9, GaussFourierBiRadial, GaussFourierAngular001, GaussFourierAngular002)
@@ -143,9 +143,7 @@ class SymmetryFunctions(nn.Module):
         self.radial = [t for t in terms if isinstance(t, _RADIAL)]
         self.angular = [t for t in terms if isinstance(t, _ANGULAR)]
         self.spin = [t for t in terms if isinstance(t, _SPIN)]
-        reach = [t.reach for t in self.radial if isinstance(t, GaussFourierRadial)]
-        reach += [max(t.ij.reach, t.ik.reach) for t in self.angular if hasattr(t, "ij")]
-        self.neighbor_cutoff = max([self.cutoff] + reach)
+        self.neighbor_cutoff = neighbor_reach(terms, self.cutoff)
         # element lookup: atomic number -> column block (−1 = not listed)
         lookup = torch.full((len(chemical_symbols),), -1, dtype=torch.long)
         if elements is not None:
@@ -256,21 +254,7 @@ class SymmetryFunctions(nn.Module):
     def prepare(self, data: StructureDataset | Atoms | Sequence[Atoms], device: Any = "cpu",
                 dtype: torch.dtype = torch.float64) -> dict[str, torch.Tensor]:
         """Tensors for :meth:`forward`: positions, numbers, cells, pbc, n_atoms (+ magmoms)."""
-        ds = _as_dataset(data)
-        out = {
-            "positions": torch.as_tensor(ds.positions, dtype=dtype, device=device).clone(),
-            "numbers": torch.as_tensor(ds.numbers, device=device),
-            "cells": torch.as_tensor(ds.cells, dtype=dtype, device=device),
-            "pbc": torch.as_tensor(ds.pbc, device=device),
-            "n_atoms": torch.as_tensor(ds.n_atoms, device=device),
-        }
-        if self.spin:
-            name = next((k for k in ("magmoms", "initial_magmoms") if k in ds.atom_labels), None)
-            if name is None:
-                raise InputError("spin terms need per-atom magnetic moments: the dataset has no 'magmoms' "
-                                 "(or 'initial_magmoms') label", field="magmoms")
-            out["magmoms"] = torch.as_tensor(ds.atom_labels[name], dtype=dtype, device=device).clone()
-        return out
+        return structure_tensors(_as_dataset(data), device, dtype, moments="required" if self.spin else "none")
 
     # --------------------------------------------------------------- forward
     def forward(self, positions: torch.Tensor, numbers: torch.Tensor, cells: torch.Tensor, pbc: torch.Tensor,
@@ -566,6 +550,36 @@ def chunk_bounds(n_atoms: Sequence[int] | np.ndarray, max_atoms: int) -> list[tu
     if start < len(n_atoms):
         bounds.append((start, len(n_atoms)))
     return bounds
+
+
+def neighbor_reach(terms: Sequence, cutoff: float) -> float:
+    """The neighbour cutoff (Å) of a descriptor of ``terms`` with cutoff radius ``cutoff``: R_c, or
+    further where a Gauss-Fourier radial window or a bi-radial/angular term's windows reach past it."""
+    reach = [t.reach for t in terms if isinstance(t, GaussFourierRadial)]
+    reach += [max(t.ij.reach, t.ik.reach) for t in terms if isinstance(t, _ANGULAR) and hasattr(t, "ij")]
+    return max([cutoff] + reach)
+
+
+def structure_tensors(ds: StructureDataset, device: Any = "cpu", dtype: torch.dtype = torch.float64,
+                      moments: str = "none") -> dict[str, torch.Tensor]:
+    """A dataset as the tensors :meth:`SymmetryFunctions.forward` takes: positions (Å), numbers, cells
+    (Å), pbc, n_atoms and, by ``moments``, the per-atom moments (μ_B, from ``magmoms`` or
+    ``initial_magmoms``): ``"none"``, ``"if_present"`` or ``"required"`` (an InputError without them)."""
+    out = {
+        "positions": torch.as_tensor(ds.positions, dtype=dtype, device=device).clone(),
+        "numbers": torch.as_tensor(ds.numbers, device=device),
+        "cells": torch.as_tensor(ds.cells, dtype=dtype, device=device),
+        "pbc": torch.as_tensor(ds.pbc, device=device),
+        "n_atoms": torch.as_tensor(ds.n_atoms, device=device),
+    }
+    if moments != "none":
+        name = next((k for k in ("magmoms", "initial_magmoms") if k in ds.atom_labels), None)
+        if name is None and moments == "required":
+            raise InputError("spin terms need per-atom magnetic moments: the dataset has no 'magmoms' "
+                             "(or 'initial_magmoms') label", field="magmoms")
+        if name is not None:
+            out["magmoms"] = torch.as_tensor(ds.atom_labels[name], dtype=dtype, device=device).clone()
+    return out
 
 
 def _as_dataset(data: StructureDataset | Atoms | Sequence[Atoms]) -> StructureDataset:
