@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .analysis.featurisation import featurise
+from .analysis.featurisation import featurise, first_tags
 from .datasets import REGISTRY
 from .datasets.generate import generate_dataset
 from .demo import run_demo
@@ -130,7 +130,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     model, data = Potential.load(args.model).model, read(args.file, format=args.format)
-    groups = [tags[0] if len(tags) else "(untagged)" for tags in data.tags] if args.by_tag else None
+    groups = first_tags(data) if args.by_tag else None
     metrics = evaluate_potential(model, data, forces=False if args.no_forces else None, groups=groups)
     print(format_evaluation(metrics, title=f"{args.model} on {args.file}"))
     if args.predictions:
