@@ -247,3 +247,26 @@ def test_the_comparison_defaults_are_the_table_and_the_cli_takes_the_models_prot
             cli.main(["compare", "x.xyz", "--targets", "energy", "--model", model])
         assert seen["lr"] == DEFAULTS[protocol].lr
         assert tuple(seen["fractions"]) == DEFAULTS["graph"].fractions
+
+
+def test_the_interfaces_say_what_a_subclass_must_give():
+    from mlexplore.training import ExperimentPlan
+
+    with pytest.raises(TypeError, match="batch_loss"):
+        type("NoLoss", (Objective,), {"parameters": lambda self: [], "train_scores": lambda self, s: None})()
+
+    class NoTables(ExperimentPlan):
+        jobs = []
+
+        def run(self, job, callback=None):
+            return None
+
+        def summarise(self, runs):
+            return []
+
+    with pytest.raises(TypeError, match="format_table"):
+        NoTables()
+    plan = type("Plain", (NoTables,), {"format_table": lambda self, r: "", "markdown": lambda self, r: ""})()
+    assert plan.fingerprint() is None
+    with pytest.raises(InputError, match="keeps no record file"):
+        plan.to_record(None, 0, "")

@@ -30,6 +30,7 @@ defaults from there (its signature shows the values).
 
 from __future__ import annotations
 
+import abc
 import math
 import os
 import time
@@ -220,9 +221,9 @@ def total_loss(parts: Mapping[str, torch.Tensor], outputs: Sequence[Output]) -> 
 
 
 # ----------------------------------------------------------------------------------------- the loop
-class Objective:
+class Objective(abc.ABC):
     """What :func:`train_loop` trains. Subclasses say what the parameters are, how a batch's loss
-    is computed and how the epoch is scored; the loop does the rest.
+    is computed and how the epoch is scored (the abstract methods); the loop does the rest.
 
     ``n_members`` > 1 (with ``vectorised = True``) means K members trained together: indices come
     as ``(K, B)``, losses as ``(K,)`` and scores as arrays of K values.
@@ -235,20 +236,21 @@ class Objective:
     n_train: int
     batch_size: int
 
-    def parameters(self) -> list[torch.Tensor]:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def parameters(self) -> list[torch.Tensor]:
+        """The tensors the optimiser updates."""
 
     def train_mode(self, training: bool) -> None:
         """Switch the model(s) between training and evaluation mode."""
 
+    @abc.abstractmethod
     def batch_loss(self, idx: torch.Tensor, sums: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The loss of the structures ``idx`` (and its parts by output); add what the epoch's training
         scores need to ``sums`` (kept on the device)."""
-        raise NotImplementedError  # pragma: no cover - interface
 
+    @abc.abstractmethod
     def train_scores(self, sums: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The epoch's training loss per member and the metrics by name (e.g. ``energy_rmse``)."""
-        raise NotImplementedError  # pragma: no cover - interface
 
     def validation_scores(self) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
         """The validation loss per member and the metrics, or None without a validation set."""

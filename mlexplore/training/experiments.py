@@ -17,6 +17,7 @@ The TaskComparison panel drives its trainings through the same function.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import inspect
 import itertools
@@ -64,18 +65,19 @@ def markdown_table(header: Sequence[str], cells: Sequence[Sequence[str]]) -> str
     return "\n".join(lines)
 
 
-class ExperimentPlan:
+class ExperimentPlan(abc.ABC):
     """What :func:`run_experiment` needs of a plan. Subclasses set ``jobs`` (a list of ``(run, variant)``
-    in training order) and implement :meth:`run`, :meth:`summarise` and :meth:`format_table`.
+    in training order) and implement :meth:`run`, :meth:`summarise`, :meth:`format_table` and
+    :meth:`markdown` (abstract: a plan without them cannot be made).
 
     The defaults train one job at a time, keep no record file and have no summary beyond the rows.
     """
 
     jobs: list[tuple[int, Any]]
 
+    @abc.abstractmethod
     def run(self, job: int, callback: Callable | None = None) -> Any:
         """Train and score job number ``job``; ``callback(epoch, history)`` each epoch (False stops)."""
-        raise NotImplementedError
 
     def job_groups(self, pending: Sequence[int], vectorise: bool | None = None) -> tuple[list[list[int]], bool]:
         """How the ``pending`` jobs are trained: lists of jobs trained together, and whether together."""
@@ -89,21 +91,21 @@ class ExperimentPlan:
         callback = callbacks[0] if callbacks else None
         return [self.run(group[0], callback=callback) if callback is not None else self.run(group[0])]
 
+    @abc.abstractmethod
     def summarise(self, runs: Sequence[Any]) -> list[dict]:
         """Table rows (mean ± std over runs) of finished runs (any subset)."""
-        raise NotImplementedError
 
     def summary(self, runs: Sequence[Any]) -> dict[str, Any]:
         """Results beyond the rows (e.g. the bag's aggregate metrics), reachable as ``result[key]``."""
         return {}
 
+    @abc.abstractmethod
     def format_table(self, rows: Sequence[dict]) -> str:
         """The rows as a fixed-width text table."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def markdown(self, rows: Sequence[dict]) -> str:
         """The rows as a markdown table (the layout the papers print)."""
-        raise NotImplementedError
 
     # record files (resume): plans that support them override these three
     def fingerprint(self) -> str | None:
@@ -112,11 +114,11 @@ class ExperimentPlan:
 
     def to_record(self, run: Any, job: int, fingerprint: str) -> dict:
         """What a finished run leaves in the record file."""
-        raise NotImplementedError
+        raise InputError(f"{type(self).__name__} keeps no record file", field="resume_file")
 
     def from_record(self, record: dict) -> Any:
         """A run rebuilt from its record."""
-        raise NotImplementedError
+        raise InputError(f"{type(self).__name__} keeps no record file", field="resume_file")
 
     def cached_split(self, seed: int, make: Callable[[int], Any]) -> Any:
         """``make(seed)``, remembered for the last seed asked: jobs are ordered run by run, so each
