@@ -87,6 +87,7 @@ def featurise(dataset: StructureDataset, basis: str | SymmetryFunctions, device:
     ``n_components``: principal components kept (at most the number of atoms and of features).
     ``name``: how summaries call the basis (default: the preset name, or ``"custom"``).
     """
+    dataset = StructureDataset.coerce(dataset, "dataset")
     sf = resolve_basis(basis, dataset.elements)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -65,6 +65,7 @@ def pair_density(dataset: StructureDataset, r_max: float = 9.0, bin_width: float
     (clusters, molecules: no volume), the pair-distance density h(r)/r²
     (:func:`mlexplore.descriptors.distance_histogram`) scaled to a maximum of 1. ``r_max``,
     ``bin_width`` in Å."""
+    dataset = StructureDataset.coerce(dataset, "dataset")
     from ..descriptors.environment import distance_histogram
 
     if len(dataset) == 0:
@@ -80,6 +81,7 @@ def pair_density(dataset: StructureDataset, r_max: float = 9.0, bin_width: float
 
 def rdf(dataset: StructureDataset, r_max: float = 6.0, bin_width: float = 0.02, partial: bool = True) -> RDF:
     """Total (and partial) g(r) of the periodic structures of ``dataset`` (see module docstring)."""
+    dataset = StructureDataset.coerce(dataset, "dataset")
     import vesin
 
     if r_max <= 0 or bin_width <= 0:

@@ -25,7 +25,7 @@ from ase.data import chemical_symbols
 
 from ..errors import InputError
 
-__all__ = ["StructureDataset", "LABEL_UNITS", "CALCULATOR_PROPERTIES"]
+__all__ = ["StructureDataset", "Structures", "LABEL_UNITS", "CALCULATOR_PROPERTIES", "parse_meta"]
 
 #: Units of the labels mlexplore knows by name. Any other name is allowed and
 #: is carried along unchanged (its unit is whatever the user put in).
@@ -52,6 +52,24 @@ CALCULATOR_PROPERTIES = (
 )
 
 _ASE_INTERNAL_ARRAYS = {"numbers", "positions"}
+
+
+def parse_meta(text: str, *, path: Any = None, line: int | None = None, structure: int | None = None,
+               field: str = "mlx_meta") -> dict:
+    """The metadata of one structure from its JSON text (``mlx_meta`` in extxyz, ``meta=`` in n2p2).
+
+    Raises :class:`InputError` naming the place for text that is not JSON or JSON that is not an
+    object (``{"key": value, …}``): metadata is a dict of named entries, never a list or a number.
+    """
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{text[:60]!r} is not valid JSON ({exc.msg} at character {exc.pos})",
+                         path=path, line=line, structure=structure, field=field) from None
+    if not isinstance(value, dict):
+        raise InputError(f"must be a JSON object {{\"key\": value, …}}, got a {type(value).__name__} "
+                         f"({text[:60]!r})", path=path, line=line, structure=structure, field=field)
+    return value
 
 
 def _as_index(index: Any, n: int) -> np.ndarray:
@@ -215,7 +233,7 @@ class StructureDataset:
                 if key == "id":
                     continue
                 if key == "mlx_meta" and isinstance(value, str):
-                    meta.update(json.loads(value))
+                    meta.update(parse_meta(value, structure=i))
                 elif key in ("tags", "mlx_tags"):
                     tg.extend(t for t in str(value).replace(",", " ").split() if t)
                 elif key == "config_type":
@@ -294,6 +312,28 @@ class StructureDataset:
             ids=ids if all(isinstance(x, (int, np.integer)) for x in ids) and len(set(ids)) == n else None,
             name=name,
         )
+
+    @classmethod
+    def coerce(cls, data: "Structures", argument: str = "dataset") -> "StructureDataset":
+        """``data`` as a dataset: a :class:`StructureDataset` itself, one ASE ``Atoms`` or a
+        sequence of them (as ASE users hold structures). Anything else is an
+        :class:`InputError` naming ``argument``; so is an empty sequence."""
+        if isinstance(data, cls):
+            return data
+        if isinstance(data, Atoms):
+            return cls.from_atoms([data])
+        if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
+            raise InputError(f"expected a StructureDataset, an ase.Atoms or a list of them, got "
+                             f"{type(data).__name__} {str(data)[:40]!r}"
+                             + (" (a file name? read it with mlexplore.io.read)" if isinstance(data, str) else ""),
+                             field=argument)
+        images = list(data)
+        if not images:
+            raise InputError("got an empty list of structures", field=argument)
+        bad = next((k for k, a in enumerate(images) if not isinstance(a, Atoms)), None)
+        if bad is not None:
+            raise InputError(f"item {bad} is a {type(images[bad]).__name__}, not an ase.Atoms", field=argument)
+        return cls.from_atoms(images)
 
     @classmethod
     def concatenate(cls, datasets: Sequence["StructureDataset"], name: str = "") -> "StructureDataset":
@@ -683,3 +723,7 @@ class StructureDataset:
                         f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
                         for k, v in self.summary_rows())
         return f"<table><caption>StructureDataset</caption>{cells}</table>"
+
+
+#: What every function that takes structures accepts (see :meth:`StructureDataset.coerce`).
+Structures = StructureDataset | Atoms | Sequence[Atoms]

@@ -61,6 +61,17 @@ def split_counts(n: int, fractions: Sequence[float], at_least_one: bool = False)
     return counts
 
 
+def _check_nonempty(counts: np.ndarray, fractions: Sequence[float], n: int) -> None:
+    """Refuse a split that leaves a part asked for (fraction > 0) without structures."""
+    f = check_fractions(fractions)
+    empty = [k for k in range(len(f)) if f[k] > 0 and counts[k] == 0]
+    if empty:
+        need = next((m for m in range(n + 1, 100_000) if split_counts(m, f)[f > 0].min() > 0), "more")
+        raise InputError(f"fractions={tuple(float(x) for x in fractions)} of {n} structure(s) leave part(s) "
+                         f"{', '.join(str(k + 1) for k in empty)} empty (sizes {counts.tolist()}): give at least "
+                         f"{need} structures, or a fraction of 0 for a part that may be empty", field="fractions")
+
+
 def _cut(dataset: StructureDataset, order: np.ndarray, counts: np.ndarray) -> tuple[StructureDataset, ...]:
     bounds = np.concatenate([[0], np.cumsum(counts)])
     return tuple(dataset.select(np.sort(order[bounds[k]:bounds[k + 1]])) for k in range(len(counts)))
@@ -69,11 +80,14 @@ def _cut(dataset: StructureDataset, order: np.ndarray, counts: np.ndarray) -> tu
 def random_split(dataset: StructureDataset, fractions: Sequence[float] = (0.8, 0.1, 0.1),
                  seed: int = 0) -> tuple[StructureDataset, ...]:
     """Shuffle and cut into parts of the given fractions (e.g. train, val, test)."""
+    dataset = StructureDataset.coerce(dataset, "dataset")
     if len(dataset) == 0:
         raise InputError("cannot split an empty dataset")
+    counts = split_counts(len(dataset), fractions)
+    _check_nonempty(counts, fractions, len(dataset))
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(dataset))
-    return _cut(dataset, order, split_counts(len(dataset), fractions))
+    return _cut(dataset, order, counts)
 
 
 def stratified_split(dataset: StructureDataset, fractions: Sequence[float] = (0.7, 0.15, 0.15),
@@ -89,6 +103,7 @@ def stratified_split(dataset: StructureDataset, fractions: Sequence[float] = (0.
     A group with fewer members than parts cannot be in all of them; its
     members go to the first parts (training first).
     """
+    dataset = StructureDataset.coerce(dataset, "dataset")
     if len(dataset) == 0:
         raise InputError("cannot split an empty dataset")
     check_fractions(fractions)
@@ -113,11 +128,13 @@ def stratified_split(dataset: StructureDataset, fractions: Sequence[float] = (0.
         bounds = np.concatenate([[0], np.cumsum(counts)])
         for k in range(len(fractions)):
             parts[k].append(members[bounds[k]:bounds[k + 1]])
+    _check_nonempty(np.array([sum(len(x) for x in p) for p in parts]), fractions, len(dataset))
     return tuple(dataset.select(np.sort(np.concatenate(p))) for p in parts)
 
 
 def group_split(dataset: StructureDataset, leave_out: str | Sequence[str]) -> tuple[StructureDataset, StructureDataset]:
     """(kept, left_out): structures with any of the ``leave_out`` tags form the second part."""
+    dataset = StructureDataset.coerce(dataset, "dataset")
     tags = [leave_out] if isinstance(leave_out, str) else list(leave_out)
     unknown = [t for t in tags if t not in dataset.all_tags]
     if unknown:
@@ -128,6 +145,7 @@ def group_split(dataset: StructureDataset, leave_out: str | Sequence[str]) -> tu
 
 def kfold(dataset: StructureDataset, k: int = 5, seed: int = 0) -> Iterator[tuple[StructureDataset, StructureDataset]]:
     """Yield ``k`` (train, validation) pairs; every structure is validated exactly once."""
+    dataset = StructureDataset.coerce(dataset, "dataset")
     if not 2 <= k <= len(dataset):
         raise InputError(f"k must be between 2 and the number of structures ({len(dataset)}), got {k}",
                          field="k")
@@ -142,6 +160,7 @@ def kfold(dataset: StructureDataset, k: int = 5, seed: int = 0) -> Iterator[tupl
 def shuffled_splits(dataset: StructureDataset, n: int = 60, fractions: Sequence[float] = (0.9, 0.1),
                     seed: int = 0, stratify: bool = False) -> Iterator[tuple[StructureDataset, ...]]:
     """Yield ``n`` independent splits, the ``r``-th made with seed ``seed + r``."""
+    dataset = StructureDataset.coerce(dataset, "dataset")
     if n < 1:
         raise InputError(f"n must be at least 1, got {n}", field="n")
     for r in range(n):

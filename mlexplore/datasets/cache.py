@@ -2,7 +2,9 @@
 parameters loads the stored ``.npz`` instead of recomputing.
 
 Location: ``$MLEXPLORE_CACHE`` or ``~/.cache/mlexplore``. Delete the folder
-(or pass ``cache=False``) to regenerate.
+(or pass ``cache=False``) to regenerate. A cache file that fails its checks (see
+:func:`mlexplore.io.load_cache`: sizes, dtypes, finiteness, content hash) is rebuilt, with a
+warning that says so.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..data.dataset import StructureDataset
+from ..errors import InputError
 from ..io.cache import load_cache, save_cache
 
 __all__ = ["cache_dir", "cached"]
@@ -37,8 +41,9 @@ def cached(name: str, params: dict[str, Any], build: Callable[[], StructureDatas
     if cache and path.exists():
         try:
             return load_cache(path)
-        except ValueError:
-            path.unlink(missing_ok=True)  # a damaged cache file is rebuilt, not trusted
+        except (InputError, OSError) as exc:  # a damaged cache file is rebuilt, never trusted nor fatal
+            warnings.warn(f"the cached {name} dataset is damaged and is rebuilt ({exc})", stacklevel=2)
+            path.unlink(missing_ok=True)
     ds = build()
     if cache:
         save_cache(ds, path)

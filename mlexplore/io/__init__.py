@@ -98,6 +98,7 @@ def write(dataset: StructureDataset, path: str | os.PathLike, format: str | None
     n2p2; ``format="lsms"`` → a directory of LSMS files; anything else → ASE's
     writer for that format (which may not hold every label).
     """
+    dataset = StructureDataset.coerce(dataset, "dataset")
     p = Path(path)
     fmt = format or _guess_format(p)
     if fmt == "npz":

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from ase.data import atomic_numbers
 
-from ..data.dataset import StructureDataset
+from ..data.dataset import StructureDataset, parse_meta
 from ..errors import InputError
-from .files import atomic_write, open_text
+from .files import atomic_write, open_text, text_lines
 
 __all__ = ["write_extxyz", "scan_extxyz", "read_extxyz"]
 
@@ -106,6 +106,7 @@ def _write_frames(fh, dataset: StructureDataset) -> None:
 
 def write_extxyz(dataset: StructureDataset, path: str | os.PathLike) -> None:
     """Write ``dataset`` to extended XYZ at ``path`` (atomically; ``.gz``/``.xz`` compress)."""
+    dataset = StructureDataset.coerce(dataset, "dataset")
     with atomic_write(path) as fh:
         _write_frames(fh, dataset)
 
@@ -158,6 +159,11 @@ def _check_comment(comment: str, props: list[tuple[str, str, int]], path, line_n
             raise InputError(f"{key!r} is given twice ({seen[low]!r} and {value!r}): which one is meant?",
                              path=path, line=line_no, field=key)
         seen[low] = value
+        if low == "mlx_meta":
+            text_value = value
+            if value.startswith('"'):
+                text_value = re.sub(r'\\(.)', r'\1', value[1:-1])
+            parse_meta(text_value, path=path, line=line_no, field=key)
         if low in _NUMERIC_INFO:
             tokens = value.strip('"{}').replace(",", " ").split()
             try:
@@ -184,58 +190,57 @@ def scan_extxyz(path: str | os.PathLike) -> list[int]:
     element.
     """
     starts: list[int] = []
-    with open_text(path) as fh:
-        lines = iter(enumerate(fh, start=1))
-        for line_no, line in lines:
-            if not line.strip():
-                # blank lines after the last frame are harmless
-                continue
-            try:
-                n = int(line.split()[0])
-                if n < 0 or len(line.split()) != 1:
-                    raise ValueError
-            except ValueError:
-                hint = (" (is the atom count of the structure before it too small?)" if starts else "")
-                raise InputError(f"expected the number of atoms, found {line.strip()[:60]!r}{hint}",
-                                 path=path, line=line_no) from None
-            starts.append(line_no)
-            comment_no, comment = next(lines, (line_no + 1, None))
-            if comment is None:
-                raise InputError("file ends before the comment line", path=path, line=comment_no)
-            props = _parse_properties(comment, path, comment_no)
-            _check_comment(comment, props, path, comment_no)
-            n_fields = sum(c for _, _, c in props)
-            for k in range(n):
-                atom_no, atom_line = next(lines, (None, None))
-                if atom_line is None:
-                    raise InputError(f"file ends after {k} of {n} atom lines (wrong atom count on line "
-                                     f"{line_no}?)", path=path, line=line_no)
-                fields = atom_line.split()
-                if len(fields) != n_fields:
-                    raise InputError(f"expected {n_fields} fields ({':'.join(p for p, _, _ in props)}), "
-                                     f"found {len(fields)}", path=path, line=atom_no)
-                col = 0
-                for name, code, count in props:
-                    for value in fields[col:col + count]:
-                        if code == "R":
-                            try:
-                                x = float(value)
-                            except ValueError:
-                                raise InputError(f"{value!r} is not a number", path=path, line=atom_no,
-                                                 field=name) from None
-                            if not np.isfinite(x):
-                                raise InputError(f"non-finite value {value!r}", path=path, line=atom_no,
-                                                 field=name)
-                        elif code == "I":
-                            try:
-                                int(value)
-                            except ValueError:
-                                raise InputError(f"{value!r} is not an integer", path=path, line=atom_no,
-                                                 field=name) from None
-                        elif name.lower() in ("species", "element") and value not in atomic_numbers:
-                            raise InputError(f"unknown element {value!r}", path=path, line=atom_no,
+    lines = text_lines(path)
+    for line_no, line in lines:
+        if not line.strip():
+            # blank lines after the last frame are harmless
+            continue
+        try:
+            n = int(line.split()[0])
+            if n < 0 or len(line.split()) != 1:
+                raise ValueError
+        except ValueError:
+            hint = (" (is the atom count of the structure before it too small?)" if starts else "")
+            raise InputError(f"expected the number of atoms, found {line.strip()[:60]!r}{hint}",
+                             path=path, line=line_no) from None
+        starts.append(line_no)
+        comment_no, comment = next(lines, (line_no + 1, None))
+        if comment is None:
+            raise InputError("file ends before the comment line", path=path, line=comment_no)
+        props = _parse_properties(comment, path, comment_no)
+        _check_comment(comment, props, path, comment_no)
+        n_fields = sum(c for _, _, c in props)
+        for k in range(n):
+            atom_no, atom_line = next(lines, (None, None))
+            if atom_line is None:
+                raise InputError(f"file ends after {k} of {n} atom lines (wrong atom count on line "
+                                 f"{line_no}?)", path=path, line=line_no)
+            fields = atom_line.split()
+            if len(fields) != n_fields:
+                raise InputError(f"expected {n_fields} fields ({':'.join(p for p, _, _ in props)}), "
+                                 f"found {len(fields)}", path=path, line=atom_no)
+            col = 0
+            for name, code, count in props:
+                for value in fields[col:col + count]:
+                    if code == "R":
+                        try:
+                            x = float(value)
+                        except ValueError:
+                            raise InputError(f"{value!r} is not a number", path=path, line=atom_no,
+                                             field=name) from None
+                        if not np.isfinite(x):
+                            raise InputError(f"non-finite value {value!r}", path=path, line=atom_no,
                                              field=name)
-                    col += count
+                    elif code == "I":
+                        try:
+                            int(value)
+                        except ValueError:
+                            raise InputError(f"{value!r} is not an integer", path=path, line=atom_no,
+                                             field=name) from None
+                    elif name.lower() in ("species", "element") and value not in atomic_numbers:
+                        raise InputError(f"unknown element {value!r}", path=path, line=atom_no,
+                                         field=name)
+                col += count
     if not starts:
         raise InputError("no structures in the file", path=path)
     return starts

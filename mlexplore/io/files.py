@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import glob
 import gzip
 import io
 import lzma
 import math
 import os
+import re
+import socket
 import tempfile
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +26,14 @@ try:  # POSIX: appends to a shared record file are serialised by an exclusive lo
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-__all__ = ["open_text", "atomic_write", "strip_compression", "parse_number", "append_line", "reading"]
+__all__ = ["open_text", "atomic_write", "strip_compression", "parse_number", "append_line", "reading", "text_lines",
+           "MAX_LINE_CHARS", "clean_stale_temporaries"]
+
+#: The longest line a text reader accepts (characters). Real structure files have lines of at most
+#: a few hundred characters (an extxyz comment with a long ``mlx_meta`` a few thousand); a longer
+#: one is a binary file or a stream without line ends (``/dev/zero``), which would otherwise be
+#: read into memory whole before its first line could be looked at.
+MAX_LINE_CHARS = 1 << 20
 
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
@@ -58,18 +69,103 @@ def open_text(path: str | os.PathLike, mode: str = "r") -> IO[str]:
     return opener(path, mode + "t", encoding="utf-8")
 
 
+def text_lines(path: str | os.PathLike, fh: IO[str] | None = None) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of a text file (decompressed by suffix), numbered from 1.
+
+    Reads at most :data:`MAX_LINE_CHARS` characters at a time, so that a file with no line ends
+    cannot fill the memory, and refuses (:class:`InputError`, naming the file and line) a line
+    longer than that or one holding NUL characters: both mean binary data, not text. Decoding and
+    decompression failures become :class:`InputError` too (:func:`reading`).
+    ``fh``: an already open handle of ``path`` to read instead.
+    """
+    with reading(path):
+        yield from _lines(path, fh)
+
+
+def _lines(path: str | os.PathLike, fh: IO[str] | None) -> Iterator[tuple[int, str]]:
+    own = fh is None
+    if own:
+        fh = open_text(path)
+    try:
+        line_no = 0
+        while True:
+            line = fh.readline(MAX_LINE_CHARS + 1)
+            if not line:
+                return
+            line_no += 1
+            if len(line) > MAX_LINE_CHARS:
+                raise InputError(f"a line longer than {MAX_LINE_CHARS} characters: not a text file of "
+                                 "structures (binary data, or no line ends)?", path=path, line=line_no)
+            if "\x00" in line:
+                raise InputError("holds NUL characters: binary data, not a text file", path=path, line=line_no)
+            yield line_no, line
+    finally:
+        if own:
+            fh.close()
+
+
+#: this machine, as it appears in temporary file names (so that a stale one can be told from a live one)
+_HOST = re.sub(r"\W", "_", socket.gethostname())[:24] or "host"
+#: ``.<name>.<host>-<pid>-<random>.tmp[.<suffix>]``, and the older ``.<name>.<random>.tmp[.<suffix>]``
+_TMP_NAME = re.compile(r"(?:(?P<host>\w+)-(?P<pid>\d+)-)?(?P<rand>\w{8})\.tmp(?:\.\w+)?")
+#: a temporary file of another machine (or of the older naming) is stale after this long (s)
+_STALE_AFTER = 3600.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def clean_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that killed writes of ``path`` left beside it; returns them.
+
+    A write by :func:`atomic_write` that was killed (SIGKILL, power loss) before its rename leaves
+    ``.<name>.<host>-<pid>-….tmp``. It is stale when its process on this machine no longer runs;
+    a temporary file of another machine, or of the older naming without a process, when it is
+    older than an hour. Live writes of other processes are never touched.
+    """
+    path = Path(path)
+    prefix = f".{path.name}."
+    removed = []
+    now = time.time()
+    for tmp in path.parent.glob(glob.escape(prefix) + "*.tmp*"):
+        m = _TMP_NAME.fullmatch(tmp.name[len(prefix):])
+        if m is None:
+            continue
+        pid = m["pid"]
+        try:
+            if pid is not None and m["host"] == _HOST:
+                stale = int(pid) != os.getpid() and not _alive(int(pid))
+            else:
+                stale = now - tmp.stat().st_mtime > _STALE_AFTER
+            if stale:
+                tmp.unlink()
+                removed.append(tmp)
+        except FileNotFoundError:  # removed by someone else meanwhile
+            continue
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, text: bool = True) -> Iterator[Any]:
     """Write to a temporary file beside ``path`` and rename it over ``path`` at the end.
 
     An interrupted or failed write leaves any previous ``path`` untouched and
-    no partial file behind. Yields an open text handle (compressed by suffix)
-    or, with ``text=False``, the temporary path to write to.
+    no partial file behind; the temporary files of writes that were killed outright are
+    deleted by the next write of the same ``path`` (:func:`clean_stale_temporaries`). Yields an
+    open text handle (compressed by suffix) or, with ``text=False``, the temporary path to write to.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + "".join(path.suffixes[-1:]),
-                               dir=path.parent)
+    clean_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}-",
+                               suffix=".tmp" + "".join(path.suffixes[-1:]), dir=path.parent)
     os.close(fd)
     try:
         if text:

@@ -27,7 +27,7 @@ from ase.units import Bohr, Rydberg
 
 from ..data.dataset import StructureDataset
 from ..errors import InputError
-from .files import atomic_write, open_text, parse_number
+from .files import atomic_write, parse_number, reading, text_lines
 
 __all__ = ["read_lsms", "write_lsms", "mixing_energy"]
 
@@ -40,8 +40,8 @@ def _natural_key(p: Path) -> list:
 
 
 def _read_one(path: Path, length_scale: float, n_atoms: int | None) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    with open_text(path) as fh:
-        lines = fh.read().splitlines()
+    with reading(path, "LSMS"):
+        lines = [line.rstrip("\r\n") for _, line in text_lines(path)]
     if not lines or not lines[0].split():
         raise InputError("empty first line: expected the total energy (Rydberg)", path=path, line=1,
                          field="energy")
@@ -95,6 +95,7 @@ def mixing_energy(dataset: StructureDataset, references: Mapping[str, float] | s
     energy:
         The per-structure total-energy label (eV).
     """
+    dataset = StructureDataset.coerce(dataset, "dataset")
     symbols, counts = dataset.element_counts()
     e_per_atom = dataset.label(energy) / dataset.n_atoms
     if isinstance(references, str):
@@ -211,6 +212,7 @@ def write_lsms(dataset: StructureDataset, directory: str | os.PathLike, prefix: 
     ``charges`` or ``charge_transfer + Z``; moments from scalar ``magmoms``
     (zeros where absent).
     """
+    dataset = StructureDataset.coerce(dataset, "dataset")
     if "energy" not in dataset:
         raise InputError("writing LSMS files needs the 'energy' label", field="energy")
     if "charges" in dataset.atom_labels:

@@ -32,9 +32,9 @@ import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
 from ase.units import Bohr, Hartree
 
-from ..data.dataset import StructureDataset
+from ..data.dataset import StructureDataset, parse_meta
 from ..errors import InputError
-from .files import atomic_write, open_text, parse_number
+from .files import atomic_write, parse_number, text_lines
 
 __all__ = ["read_n2p2", "write_n2p2"]
 
@@ -42,15 +42,25 @@ _UNITS = {"eV-angstrom": (1.0, 1.0), "hartree-bohr": (Hartree, Bohr)}
 _ATOM_FIELDS = ("x", "y", "z", "element", "c", "n", "fx", "fy", "fz")
 
 
-def _parse_comment(text: str) -> tuple[list[str], dict]:
+def _parse_comment(text: str, path=None, line: int | None = None) -> tuple[list[str], dict]:
+    """Tags and metadata of a comment line. A comment mlexplore wrote (``mlexplore tags=… meta={…}``)
+    must hold valid JSON metadata; one from another program is kept whole as ``meta["comment"]``."""
     tags: list[str] = []
     meta: dict = {}
+    ours = text.split()[:1] == ["mlexplore"]
     if "meta=" in text:
         head, _, js = text.partition("meta=")
-        try:
-            meta = json.loads(js)
-        except json.JSONDecodeError:
-            meta = {"comment": text}
+        if ours:
+            meta = parse_meta(js, path=path, line=line, field="meta")
+        else:
+            try:
+                meta = json.loads(js)
+            except json.JSONDecodeError:
+                meta = {}
+            if not isinstance(meta, dict):
+                meta = {}
+            if not meta:
+                meta = {"comment": text}
         text = head
     for tok in text.split():
         if tok.startswith("tags="):
@@ -75,62 +85,67 @@ def read_n2p2(path: str | os.PathLike, units: str = "eV-angstrom", check: bool =
     e_scale, l_scale = _UNITS[units]
     structures = []
     current: dict | None = None
-    with open_text(path) as fh:
-        for line_no, line in enumerate(fh, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            key = fields[0]
-            if key == "begin":
-                if current is not None:
-                    raise InputError(f"'begin' inside the structure that begins on line {current['line']} "
-                                     "(missing 'end')", path=path, line=line_no)
-                current = {"line": line_no, "lattice": [], "atoms": [], "energy": None, "charge": 0.0,
-                           "comment": ""}
-                continue
-            if current is None:
-                raise InputError(f"{key!r} outside a begin … end block", path=path, line=line_no)
-            if key == "comment":
-                current["comment"] = line.strip()[len("comment"):].strip()
-            elif key == "lattice":
-                if len(fields) != 4:
-                    raise InputError(f"'lattice' needs 3 numbers, found {len(fields) - 1}",
-                                     path=path, line=line_no, field="lattice")
-                current["lattice"].append([parse_number(t, path, line_no, "lattice") for t in fields[1:]])
-            elif key == "atom":
-                if len(fields) != 10:
-                    missing = _ATOM_FIELDS[len(fields) - 1] if len(fields) < 10 else None
-                    what = f"missing field {missing!r}" if missing else "too many fields"
-                    raise InputError(f"{what}: an atom line has 10 entries (atom {' '.join(_ATOM_FIELDS)}), "
-                                     f"found {len(fields)}", path=path, line=line_no, field=missing)
-                el = fields[4]
-                if el not in atomic_numbers:
-                    raise InputError(f"unknown element {el!r}", path=path, line=line_no, field="element")
-                nums = [parse_number(t, path, line_no, name) for t, name in zip(fields[1:4] + fields[5:],
-                                                                          _ATOM_FIELDS[:3] + _ATOM_FIELDS[4:])]
-                current["atoms"].append((atomic_numbers[el], nums))
-            elif key == "energy":
-                if len(fields) != 2:
-                    raise InputError("'energy' needs one number", path=path, line=line_no, field="energy")
-                current["energy"] = parse_number(fields[1], path, line_no, "energy")
-            elif key == "charge":
-                if len(fields) != 2:
-                    raise InputError("'charge' needs one number", path=path, line=line_no, field="charge")
-                current["charge"] = parse_number(fields[1], path, line_no, "charge")
-            elif key == "end":
-                if current["energy"] is None:
-                    raise InputError(f"the structure that begins on line {current['line']} has no 'energy'",
-                                     path=path, line=line_no, field="energy")
-                if not current["atoms"]:
-                    raise InputError(f"the structure that begins on line {current['line']} has no atoms",
-                                     path=path, line=line_no)
-                if len(current["lattice"]) not in (0, 3):
-                    raise InputError(f"{len(current['lattice'])} 'lattice' lines; need 3 (periodic) or "
-                                     "none (cluster)", path=path, line=current["line"], field="lattice")
-                structures.append(current)
-                current = None
-            else:
-                raise InputError(f"unknown keyword {key!r}", path=path, line=line_no)
+    for line_no, line in text_lines(path):
+        fields = line.split()
+        if not fields:
+            continue
+        key = fields[0]
+        if key == "begin":
+            if current is not None:
+                raise InputError(f"'begin' inside the structure that begins on line {current['line']} "
+                                 "(missing 'end')", path=path, line=line_no)
+            current = {"line": line_no, "lattice": [], "atoms": [], "energy": None, "charge": 0.0,
+                       "comment": "", "seen": {}}
+            continue
+        if current is None:
+            raise InputError(f"{key!r} outside a begin … end block", path=path, line=line_no)
+        if key in ("energy", "charge", "comment") and key in current["seen"]:
+            raise InputError(f"{key!r} is given twice in the structure that begins on line {current['line']} "
+                             f"(first on line {current['seen'][key]}): which one is meant?",
+                             path=path, line=line_no, field=key)
+        if key in ("energy", "charge", "comment"):
+            current["seen"][key] = line_no
+        if key == "comment":
+            current["comment"] = line.strip()[len("comment"):].strip()
+        elif key == "lattice":
+            if len(fields) != 4:
+                raise InputError(f"'lattice' needs 3 numbers, found {len(fields) - 1}",
+                                 path=path, line=line_no, field="lattice")
+            current["lattice"].append([parse_number(t, path, line_no, "lattice") for t in fields[1:]])
+        elif key == "atom":
+            if len(fields) != 10:
+                missing = _ATOM_FIELDS[len(fields) - 1] if len(fields) < 10 else None
+                what = f"missing field {missing!r}" if missing else "too many fields"
+                raise InputError(f"{what}: an atom line has 10 entries (atom {' '.join(_ATOM_FIELDS)}), "
+                                 f"found {len(fields)}", path=path, line=line_no, field=missing)
+            el = fields[4]
+            if el not in atomic_numbers:
+                raise InputError(f"unknown element {el!r}", path=path, line=line_no, field="element")
+            nums = [parse_number(t, path, line_no, name) for t, name in zip(fields[1:4] + fields[5:],
+                                                                      _ATOM_FIELDS[:3] + _ATOM_FIELDS[4:])]
+            current["atoms"].append((atomic_numbers[el], nums))
+        elif key == "energy":
+            if len(fields) != 2:
+                raise InputError("'energy' needs one number", path=path, line=line_no, field="energy")
+            current["energy"] = parse_number(fields[1], path, line_no, "energy")
+        elif key == "charge":
+            if len(fields) != 2:
+                raise InputError("'charge' needs one number", path=path, line=line_no, field="charge")
+            current["charge"] = parse_number(fields[1], path, line_no, "charge")
+        elif key == "end":
+            if current["energy"] is None:
+                raise InputError(f"the structure that begins on line {current['line']} has no 'energy'",
+                                 path=path, line=line_no, field="energy")
+            if not current["atoms"]:
+                raise InputError(f"the structure that begins on line {current['line']} has no atoms",
+                                 path=path, line=line_no)
+            if len(current["lattice"]) not in (0, 3):
+                raise InputError(f"{len(current['lattice'])} 'lattice' lines; need 3 (periodic) or "
+                                 "none (cluster)", path=path, line=current["line"], field="lattice")
+            structures.append(current)
+            current = None
+        else:
+            raise InputError(f"unknown keyword {key!r}", path=path, line=line_no)
     if current is not None:
         raise InputError(f"file ends inside the structure that begins on line {current['line']} "
                          "(missing 'end')", path=path)
@@ -139,7 +154,7 @@ def read_n2p2(path: str | os.PathLike, units: str = "eV-angstrom", check: bool =
 
     numbers = np.array([z for s in structures for z, _ in s["atoms"]], dtype=np.int64)
     vals = np.array([v for s in structures for _, v in s["atoms"]])  # x y z c n fx fy fz
-    tags_meta = [_parse_comment(s["comment"]) for s in structures]
+    tags_meta = [_parse_comment(s["comment"], path, s["seen"].get("comment")) for s in structures]
     ds = StructureDataset(
         numbers=numbers,
         positions=vals[:, 0:3] * l_scale,
@@ -165,6 +180,7 @@ def write_n2p2(dataset: StructureDataset, path: str | os.PathLike, units: str = 
     Needs ``energy``; writes ``forces`` and ``charges`` when present (zeros
     otherwise). Labels the format cannot hold are dropped with a warning.
     """
+    dataset = StructureDataset.coerce(dataset, "dataset")
     if units not in _UNITS:
         raise InputError(f"units must be one of {sorted(_UNITS)}, got {units!r}", field="units")
     if "energy" not in dataset.structure_labels:

@@ -19,6 +19,7 @@ def write_predictions(path: str | os.PathLike, dataset: StructureDataset,
     ``energy_predicted`` (per structure, eV) and, when predicted, ``forces_predicted`` (per atom,
     eV/Å) from ``predictions`` (``predict()``'s arrays); the reference labels are kept. Returns the
     names of the labels added."""
+    dataset = StructureDataset.coerce(dataset, "dataset")
     out = dataset.copy()
     names = []
     for key in [k for k in ("energy", "forces") if k in predictions]:

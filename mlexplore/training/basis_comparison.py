@@ -245,6 +245,7 @@ def compare_bases(dataset: StructureDataset, bases: Mapping[str, Any], n_runs: i
     (``{group: (rmse mean, rmse std, runs)}``); the per-run :class:`BasisRun` records as
     ``result.runs``. ``return_runs=True`` (deprecated) returns ``(result, result.runs)``.
     """
+    dataset = StructureDataset.coerce(dataset, "dataset")
     given = locals()
     options = BasisComparisonOptions(**{name: given[name] for name in _BASIS}, fit_kwargs=fit_kwargs)
     plan = BasisComparisonPlan(dataset, dict(bases), n_runs=n_runs, options=options, groups=groups)

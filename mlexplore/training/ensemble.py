@@ -207,6 +207,7 @@ def fit_ensemble(make_model: Callable[[int], torch.nn.Module], n_models: int, tr
     (as :func:`fit_tasks` with ``patience=None``). Returns the trained members
     and their histories.
     """
+    train = StructureDataset.coerce(train, "train")
     if n_models < 1:
         raise InputError("n_models must be ≥ 1", field="n_models")
     if len(train) == 0:

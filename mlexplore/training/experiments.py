@@ -606,6 +606,7 @@ def plan_task_comparison(dataset: StructureDataset, targets: Sequence[str],
     change it). ``model``: ``"lattice"`` (the default) or ``"graph"``; it and ``n_runs`` may also be
     given by position, as before the options were typed.
     """
+    dataset = StructureDataset.coerce(dataset, "dataset")
     if model is not None:
         keywords["model"] = model
     if n_runs < 1:
@@ -856,6 +857,7 @@ def bag_of_models(dataset: StructureDataset, train_and_predict: Callable[[Struct
     pooled; ``per_model``: each model's validation metrics; ``predictions``: array
     ``(n_models, n_structures)``; ``validation_ids``: each model's validation structure indices.
     """
+    dataset = StructureDataset.coerce(dataset, "dataset")
     plan = BagOfModelsPlan(dataset, train_and_predict, n_models=n_models, val_fraction=val_fraction, seed=seed,
                            target=target)
     return run_experiment(plan, progress=progress, desc="bag of models")

@@ -283,6 +283,8 @@ def fit(
         numbers: no force target and no trainable descriptor parameters. It keeps
         ``(atoms × features)`` values in memory; pass False to save that.
     """
+    train = StructureDataset.coerce(train, "train")
+    val = None if val is None else StructureDataset.coerce(val, "val")
     targets = list(targets)
     check_training_options(epochs, lr, batch_size=batch_size, patience=patience)
     _check_targets(train, targets, "training")
@@ -322,6 +324,7 @@ def predict(model: BPNN, dataset: StructureDataset, forces: bool = True, batch_s
     """Predictions for every structure: ``energy`` (n,) eV, ``energies`` (N,) eV, ``forces`` (N, 3) eV/Å,
     and the model's per-atom outputs. Batched; runs on the model's device and precision unless told
     otherwise. The same as ``Potential(model, device, dtype).predict(dataset, forces, batch_size)``."""
+    dataset = StructureDataset.coerce(dataset, "dataset")
     here, precision = model_place(model)
     return Potential(model, device=here if device is None else resolve_device(device),
                      dtype=dtype or precision).predict(dataset, forces=forces, batch_size=batch_size)

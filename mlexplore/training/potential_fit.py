@@ -46,6 +46,7 @@ def evaluate_potential(model: BPNN, dataset: StructureDataset, forces: bool | No
     "mae", "r2"} (eV/Å, when scored), "groups": {group: energy RMSE meV/atom} (with ``groups``),
     "predictions": predict()'s arrays}``. ``forces=None`` scores forces when the data have them.
     """
+    dataset = StructureDataset.coerce(dataset, "dataset")
     if len(dataset) == 0:
         raise InputError("nothing to evaluate: the dataset is empty")
     if "energy" not in dataset:
@@ -126,6 +127,7 @@ def train_potential(dataset: StructureDataset, basis: str | SymmetryFunctions, *
     forces when the data have them (``force_weight`` as in :func:`fit`). The model ends with
     the weights of its best validation epoch; Ctrl-C stops training and keeps them.
     """
+    dataset = StructureDataset.coerce(dataset, "dataset")
     if "energy" not in dataset:
         raise InputError(f"the data have no 'energy' label (labels: {', '.join(dataset.label_names) or 'none'})",
                          field="energy")

@@ -145,6 +145,8 @@ def fit_tasks(model, train: StructureDataset, val: StructureDataset | None = Non
     saves a forward pass over the training set per epoch; the validation ones are computed
     after the epoch.
     """
+    train = StructureDataset.coerce(train, "train")
+    val = None if val is None else StructureDataset.coerce(val, "val")
     if len(train) == 0 or (val is not None and len(val) == 0):
         raise InputError("empty training or validation set", field="train" if len(train) == 0 else "val")
     check_training_options(epochs, lr, batch_fraction=batch_fraction, patience=patience)
@@ -160,5 +162,6 @@ def fit_tasks(model, train: StructureDataset, val: StructureDataset | None = Non
 def predict_tasks(model, dataset: StructureDataset) -> dict[str, np.ndarray]:
     """Predictions per task in physical units: ``(n,)`` per structure, ``(N,)`` per site, on the
     model's device and precision (``Potential(model).predict(dataset)``)."""
+    dataset = StructureDataset.coerce(dataset, "dataset")
     device, dtype = model_place(model)
     return Potential(model, device=device, dtype=dtype).predict(dataset)
