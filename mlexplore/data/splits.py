@@ -17,6 +17,7 @@ structures, so ``train.ids`` is the list of training indices).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -24,18 +25,32 @@ from ..errors import InputError
 from .dataset import StructureDataset
 
 __all__ = ["random_split", "stratified_split", "group_split", "kfold", "shuffled_splits",
-           "split_counts", "check_fractions"]
+           "split_counts", "check_fractions", "check_seed"]
 
 
 def check_fractions(fractions: Sequence[float]) -> np.ndarray:
-    """``fractions`` as an array, checked: at least two parts, none negative, summing to 1."""
-    f = np.asarray(fractions, dtype=float)
+    """``fractions`` as an array, checked: at least two numbers, finite, none negative, summing to 1."""
+    if isinstance(fractions, (str, bytes)):
+        raise InputError(f"fractions must be a sequence of numbers such as (0.8, 0.1, 0.1), got the text "
+                         f"{fractions!r}", field="fractions")
+    try:
+        f = np.asarray(fractions, dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"fractions must be numbers, got {fractions!r}", field="fractions") from None
     if f.ndim != 1 or len(f) < 2:
         raise InputError(f"fractions must list at least two parts, got {fractions!r}", field="fractions")
-    if (f < 0).any() or not np.isclose(f.sum(), 1.0, atol=1e-6):
+    if not np.isfinite(f).all() or (f < 0).any() or not np.isclose(f.sum(), 1.0, atol=1e-6):
         raise InputError(f"fractions must be non-negative and sum to 1, got {list(fractions)}",
                          field="fractions")
     return f / f.sum()
+
+
+def check_seed(seed: Any, argument: str = "seed") -> int:
+    """``seed`` as a whole number ≥ 0 (what numpy's and torch's generators take), or an
+    :class:`InputError` naming the argument."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"{argument} must be a whole number ≥ 0, got {seed!r}", field=argument)
+    return int(seed)
 
 
 def split_counts(n: int, fractions: Sequence[float], at_least_one: bool = False) -> np.ndarray:
@@ -85,7 +100,7 @@ def random_split(dataset: StructureDataset, fractions: Sequence[float] = (0.8, 0
         raise InputError("cannot split an empty dataset")
     counts = split_counts(len(dataset), fractions)
     _check_nonempty(counts, fractions, len(dataset))
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     order = rng.permutation(len(dataset))
     return _cut(dataset, order, counts)
 
@@ -120,7 +135,7 @@ def stratified_split(dataset: StructureDataset, fractions: Sequence[float] = (0.
         if len(keys) != len(dataset):
             raise InputError(f"{len(keys)} group keys for {len(dataset)} structures", field="by")
     _, group = np.unique(np.asarray(keys, dtype=object).astype(str), return_inverse=True)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     parts: list[list[np.ndarray]] = [[] for _ in fractions]
     for g in range(group.max() + 1):
         members = rng.permutation(np.flatnonzero(group == g))
@@ -149,7 +164,7 @@ def kfold(dataset: StructureDataset, k: int = 5, seed: int = 0) -> Iterator[tupl
     if not 2 <= k <= len(dataset):
         raise InputError(f"k must be between 2 and the number of structures ({len(dataset)}), got {k}",
                          field="k")
-    order = np.random.default_rng(seed).permutation(len(dataset))
+    order = np.random.default_rng(check_seed(seed)).permutation(len(dataset))
     folds = np.array_split(order, k)
     for f in range(k):
         val = np.sort(folds[f])

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..data.splits import check_seed
 from ..errors import InputError
 
 __all__ = ["History", "TrainingError", "resolve_device", "make_optimizer", "Output", "output_loss", "total_loss",
@@ -55,10 +56,24 @@ class TrainingError(RuntimeError):
 
 
 def resolve_device(device: Any = "auto") -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU."""
-    if device == "auto":
+    """``"auto"`` → CUDA when available, else CPU; ``"cuda"``, ``"cuda:1"``, ``"cpu"``, ``"mps"`` or a
+    ``torch.device``. A name torch does not know, or an accelerator this machine lacks, is an
+    :class:`InputError` naming ``device`` (instead of a failure in the first tensor moved there)."""
+    if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"{device!r} is not a device: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'",
+                         field="device") from None
+    if dev.type == "cuda" and (not torch.cuda.is_available()
+                               or (dev.index is not None and dev.index >= torch.cuda.device_count())):
+        have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        raise InputError(f"{device!r} asked for, but this machine has {have} CUDA device(s); use 'auto' or "
+                         "'cpu'", field="device")
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise InputError(f"{device!r} asked for, but MPS is not available here; use 'auto' or 'cpu'", field="device")
+    return dev
 
 
 @dataclass(frozen=True)
@@ -103,19 +118,32 @@ DEFAULTS: dict[str, TrainingDefaults] = {
 
 
 def check_training_options(epochs: int, lr: float, batch_size: int | None = None,
-                           batch_fraction: float | None = None, patience: int | None = None) -> None:
-    """Refuse settings no training can run with, naming the argument (before any work is done)."""
-    if isinstance(epochs, bool) or int(epochs) != epochs or int(epochs) < 1:
+                           batch_fraction: float | None = None, patience: int | None = None,
+                           weight_decay: float = 0.0, seed: Any = 0) -> None:
+    """Refuse settings no training can run with, naming the argument and the value (before any
+    work is done): whole numbers ≥ 1 for ``epochs`` and ``batch_size``, a finite ``lr`` > 0, a
+    ``batch_fraction`` in (0, 1], ``patience`` ≥ 0 or None, a finite ``weight_decay`` ≥ 0, and
+    ``seed`` a whole number ≥ 0 (or, for vectorised members, a sequence of them)."""
+    def whole(x: Any) -> bool:
+        return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+    def number(x: Any) -> bool:
+        return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+    if not whole(epochs) or epochs < 1:
         raise InputError(f"epochs must be a whole number ≥ 1, got {epochs!r}", field="epochs")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+    if not (number(lr) and math.isfinite(lr) and lr > 0):
         raise InputError(f"lr must be a positive number, got {lr!r}", field="lr")
-    if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) != batch_size
-                                   or int(batch_size) < 1):
+    if batch_size is not None and (not whole(batch_size) or batch_size < 1):
         raise InputError(f"batch_size must be a whole number ≥ 1, got {batch_size!r}", field="batch_size")
-    if batch_fraction is not None and not (0 < batch_fraction <= 1):
+    if batch_fraction is not None and not (number(batch_fraction) and 0 < batch_fraction <= 1):
         raise InputError(f"batch_fraction must be in (0, 1], got {batch_fraction!r}", field="batch_fraction")
-    if patience is not None and int(patience) < 0:
-        raise InputError(f"patience must be ≥ 0 or None, got {patience!r}", field="patience")
+    if patience is not None and (not whole(patience) or patience < 0):
+        raise InputError(f"patience must be a whole number ≥ 0 or None, got {patience!r}", field="patience")
+    if not (number(weight_decay) and math.isfinite(weight_decay) and weight_decay >= 0):
+        raise InputError(f"weight_decay must be a number ≥ 0, got {weight_decay!r}", field="weight_decay")
+    for s in (seed if isinstance(seed, (list, tuple, np.ndarray)) else [seed]):
+        check_seed(s)
 
 
 def make_optimizer(parameters, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:

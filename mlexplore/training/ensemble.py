@@ -168,10 +168,11 @@ def fit_task_members(models: Sequence[torch.nn.Module], trains: Sequence[Structu
     if len(trains) != K or (vals is not None and len(vals) != K):
         raise InputError(f"{K} models need {K} training (and validation) sets, got {len(trains)}"
                          + (f" and {len(vals)}" if vals is not None else ""), field="trains")
+    check_training_options(epochs, lr, batch_fraction=batch_fraction, patience=patience,
+                           seed=list(seeds) if isinstance(seeds, (list, tuple, np.ndarray)) else seeds)
     seeds = [int(seeds)] * K if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
     if len(seeds) != K:
         raise InputError(f"{K} models need {K} seeds, got {len(seeds)}", field="seeds")
-    check_training_options(epochs, lr, batch_fraction=batch_fraction, patience=patience)
     for name, sets in (("training", trains), ("validation", vals or [])):
         sizes = {len(s) for s in sets}
         if 0 in sizes:

@@ -286,7 +286,7 @@ def fit(
     train = StructureDataset.coerce(train, "train")
     val = None if val is None else StructureDataset.coerce(val, "val")
     targets = list(targets)
-    check_training_options(epochs, lr, batch_size=batch_size, patience=patience)
+    check_training_options(epochs, lr, batch_size=batch_size, patience=patience, weight_decay=weight_decay, seed=seed)
     _check_targets(train, targets, "training")
     if val is not None:
         _check_targets(val, targets, "validation")

@@ -149,7 +149,7 @@ def fit_tasks(model, train: StructureDataset, val: StructureDataset | None = Non
     val = None if val is None else StructureDataset.coerce(val, "val")
     if len(train) == 0 or (val is not None and len(val) == 0):
         raise InputError("empty training or validation set", field="train" if len(train) == 0 else "val")
-    check_training_options(epochs, lr, batch_fraction=batch_fraction, patience=patience)
+    check_training_options(epochs, lr, batch_fraction=batch_fraction, patience=patience, seed=seed)
     device = resolve_device(device)
     model.to(device=device, dtype=dtype)
     outputs = outputs_from(list(model.tasks), loss_weights, _DEF.reduction)

@@ -128,7 +128,7 @@ def fit_toy(data: dict[str, np.ndarray], hidden: tuple[int, ...] = (20,), activa
     watch it fit). ``callback(epoch, fit)`` is called every 10 epochs (return False to stop)."""
     if activation not in ACTIVATIONS:
         raise InputError(f"unknown activation {activation!r}", field="activation")
-    check_training_options(epochs, lr, batch_size=batch_size)
+    check_training_options(epochs, lr, batch_size=batch_size, seed=seed)
     torch.manual_seed(seed)
     x_mu, x_sd = data["x"].mean(), data["x"].std() or 1.0
     y_mu, y_sd = data["y"].mean(), data["y"].std() or 1.0
