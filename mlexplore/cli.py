@@ -18,12 +18,12 @@ from typing import Any
 from . import __version__
 from .analysis.featurisation import featurise, first_tags
 from .datasets import REGISTRY
-from .datasets.generate import generate_dataset
+from .datasets.generate import OUTPUT_FORMATS, check_output_file, generate_dataset
 from .demo import run_demo
 from .descriptors import PRESETS, load_basis
 from .dft import DFTSettings, failed_records, label
 from .dft.options import parse_kpts, parse_magmoms, parse_mixer
-from .errors import InputError
+from .errors import InputError, describe_error
 from .io import read
 from .io.predictions import write_predictions
 from .io.text import parse_numbers, parse_pairs, parse_value
@@ -50,43 +50,37 @@ def _text(value: Any) -> str:
 def _basis(text: str):
     """``--basis``: a preset name, or a JSON file written by ``save_basis``."""
     if text not in PRESETS and not text.endswith(".json") and not Path(text).exists():
-        raise InputError(f"--basis {text!r} is neither a preset ({', '.join(PRESETS)}) nor a basis file (.json)",
-                         field="basis")
+        raise InputError(f"--basis {text!r} is neither a preset ({', '.join(PRESETS)}) nor a basis file (.json)")
     return text if text in PRESETS else load_basis(text)
 
 
-def _cmd_datasets(args: argparse.Namespace) -> int:
+def _cmd_datasets(args: argparse.Namespace) -> None:
     width = max(len(k) for k in REGISTRY)
     print("\n".join(f"{k:<{width}}  {e.description}  [size: --n sets {e.size_parameter}]" for k, e in REGISTRY.items()))
-    return 0
 
 
-def _cmd_generate(args: argparse.Namespace) -> int:
-    params = {k: parse_value(v) for k, v in parse_pairs(args.param, "--param").items()}
+def _cmd_generate(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     ds = generate_dataset(args.name, n=args.n, seed=args.seed, progress=not args.quiet, cache=not args.no_cache,
-                          **params)
+                          **{k: parse_value(v) for k, v in parse_pairs(args.param, "--param").items()})
     elapsed = time.perf_counter() - t0
     ds.save(args.out)
     print(f"{ds.summary()}\n\nwrote {len(ds)} structures to {args.out} ({elapsed:.1f} s to generate)")
-    return 0
 
 
-def _cmd_info(args: argparse.Namespace) -> int:
+def _cmd_info(args: argparse.Namespace) -> None:
     print(read(args.file, format=args.format).summary())
-    return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
+def _cmd_demo(args: argparse.Namespace) -> None:
     print("mlexplore demo: generate → featurise → train STL and MTL → compare → HTML report\n")
     t0 = time.perf_counter()
     run_demo(n_per_composition=args.n, n_runs=args.runs, epochs=args.epochs, seed=args.seed,
              report=None if args.no_report else args.report, device=args.device, progress=not args.quiet)
     print(f"\ndone in {time.perf_counter() - t0:.1f} s")
-    return 0
 
 
-def _cmd_label(args: argparse.Namespace) -> int:
+def _cmd_label(args: argparse.Namespace) -> None:
     data = read(args.file, format=args.format)
     settings = DFTSettings(ecut=args.ecut, kpts=parse_kpts(args.kpts, "--kpts"), kpt_density=args.kpt_density,
                            smearing=args.smearing, magmoms=parse_magmoms(args.magmom, "--magmom"), maxiter=args.maxiter,
@@ -105,10 +99,9 @@ def _cmd_label(args: argparse.Namespace) -> int:
     if args.dataset:
         labelled.save(args.dataset)
         print(f"wrote the labelled structures to {args.dataset}")
-    return 0
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
+def _cmd_train(args: argparse.Namespace) -> None:
     data = read(args.file, format=args.format)
     test = read(args.test, format=args.format) if args.test else None
     split = {"fractions": parse_numbers(args.split or "0.9,0.1", "--split")} if args.split or test else {}
@@ -125,10 +118,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         training_report(args.report, result, f"mlexplore train: {args.file}",
                         intro=f"{len(data)} structures; basis {result.settings['basis']}; model {path}")
         print(f"wrote the report to {args.report}")
-    return 0
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> int:
+def _cmd_evaluate(args: argparse.Namespace) -> None:
     model, data = Potential.load(args.model).model, read(args.file, format=args.format)
     groups = first_tags(data) if args.by_tag else None
     metrics = evaluate_potential(model, data, forces=False if args.no_forces else None, groups=groups)
@@ -139,10 +131,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.report:
         evaluation_report(args.report, metrics, data, f"mlexplore evaluate: {args.model} on {args.file}", args.file)
         print(f"wrote the report to {args.report}")
-    return 0
 
 
-def _cmd_featurise(args: argparse.Namespace) -> int:
+def _cmd_featurise(args: argparse.Namespace) -> None:
     data = read(args.file, format=args.format)
     result = featurise(data, _basis(args.basis), device=args.device, progress=not args.quiet, name=args.basis)
     result.save(args.out)
@@ -150,10 +141,9 @@ def _cmd_featurise(args: argparse.Namespace) -> int:
           "(of each atom), numbers")
     if args.report and featurisation_report(args.report, result, data, f"mlexplore featurise: {args.file}"):
         print(f"wrote the report to {args.report}")
-    return 0
 
 
-def _cmd_compare(args: argparse.Namespace) -> int:
+def _cmd_compare(args: argparse.Namespace) -> None:
     data = read(args.file, format=args.format)
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     combos = [tuple(t.strip() for t in c.split("+")) for c in (args.combinations or "").split(",") if c.strip()]
@@ -174,13 +164,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         comparison_report(args.report, result.rows, result.runs, targets, f"mlexplore compare: {args.file}",
                           intro=f"{len(data)} structures; {args.model} models; {args.runs} runs per combination")
         print(f"wrote the report to {args.report}")
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``mlexplore`` command."""
     parser = argparse.ArgumentParser(prog="mlexplore", description="Machine learning of atomistic materials.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--traceback", action="store_true", help="on an error, the full traceback (for a bug report)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     shared = {"file": "structures: extxyz, npz, n2p2 input.data, or any ASE format", "--quiet": "no progress bars",
               "--format": "format name when the file name does not tell", "--report": "also write an HTML report"}
@@ -190,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
         """A subcommand: ``common`` shared options, ``param[:flag]=help`` a --flag with ``library``'s default."""
         p = sub.add_parser(name, help=help, description=description or help[0].upper() + help[1:] + ".")
         p.set_defaults(func=func)
+        p.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         for flag in common.split():
             p.add_argument(flag, help=shared[flag], **({"action": "store_true"} if flag == "--quiet" else {}))
         for key, text in mirrored.items():
@@ -205,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
                   generate_dataset, seed="random seed")
     arg("name", help="dataset name, e.g. lattice_alloy")
     arg("--n", type=int, default=None, help="size: the dataset's size parameter")
-    arg("--out", required=True, help="output file: .xyz/.extxyz[.gz], .npz or input.data (n2p2)")
+    arg("--out", required=True, help=f"output file: {OUTPUT_FORMATS}")
     arg("--param", action="append", metavar="KEY=VALUE", help="generator argument, e.g. --param repeat=2,2,2")
     arg("--no-cache", action="store_true", help="do not use or fill the dataset cache")
     command("info", _cmd_info, "print the summary table of a dataset file", "", "file --format")
@@ -222,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                   "recorded and the run goes on.", "file --format --quiet", DFTSettings, maxiter="SCF iterations",
                   ecut="plane-wave cutoff, eV", kpt_density="k-points per Å⁻¹", smearing="Fermi-Dirac width, eV")
     arg("--out", required=True, help="record file (.jsonl), appended to")
-    arg("--dataset", help="also write the labelled structures (.extxyz[.gz], .npz)")
+    arg("--dataset", help=f"also write the labelled structures: {OUTPUT_FORMATS}")
     arg("--kpts", metavar="N1,N2,N3", help="Monkhorst-Pack grid (default: from --kpt-density)")
     arg("--magmom", action="append", metavar="EL=MU", help="initial moment per element, μ_B (repeatable; defaults: "
         + ", ".join(f"{k} {v:g}" for k, v in DFTSettings().magmoms.items()) + ")")
@@ -283,16 +274,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status (0 success, 1 bad input, 130 interrupted)."""
+    """Entry point; returns the exit status: 0 success, 2 bad input (:func:`~mlexplore.errors.describe_error`;
+    one line on stderr names the file and the problem), 1 a bug (one line with its type), 130 interrupted.
+    ``--traceback`` (before or after the command) re-raises."""
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (InputError, FileNotFoundError, ImportError) as exc:
-        print(f"mlexplore {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+    try:  # before any work: no output is an existing directory, structures go to a name that tells the format
+        for flag in [f for f in ("out", "dataset", "predictions", "resume", "report") if getattr(args, f, None)]:
+            check_output_file(getattr(args, flag), f"--{flag}",
+                              structures=flag in ("dataset", "predictions") or args.command == "generate")
+        return args.func(args) or 0
     except KeyboardInterrupt:
         print(f"mlexplore {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        if args.traceback:
+            raise
+        bad, text = describe_error(err)
+        print(f"mlexplore {args.command}: " + (f"error: {text}" if bad else f"internal error: {text} (rerun with "
+                                               "--traceback for the full traceback)"), file=sys.stderr)
+        return 2 if bad else 1
 
 
 if __name__ == "__main__":

@@ -5,13 +5,15 @@ Every reader and constructor in mlexplore reports malformed input with
 problem is (file, line, structure, field) and *what* it is, e.g.::
 
     data/fept.txt, line 5, field 'x': 'abc' is not a number
+
+:func:`describe_error` tells bad input from a bug and puts either on one line (the CLI's stderr).
 """
 
 from __future__ import annotations
 
 from os import PathLike
 
-__all__ = ["InputError", "where"]
+__all__ = ["InputError", "where", "describe_error"]
 
 
 def where(
@@ -61,3 +63,19 @@ class InputError(ValueError):
         self.field = field
         loc = where(path, line, structure, field)
         super().__init__(f"{loc}: {problem}" if loc else problem)
+
+
+def describe_error(exc: BaseException) -> tuple[bool, str]:
+    """``(bad_input, line)``: whether ``exc`` is bad input rather than a bug, and what it says, on one line.
+
+    Bad input: an :class:`InputError`; an ``OSError`` (a file missing, a directory, not readable),
+    told as ``"path: problem"`` with the user's file (the target of a failed rename, not the
+    temporary file); an ``ImportError`` of an optional dependency (of mlexplore's own modules: a bug).
+    A bug's line starts with its type: ``"KeyError: 'x'"``.
+    """
+    own = str(getattr(exc, "name", "")).startswith("mlexplore")
+    bad = isinstance(exc, (InputError, OSError)) or (isinstance(exc, ImportError) and not own)
+    named = isinstance(exc, OSError) and exc.filename is not None and exc.strerror
+    text = f"{exc.filename2 or exc.filename}: {exc.strerror}" if named else str(exc)
+    text = text if bad and text else f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return bad, " ".join(text.split())

@@ -1,5 +1,8 @@
 """The notebooks in a real browser: JupyterLab on 127.0.0.1, Debian chromium driven by Playwright.
 
+The server wants a random token (in its environment, not on its command line) and keeps its XSRF
+checks: no other local user can reach its kernels while the test runs.
+
 Opens the quickstart, the basis-tuning notebook and the STL/MTL tutorial, runs all cells as a
 person would (Run → Run All Cells), and checks what only a page can show: no widget errors in
 the page or the console, plotly graphs drawn, the nglview canvas not blank, a BasisTuner slider
@@ -15,11 +18,13 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -28,6 +33,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(os.environ.get("MLEXPLORE_SCREENSHOTS", ROOT / "ci-artifacts" / "screenshots"))
+# the server's token: random, so no other local user can reach the kernels (code run as us) meanwhile
+TOKEN = secrets.token_hex(16)
 ERROR_TEXTS = ("Error displaying widget", "Failed to load model class", "is not registered",
                "Model not found", "Error rendering output item")
 
@@ -44,14 +51,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=5) as r:  # noqa: S310 (127.0.0.1 only)
+def _api(url: str, method: str = "GET") -> bytes:
+    """A request to the lab's REST API, authenticated by the token (in a header: XSRF checks pass)."""
+    req = urllib.request.Request(url, method=method, headers={"Authorization": f"token {TOKEN}"})
+    with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310 (127.0.0.1 only)
         return r.read()
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A JupyterLab server of its own: empty token, own config, settings and workspaces."""
+    """A JupyterLab server of its own: a random token, XSRF checks on, own config, settings and workspaces."""
     home = tmp_path_factory.mktemp("lab")
     settings = home / "settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
@@ -67,9 +76,9 @@ def lab(tmp_path_factory):
         shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     port = _free_port()
     env = {**os.environ, "MLEXPLORE_QUICK": "1", "JUPYTER_CONFIG_DIR": str(home / "config"),
-           "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "OMP_NUM_THREADS": "1"}
+           "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "OMP_NUM_THREADS": "1",
+           "JUPYTER_TOKEN": TOKEN}  # (in the environment, not the command line that `ps` shows)
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-           "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
            "--allow-root",
            f"--ServerApp.root_dir={root}", f"--LabApp.user_settings_dir={home / 'settings'}",
            f"--LabApp.workspaces_dir={home / 'workspaces'}", "--LabApp.news_url=None"]
@@ -79,7 +88,7 @@ def lab(tmp_path_factory):
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
-            _get(base + "/api/status")
+            _api(base + "/api/status")
             break
         except OSError:
             if proc.poll() is not None:
@@ -88,10 +97,17 @@ def lab(tmp_path_factory):
     else:
         proc.kill()
         raise RuntimeError("JupyterLab did not start in 120 s: " + (home / "lab.log").read_text()[-2000:])
+    try:  # without the token the server answers nothing
+        urllib.request.urlopen(base + "/api/sessions", timeout=5)  # noqa: S310
+        refused = None
+    except urllib.error.HTTPError as exc:
+        refused = exc.code
+    if refused != 403:
+        proc.kill()
+        raise AssertionError(f"JupyterLab answered a request without its token (status {refused or 200})")
     yield base
-    for s in json.loads(_get(base + "/api/sessions")):  # shut the kernels down with the server
-        req = urllib.request.Request(f"{base}/api/sessions/{s['id']}", method="DELETE")
-        urllib.request.urlopen(req, timeout=5)  # noqa: S310
+    for s in json.loads(_api(base + "/api/sessions")):  # shut the kernels down with the server
+        _api(f"{base}/api/sessions/{s['id']}", method="DELETE")
     proc.terminate()
     try:
         proc.wait(timeout=20)
@@ -124,15 +140,17 @@ class Notebook:
         self.console: list[str] = []
         self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
         self.page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
-        # a workspace of its own (reset): only this notebook is open, no tabs left from other tests
-        self.page.goto(f"{lab}/lab/workspaces/{Path(path).stem}/tree/{path}?reset", wait_until="domcontentloaded")
+        # a workspace of its own (reset): only this notebook is open, no tabs left from other tests.
+        # The token in the URL logs the page in (a cookie; the page then sends the XSRF header itself)
+        self.page.goto(f"{lab}/lab/workspaces/{Path(path).stem}/tree/{path}?reset&token={TOKEN}",
+                       wait_until="domcontentloaded")
         self.page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
         self._wait_for_kernel()
 
     def _wait_for_kernel(self) -> None:
         deadline = time.time() + 120
         while time.time() < deadline:
-            sessions = json.loads(_get(self.lab + "/api/sessions"))
+            sessions = json.loads(_api(self.lab + "/api/sessions"))
             if any(s["path"].endswith(self.path) and s.get("kernel", {}).get("execution_state") == "idle"
                    for s in sessions):
                 break

@@ -52,8 +52,8 @@ def test_demo_runs_the_whole_path_and_writes_a_report(capsys, tmp_path):
     (["generate", "gold", "--param", "colour=red", "--out", "x.xyz", "--quiet"], "colour"),
     (["generate", "lattice_alloy", "--param", "pair=FePt", "--out", "x.xyz", "--quiet"], "EMT has no parameters"),
 ])
-def test_errors_exit_1_with_message(capsys, argv, message):
-    assert main(argv) == 1
+def test_errors_exit_2_with_message(capsys, argv, message):
+    assert main(argv) == 2
     assert message in capsys.readouterr().err
 
 
@@ -124,7 +124,7 @@ def test_label_bad_options_name_the_option(tmp_path, capsys, stand_in_gpaw, extr
 
     src = tmp_path / "fe.extxyz"
     bulk("Fe", "bcc", a=2.83, cubic=True).write(src)
-    assert main(["label", str(src), "--out", str(tmp_path / "run.jsonl"), "--quiet", *extra]) == 1
+    assert main(["label", str(src), "--out", str(tmp_path / "run.jsonl"), "--quiet", *extra]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run.jsonl").exists() and FakeDFT.calls == 0
 
@@ -138,7 +138,7 @@ def test_label_without_gpaw_says_how_to_install_and_records_nothing(tmp_path, ca
     monkeypatch.setattr(importlib.import_module("mlexplore.dft.label"), "_require_gpaw", missing)
     src = tmp_path / "fe.extxyz"
     bulk("Fe", "bcc", a=2.83, cubic=True).write(src)
-    assert main(["label", str(src), "--out", str(tmp_path / "run.jsonl"), "--quiet"]) == 1
+    assert main(["label", str(src), "--out", str(tmp_path / "run.jsonl"), "--quiet"]) == 2
     assert "mlexplore[dft]" in capsys.readouterr().err
     assert not (tmp_path / "run.jsonl").exists()
 

@@ -151,7 +151,7 @@ def test_train_potential_bad_input():
 def test_train_cli_errors_name_the_option(tmp_path, capsys, argv, message):
     data = tmp_path / "au.xyz"
     gold(n_per_group=1, progress=False, cache=False).save(data)
-    assert main(["train", str(data), "--out", str(tmp_path / "m.pt"), *argv]) == 1
+    assert main(["train", str(data), "--out", str(tmp_path / "m.pt"), *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("mlexplore train: error:") and message in err
     assert not (tmp_path / "m.pt").exists()
@@ -171,10 +171,10 @@ def test_train_with_a_separate_test_file(tmp_path, capsys):
 def test_evaluate_cli_errors(tmp_path, capsys):
     data = tmp_path / "au.xyz"
     gold(n_per_group=1, progress=False, cache=False).save(data)
-    assert main(["evaluate", str(tmp_path / "none.pt"), str(data)]) == 1
+    assert main(["evaluate", str(tmp_path / "none.pt"), str(data)]) == 2
     assert "no such file" in capsys.readouterr().err
     (tmp_path / "junk.pt").write_text("not a model")
-    assert main(["evaluate", str(tmp_path / "junk.pt"), str(data)]) == 1
+    assert main(["evaluate", str(tmp_path / "junk.pt"), str(data)]) == 2
     assert "not a readable mlexplore model file" in capsys.readouterr().err
 
 
@@ -232,7 +232,7 @@ def test_compare_cli_errors(tmp_path, capsys, extra, message):
 
     data = tmp_path / "cuau.xyz"
     lattice_alloy("CuAu", n_per_composition=1, progress=False).save(data)
-    assert main(["compare", str(data), "--quiet", *extra]) == 1
+    assert main(["compare", str(data), "--quiet", *extra]) == 2
     err = capsys.readouterr().err
     assert err.startswith("mlexplore compare: error:") and message in err
 
@@ -253,7 +253,7 @@ def test_featurise_cli_writes_the_descriptor_and_reports_correlations(tmp_path, 
     np.testing.assert_array_equal(z["structure"], np.repeat(np.arange(len(ds)), ds.n_atoms))
     assert f"{ds.n_atoms.sum()} atoms × 14 features" in text and "redundant pairs" in text and "PC1" in text
     assert (tmp_path / "f.html").read_text().count('class="plotly-graph-div"') == 2
-    assert main(["featurise", str(data), "--basis", "bloore-fe-sannip", "--out", str(out)]) == 1
+    assert main(["featurise", str(data), "--basis", "bloore-fe-sannip", "--out", str(out)]) == 2
     assert "spin terms need per-atom magnetic moments" in capsys.readouterr().err
 
 
