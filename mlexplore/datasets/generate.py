@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import os
 from pathlib import Path
 from typing import Any
@@ -67,7 +69,10 @@ def generate_dataset(name: str, n: int | None = None, seed: int = 0, progress: b
     if n is not None:
         params[entry.size_parameter] = n
     params.setdefault("seed", seed)
-    try:
-        return entry.function(progress=progress, cache=cache, **params)
-    except TypeError as exc:
-        raise InputError(f"{name}: {exc}") from None
+    accepted = inspect.signature(entry.function).parameters
+    unknown = [k for k in params if k not in accepted]
+    if unknown and not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        known = [k for k, p in accepted.items() if k not in ("progress", "cache") and p.kind is not p.VAR_POSITIONAL]
+        raise InputError(f"{name} has no parameter {', '.join(map(repr, unknown))}; its parameters: "
+                         f"{', '.join(known)}", field=unknown[0])
+    return entry.function(progress=progress, cache=cache, **params)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..data.pairs import vesin_search
 from ..errors import InputError
 
 __all__ = ["Neighbors", "neighbor_pairs", "triplets", "pair_vectors"]
@@ -109,6 +110,10 @@ def pair_vectors(positions: torch.Tensor, cells: torch.Tensor, batch: torch.Tens
 
 
 def _check_cell(cells: torch.Tensor, pbc: torch.Tensor) -> None:
+    finite = torch.isfinite(cells.reshape(len(cells), -1)).all(dim=1)
+    if not bool(finite.all()):  # vesin dies of a floating-point exception on an infinite cell
+        s = int(torch.nonzero(~finite)[0])
+        raise InputError("non-finite cell (NaN/inf)", structure=s, field="cell")
     det = torch.linalg.det(cells.double())
     bad = pbc.any(dim=1) & (det.abs() < 1e-9)
     if bad.any():
@@ -117,21 +122,16 @@ def _check_cell(cells: torch.Tensor, pbc: torch.Tensor) -> None:
 
 
 def _vesin_pairs(positions, cells, pbc, n_atoms, cutoff):
-    import vesin
-
     pos = positions.detach().cpu().double().numpy()
     cel = cells.detach().cpu().double().numpy()
     pb = pbc.detach().cpu().numpy()
     counts = n_atoms.detach().cpu().numpy()
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    nl = vesin.NeighborList(cutoff=float(cutoff), full_list=True)
     ii, jj, ss = [], [], []
     for s, (start, n) in enumerate(zip(starts, counts)):  # loop over structures, not atoms
         if n == 0:
             continue
-        periodic = pb[s].any()
-        i, j, S = nl.compute(points=pos[start:start + n], box=cel[s] if periodic else np.zeros((3, 3)),
-                             periodic=[bool(p) for p in pb[s]] if periodic else False, quantities="ijS")
+        i, j, S = vesin_search(pos[start:start + n], cel[s], pb[s], cutoff, quantities="ijS", full_list=True)
         ii.append(i.astype(np.int64) + start)
         jj.append(j.astype(np.int64) + start)
         ss.append(S)

@@ -166,7 +166,7 @@ def read_lsms(
                        key=_natural_key)
         if not files:
             raise InputError(f"no files matching {pattern!r} in the directory", path=path)
-    elif path.is_file():
+    elif path.exists():  # a file, or a device or pipe read as one
         files = [path]
     else:
         raise FileNotFoundError(f"{path}: no such file or directory")

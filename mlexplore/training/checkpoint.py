@@ -9,6 +9,7 @@ only plain data and tensors, so :func:`load_model` uses ``torch.load(weights_onl
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -64,18 +65,36 @@ def load_model(path: str | os.PathLike, map_location: Any = "cpu", return_extra:
         raise FileNotFoundError(f"{path}: no such file")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:
-        raise InputError(f"not a readable mlexplore model file: {exc}", path=path) from exc
+    except pickle.UnpicklingError as exc:
+        if "allowed global" not in str(exc):  # no forbidden object named: random or damaged bytes
+            raise InputError("not a readable mlexplore model file (neither a torch archive nor a pickle: damaged, "
+                             "or another kind of file)", path=path) from None
+        raise InputError("holds Python objects that an mlexplore model file never has: refused unread, no code "
+                         "from it was run (a file from another program, or crafted?)", path=path) from None
+    except Exception as exc:  # not a zip, truncated, not torch at all
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"not a readable mlexplore model file ({type(exc).__name__}: {first[:160]})",
+                         path=path) from None
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise InputError("not an mlexplore model file", path=path)
+    missing = [k for k in ("model_class", "descriptor", "model_config", "state_dict") if k not in payload]
+    if missing:
+        raise InputError(f"an incomplete model file: no {', '.join(map(repr, missing))}", path=path)
     cls = _CLASSES.get(payload["model_class"])
     if cls is None:
         raise InputError(f"unknown model class {payload['model_class']!r}", path=path)
-    model = cls(descriptor_from_config(payload["descriptor"]), **payload["model_config"])
-    state = payload["state_dict"]
-    float_dtypes = {v.dtype for v in state.values() if v.is_floating_point()}
-    if len(float_dtypes) == 1:  # keep the precision the model was trained in
-        model.to(dtype=float_dtypes.pop())
-    model.load_state_dict(state)
+    try:
+        model = cls(descriptor_from_config(payload["descriptor"]), **payload["model_config"])
+        state = payload["state_dict"]
+        float_dtypes = {v.dtype for v in state.values() if v.is_floating_point()}
+        if len(float_dtypes) == 1:  # keep the precision the model was trained in
+            model.to(dtype=float_dtypes.pop())
+        model.load_state_dict(state)
+    except InputError as exc:
+        raise InputError(f"its descriptor: {exc.problem}", path=path, field=exc.field) from None
+    except (TypeError, ValueError, KeyError, RuntimeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise InputError(f"the model it describes cannot be built ({type(exc).__name__}: {first[:200]}): "
+                         "damaged, or written by another mlexplore version", path=path) from None
     model.eval()
     return (model, payload["extra"]) if return_extra else model
