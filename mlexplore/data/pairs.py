@@ -16,7 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
+
 __all__ = ["vesin_search"]
+
+#: the longest periodic cell vector searched (Å); vesin 0.6 fails with SIGFPE from about 5·10⁵ Å
+_MAX_CELL = 1e5
 
 
 def vesin_search(points: np.ndarray, cell: np.ndarray, pbc: Any, cutoff: float, quantities: str = "ijd",
@@ -34,6 +39,11 @@ def vesin_search(points: np.ndarray, cell: np.ndarray, pbc: Any, cutoff: float, 
     periodic = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,))
     nl = vesin.NeighborList(cutoff=float(cutoff), full_list=full_list)
     if periodic.any():
+        lengths = np.linalg.norm(np.asarray(cell, dtype=np.float64), axis=1)
+        if not np.isfinite(lengths).all() or (lengths[periodic] > _MAX_CELL).any():
+            raise InputError(f"periodic cell vectors of {np.round(lengths, 3).tolist()} Å: non-finite or longer "
+                             f"than {_MAX_CELL:g} Å, which vesin's cell list cannot bin (it would kill the process)",
+                             field="cell")
         return nl.compute(points=points, box=np.asarray(cell, dtype=np.float64),
                           periodic=[bool(p) for p in periodic], quantities=quantities)
     if len(points) == 0:

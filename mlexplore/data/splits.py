@@ -76,15 +76,21 @@ def split_counts(n: int, fractions: Sequence[float], at_least_one: bool = False)
     return counts
 
 
+#: what the parts of a split are called in messages, by their number
+_PART_NAMES = {2: ("training", "validation"), 3: ("training", "validation", "test")}
+
+
 def _check_nonempty(counts: np.ndarray, fractions: Sequence[float], n: int) -> None:
     """Refuse a split that leaves a part asked for (fraction > 0) without structures."""
     f = check_fractions(fractions)
     empty = [k for k in range(len(f)) if f[k] > 0 and counts[k] == 0]
     if empty:
+        names = _PART_NAMES.get(len(f), tuple(f"part {k + 1}" for k in range(len(f))))
+        parts = " and ".join(names[k] for k in empty)
         need = next((m for m in range(n + 1, 100_000) if split_counts(m, f)[f > 0].min() > 0), "more")
-        raise InputError(f"fractions={tuple(float(x) for x in fractions)} of {n} structure(s) leave part(s) "
-                         f"{', '.join(str(k + 1) for k in empty)} empty (sizes {counts.tolist()}): give at least "
-                         f"{need} structures, or a fraction of 0 for a part that may be empty", field="fractions")
+        raise InputError(f"fractions={tuple(float(x) for x in fractions)} of {n} structure(s) leave the {parts} "
+                         f"set{'s' if len(empty) > 1 else ''} empty (sizes {counts.tolist()}): give at least {need} "
+                         "structures, or a fraction of 0 for a part that may be empty", field="fractions")
 
 
 def _cut(dataset: StructureDataset, order: np.ndarray, counts: np.ndarray) -> tuple[StructureDataset, ...]:

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from ..data.dataset import StructureDataset
+from ..data.validate import OVERLAP_HINT, check_structures
 from ..errors import InputError
 from .neighbors import Neighbors, neighbor_pairs, pair_vectors
 from .symmetry import SymmetryFunctions, chunk_bounds, neighbor_reach, structure_tensors
@@ -89,6 +90,11 @@ class FeatureCache:
         Feature blocks kept (least recently used dropped first).
     neighbor_method:
         ``"auto"``, ``"vesin"`` or ``"torch"`` (see :func:`neighbor_pairs`).
+    min_distance:
+        The structures are checked here, once (:func:`~mlexplore.data.check_structures`):
+        non-finite positions or cells, a singular periodic cell or two atoms closer than
+        ``min_distance`` Å (None: half the sum of their covalent radii; 0: no overlap check) are an
+        :class:`~mlexplore.errors.InputError` naming the structure and the atoms.
 
     Attributes
     ----------
@@ -106,11 +112,13 @@ class FeatureCache:
 
     def __init__(self, dataset: StructureDataset, max_cutoff: float, dtype: str | torch.dtype = "float64",
                  device: Any = "cpu", compile: bool = False, rebuild: bool = False,
-                 max_atoms_per_chunk: int = 4096, max_blocks: int = 8, neighbor_method: str = "auto") -> None:
+                 max_atoms_per_chunk: int = 4096, max_blocks: int = 8, neighbor_method: str = "auto",
+                 min_distance: float | None = None) -> None:
         if not isinstance(dataset, StructureDataset):
             raise InputError(f"dataset must be a StructureDataset, got {type(dataset).__name__}", field="dataset")
         if len(dataset) == 0:
             raise InputError("no structures to featurise", field="dataset")
+        check_structures(dataset, min_distance, hint=OVERLAP_HINT)
         if not (float(max_cutoff) > 0 and np.isfinite(max_cutoff)):
             raise InputError(f"max_cutoff must be a positive number of Å, got {max_cutoff}", field="max_cutoff")
         if dtype not in _DTYPES:

@@ -34,6 +34,8 @@ from ase.data import atomic_numbers, chemical_symbols
 from torch import nn
 
 from ..data.dataset import StructureDataset
+from ..data.validate import (OVERLAP_HINT, check_limit, check_pair_distances, check_structures,
+                             pair_limits)
 from ..errors import InputError
 from .angular_blocks import FAMILY_CODES, angular_moments, moment_weights, neighbor_blocks, safe_sqrt
 from .compiled import compiled_or_eager
@@ -252,9 +254,60 @@ class SymmetryFunctions(nn.Module):
 
     # ---------------------------------------------------------------- input
     def prepare(self, data: StructureDataset | Atoms | Sequence[Atoms], device: Any = "cpu",
-                dtype: torch.dtype = torch.float64) -> dict[str, torch.Tensor]:
-        """Tensors for :meth:`forward`: positions, numbers, cells, pbc, n_atoms (+ magmoms)."""
-        return structure_tensors(_as_dataset(data), device, dtype, moments="required" if self.spin else "none")
+                dtype: torch.dtype = torch.float64, min_distance: float | None = None,
+                check: bool = True) -> dict[str, torch.Tensor]:
+        """Tensors for :meth:`forward`: positions, numbers, cells, pbc, n_atoms (+ magmoms).
+
+        The structures are checked first (:func:`~mlexplore.data.check_structures`): non-finite
+        positions or cells, a singular periodic cell and overlapping atoms — two atoms, periodic
+        images included, closer than ``min_distance`` Å — are an
+        :class:`~mlexplore.errors.InputError` naming the structure and the atoms. ``min_distance``:
+        None (default) for half the sum of the two elements' covalent radii
+        (:data:`~mlexplore.data.COVALENT_FRACTION`), a distance in Å, or 0 for no overlap check;
+        ``check=False`` skips all of it (structures checked already).
+        """
+        ds = StructureDataset.coerce(data, "data")
+        if check:
+            check_structures(ds, min_distance, hint=OVERLAP_HINT)
+        return structure_tensors(ds, device, dtype, moments="required" if self.spin else "none")
+
+    def neighbor_list(self, batch: dict[str, torch.Tensor], min_distance: float | None = None,
+                      first_structure: int = 0) -> Neighbors:
+        """The neighbour list :meth:`forward` would build for ``batch`` (a :meth:`prepare` dict),
+        armed with the overlap check of :func:`~mlexplore.data.check_structures`: pass it on as
+        ``neighbors`` (in ``batch`` for :class:`~mlexplore.models.BPNN`) and the first
+        :meth:`forward` that uses it checks the pair distances it computes anyway, before any
+        feature: an :class:`~mlexplore.errors.InputError` names the structure and the atoms of
+        a pair closer than the limit. No second neighbour search, no second distance computation
+        (a comparison of the distances with the largest limit is all it adds).
+
+        ``min_distance``: as in :meth:`prepare` (None: covalent radii, a distance in Å, 0: no
+        check); ``first_structure``: index of the batch's first structure, for the message. A
+        limit beyond the descriptor's reach is checked here, with a search of its own.
+        Non-finite positions and singular cells are refused by the neighbour search itself;
+        :meth:`prepare` (or :func:`~mlexplore.data.check_structures`) names them better.
+        """
+        check_limit(min_distance)
+        positions, cells, n_atoms = batch["positions"], batch["cells"], batch["n_atoms"]
+        nb = neighbor_pairs(positions, cells, batch["pbc"], n_atoms, self.neighbor_cutoff,
+                            method=self.neighbor_method)
+        if min_distance is not None and float(min_distance) == 0:
+            return nb
+        numbers = batch["numbers"].detach().cpu().numpy()
+        reach = float(pair_limits(numbers, numbers, min_distance).max()) if len(numbers) else 0.0
+        if reach >= nb.cutoff:  # the list does not reach the limit: a search of its own
+            ds = StructureDataset(numbers, positions.detach().cpu().double().numpy(),
+                                  cells.detach().cpu().double().numpy(), batch["pbc"].detach().cpu().numpy(),
+                                  n_atoms.detach().cpu().numpy())
+            try:
+                check_structures(ds, min_distance, hint=OVERLAP_HINT)
+            except InputError as exc:
+                raise InputError(exc.problem, structure=None if exc.structure is None
+                                 else exc.structure + first_structure, field=exc.field) from None
+            return nb
+        offsets = np.concatenate([[0], np.cumsum(n_atoms.detach().cpu().numpy())])
+        nb.cache["overlap_check"] = (reach, numbers, offsets, min_distance, int(first_structure))
+        return nb
 
     # --------------------------------------------------------------- forward
     def forward(self, positions: torch.Tensor, numbers: torch.Tensor, cells: torch.Tensor, pbc: torch.Tensor,
@@ -293,6 +346,9 @@ class SymmetryFunctions(nn.Module):
             d = _safe_norm(vec)
             if frozen:
                 neighbors.keep_vectors(positions, cells, vec, d)
+        pending = neighbors.cache.pop("overlap_check", None)  # armed by neighbor_list(): once per list
+        if pending is not None:
+            _check_overlaps(neighbors, d, *pending)
         blocks = []
         if self.radial:
             blocks.append(self._radial(N, neighbors, el, d))
@@ -496,22 +552,43 @@ class SymmetryFunctions(nn.Module):
     # --------------------------------------------------------------- compute
     def compute(self, data: StructureDataset | Atoms | Sequence[Atoms], device: Any = "cpu",
                 dtype: torch.dtype = torch.float64, max_atoms_per_chunk: int = 4096,
-                progress: bool = False) -> torch.Tensor:
+                progress: bool = False, min_distance: float | None = None, check: bool = True) -> torch.Tensor:
         """Features of every atom of ``data``, shape ``(N_atoms, n_features)``, on ``device``.
 
         Works through the structures in chunks of at most ``max_atoms_per_chunk``
         atoms (a structure is never split), without building autograd graphs.
+
+        The structures are checked as in :meth:`prepare` (``min_distance``: None for the
+        covalent-radii limit, a distance in Å, 0 for no overlap check; ``check=False``: no checks);
+        the overlaps from the distances of the neighbour list the features need anyway
+        (:meth:`neighbor_list`), so the check costs next to nothing.
         """
         from tqdm.auto import tqdm
 
-        ds = _as_dataset(data)
+        ds = StructureDataset.coerce(data, "data")
+        if check:
+            check_structures(ds, min_distance, overlaps=False)
         chunks = chunk_bounds(ds.n_atoms, max_atoms_per_chunk)
         out = []
         with torch.no_grad():
             for a, b in tqdm(chunks, desc="features", disable=not progress or len(chunks) < 2):
-                batch = self.prepare(ds[a:b], device=device, dtype=dtype)
+                batch = structure_tensors(ds[a:b], device, dtype, moments="required" if self.spin else "none")
+                if check:
+                    batch["neighbors"] = self.neighbor_list(batch, min_distance, first_structure=a)
                 out.append(self(**batch))
         return torch.cat(out) if out else torch.zeros((0, self.n_features), dtype=dtype, device=device)
+
+
+def _check_overlaps(nb: Neighbors, d: torch.Tensor, reach: float, numbers: np.ndarray, offsets: np.ndarray,
+                    min_distance: float | None, first_structure: int) -> None:
+    """The overlap check :meth:`SymmetryFunctions.neighbor_list` arms, on the pair distances ``d`` (Å)
+    :meth:`~SymmetryFunctions.forward` computed: only pairs within the largest limit ``reach`` (Å)
+    leave the device, usually none."""
+    near = torch.nonzero(d.detach() < reach).squeeze(1)
+    if len(near):
+        check_pair_distances(numbers, offsets, nb.centers[near].cpu().numpy(), nb.neighbors[near].cpu().numpy(),
+                             d.detach()[near].cpu().double().numpy(), nb.shifts[near].cpu().numpy(), min_distance,
+                             first_structure=first_structure, hint=OVERLAP_HINT)
 
 
 def _in_order(terms: list[Term], values: dict[type, torch.Tensor]) -> torch.Tensor:
@@ -564,7 +641,11 @@ def structure_tensors(ds: StructureDataset, device: Any = "cpu", dtype: torch.dt
                       moments: str = "none") -> dict[str, torch.Tensor]:
     """A dataset as the tensors :meth:`SymmetryFunctions.forward` takes: positions (Å), numbers, cells
     (Å), pbc, n_atoms and, by ``moments``, the per-atom moments (μ_B, from ``magmoms`` or
-    ``initial_magmoms``): ``"none"``, ``"if_present"`` or ``"required"`` (an InputError without them)."""
+    ``initial_magmoms``): ``"none"``, ``"if_present"`` or ``"required"`` (an InputError without them).
+
+    The structures are taken as they are: the checked entry points (:meth:`SymmetryFunctions.prepare`,
+    :meth:`~SymmetryFunctions.compute`, :class:`~mlexplore.descriptors.FeatureCache`) run
+    :func:`~mlexplore.data.check_structures` before they call this."""
     out = {
         "positions": torch.as_tensor(ds.positions, dtype=dtype, device=device).clone(),
         "numbers": torch.as_tensor(ds.numbers, device=device),
@@ -580,11 +661,3 @@ def structure_tensors(ds: StructureDataset, device: Any = "cpu", dtype: torch.dt
         if name is not None:
             out["magmoms"] = torch.as_tensor(ds.atom_labels[name], dtype=dtype, device=device).clone()
     return out
-
-
-def _as_dataset(data: StructureDataset | Atoms | Sequence[Atoms]) -> StructureDataset:
-    if isinstance(data, StructureDataset):
-        return data
-    if isinstance(data, Atoms):
-        return StructureDataset.from_atoms([data])
-    return StructureDataset.from_atoms(list(data))
