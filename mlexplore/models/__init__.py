@@ -2,7 +2,9 @@
 :class:`GraphNet` (001 multi-task graph network)."""
 
 from .bpnn import ACTIVATIONS, BPNN, mlp
+from .committee import Committee
+from .domain import DomainAssessment, FeatureDomain
 from .graph import GatedConv, GraphNet
 from .lattice import LatticeMLP, site_occupations
 
-__all__ = ["BPNN", "ACTIVATIONS", "mlp", "LatticeMLP", "site_occupations", "GraphNet", "GatedConv"]
+__all__ = ["BPNN", "Committee", "FeatureDomain", "DomainAssessment", "ACTIVATIONS", "mlp", "LatticeMLP", "site_occupations", "GraphNet", "GatedConv"]

@@ -23,6 +23,7 @@ from torch import nn
 
 from ..descriptors.symmetry import SymmetryFunctions
 from ..errors import InputError
+from .domain import FeatureDomain
 
 __all__ = ["BPNN", "AtomicNet", "ACTIVATIONS", "mlp"]
 
@@ -133,6 +134,8 @@ class BPNN(nn.Module):
         self.register_buffer("energy_scale", torch.ones(()))
         self.register_buffer("output_shift", torch.zeros(max(len(self.atom_outputs), 1)))
         self.register_buffer("output_scale", torch.ones(max(len(self.atom_outputs), 1)))
+        #: the training domain of the features (range, mean, covariance per element), recorded by ``fit``
+        self.domain = FeatureDomain(n_el, n_f)
         lookup = torch.full((119,), -1, dtype=torch.long)
         for k, e in enumerate(self.elements):
             lookup[atomic_numbers[e]] = k
@@ -182,7 +185,15 @@ class BPNN(nn.Module):
                 out = out.index_put((sel,), net(x[sel]))
         return out
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def element_index(self, numbers: torch.Tensor) -> torch.Tensor:
+        """The model's index of each atom's element, ``(N,)`` (an element it does not know: InputError)."""
+        el = self._element_index[numbers]
+        if (el < 0).any():
+            raise InputError(f"element Z={int(numbers[el < 0][0])} is not one of the model's {self.elements}",
+                             field="numbers")
+        return el
+
+    def forward(self, batch: dict[str, torch.Tensor], return_features: bool = False) -> dict[str, torch.Tensor]:
         """``{"energy": (S,) eV, "energies": (N,) eV, <atom output>: (N,)}`` for a batch
         (the dict of :meth:`SymmetryFunctions.prepare`, optionally with ``neighbors``; with
         ``magmoms`` (μ_B) when the descriptor has spin terms). A batch that carries
@@ -201,10 +212,12 @@ class BPNN(nn.Module):
         out = {"energy": energy, "energies": e_atom}
         for k, name in enumerate(self.atom_outputs):
             out[name] = raw[:, 1 + k] * self.output_scale[k] + self.output_shift[k]
+        if return_features:
+            out["features"] = g
         return out
 
-    def energy_and_forces(self, batch: dict[str, torch.Tensor], create_graph: bool = False
-                          ) -> dict[str, torch.Tensor]:
+    def energy_and_forces(self, batch: dict[str, torch.Tensor], create_graph: bool = False,
+                          return_features: bool = False) -> dict[str, torch.Tensor]:
         """Forward plus ``forces = −∂E/∂R`` (eV/Å) by autograd; ``create_graph`` for force training."""
         if not torch.is_grad_enabled():
             raise InputError("forces are −∂E/∂R by autograd, which is switched off here (torch.no_grad or "
@@ -215,10 +228,12 @@ class BPNN(nn.Module):
         positions = batch["positions"]
         if not positions.requires_grad:
             positions = positions.detach().requires_grad_(True)
-        out = self({**batch, "positions": positions})  # type: ignore[arg-type]
+        out = self({**batch, "positions": positions}, return_features=return_features)  # type: ignore[arg-type]
         if not out["energy"].requires_grad:
             raise InputError("the energy does not depend on the positions through autograd, so there are no "
                              "forces (were the features computed without a gradient path?)", field="forces")
         grad = torch.autograd.grad(out["energy"].sum(), positions, create_graph=create_graph)[0]
+        if return_features:
+            out["features"] = out["features"].detach()
         out["forces"] = -grad
         return out

@@ -12,10 +12,12 @@
 from .baselines import BASELINES, fit_baseline, structure_features
 from .basis_comparison import BasisComparisonOptions, BasisComparisonPlan, BasisRun, compare_bases, format_basis_table
 from .checkpoint import load_model, save_model
+from .committee import calibrate_committee, fit_committee
 from .engine import DEFAULTS, History, Objective, Output, TrainingError, make_optimizer, resolve_device, train_loop
 from .ensemble import fit_ensemble, fit_task_members
 from .fit import fit, predict
 from .labels import run_label
+from .extrapolation import ExtrapolationError, ExtrapolationLog, ExtrapolationWarning
 from .potential import MLExploreCalculator, Potential
 from .potential_fit import PotentialFit, evaluate_potential, format_evaluation, train_potential
 from .experiments import (BagOfModelsPlan, BagRun, ExperimentPlan, ExperimentResult, TaskComparisonOptions,
@@ -31,4 +33,5 @@ __all__ = ["fit", "predict", "History", "TrainingError", "resolve_device", "save
            "evaluate_potential", "format_evaluation", "PotentialFit", "DEFAULTS", "Objective", "Output",
            "make_optimizer", "train_loop", "run_label", "ExperimentPlan", "ExperimentResult", "run_experiment",
            "TaskComparisonOptions", "BagOfModelsPlan", "BagRun", "markdown_table", "BasisComparisonPlan",
-           "BasisComparisonOptions", "BasisRun"]
+           "BasisComparisonOptions", "BasisRun", "fit_committee", "calibrate_committee", "ExtrapolationWarning",
+           "ExtrapolationError", "ExtrapolationLog"]

@@ -19,11 +19,12 @@ from ..descriptors.config import descriptor_from_config, descriptor_to_config
 from ..errors import InputError
 from ..io.files import atomic_write
 from ..models.bpnn import BPNN
+from ..models.committee import Committee
 
 __all__ = ["save_model", "load_model", "MODEL_FORMAT"]
 
 MODEL_FORMAT = "mlexplore-model"
-_CLASSES = {"BPNN": BPNN}
+_CLASSES = {"BPNN": BPNN, "Committee": Committee}
 
 
 def _plain(value: Any) -> Any:
@@ -41,7 +42,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def save_model(model: BPNN, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+def save_model(model: BPNN | Committee, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
     """Write ``model`` (and JSON-like ``extra``: history, metrics, …) to ``path`` atomically."""
     name = type(model).__name__
     if name not in _CLASSES:
@@ -89,7 +90,9 @@ def load_model(path: str | os.PathLike, map_location: Any = "cpu", return_extra:
         float_dtypes = {v.dtype for v in state.values() if v.is_floating_point()}
         if len(float_dtypes) == 1:  # keep the precision the model was trained in
             model.to(dtype=float_dtypes.pop())
-        model.load_state_dict(state)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or any(".domain." not in f".{k}" for k in missing):
+            model.load_state_dict(state)  # raises, naming the keys that do not fit
     except InputError as exc:
         raise InputError(f"its descriptor: {exc.problem}", path=path, field=exc.field) from None
     except (TypeError, ValueError, KeyError, RuntimeError, AttributeError) as exc:

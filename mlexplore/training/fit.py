@@ -112,6 +112,7 @@ def _normalise(model: BPNN, train: StructureDataset, device, dtype, feature_scal
     sc = Scaler(feature_scaling).fit(feats)
     model.feature_shift.copy_(torch.as_tensor(sc.shift_))
     model.feature_scale.copy_(torch.as_tensor(sc.scale_))
+    model.domain.fit(feats, model.element_index(torch.as_tensor(train.numbers)))  # what extrapolation is measured against
     base = EnergyBaseline().fit(train)
     refs = base.reference_energies
     model.reference_energy.copy_(torch.tensor([refs.get(e, 0.0) for e in model.elements]))

@@ -18,6 +18,7 @@ calculator are calls into this class.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,13 @@ from ..data.dataset import StructureDataset
 from ..data.validate import OVERLAP_HINT, check_limit, check_structures
 from ..errors import InputError
 from ..models.bpnn import BPNN
+from ..models.committee import Committee
 from .checkpoint import load_model, save_model
 from .engine import resolve_device
+from .extrapolation import (ExtrapolationError, ExtrapolationLog, ExtrapolationWarning, check_policy,
+                            describe_extrapolation)
 
-__all__ = ["Potential", "MLExploreCalculator", "model_place"]
+__all__ = ["Potential", "MLExploreCalculator", "model_place", "ExtrapolationWarning", "ExtrapolationError"]
 
 
 def model_place(model: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
@@ -60,15 +64,34 @@ class Potential:
         (:data:`~mlexplore.data.COVALENT_FRACTION`, ``ase.data.covalent_radii``); a distance in
         Å; 0: no overlap check (non-finite input is still refused). The overlaps are found from
         the neighbour list the descriptor needs anyway, so the check costs next to nothing.
+    extrapolation:
+        What :meth:`predict` and :meth:`calculate` do about atoms outside the training domain
+        (:mod:`mlexplore.models.domain`: a feature outside its training range, n2p2's rule, or a
+        novelty above ``novelty_limit``): ``"warn"`` (one summary :class:`ExtrapolationWarning` per
+        call; in an ASE calculator, at the first such step, the rest counted in its
+        :attr:`MLExploreCalculator.extrapolation` log), ``"raise"`` (:class:`ExtrapolationError`)
+        or ``"ignore"``. The per-atom ``extrapolating``, ``extrapolation_grade`` and ``novelty``
+        are in the results whatever the policy.
+    novelty_limit:
+        Novelty (1 = the most unusual training atom of the element) above which an atom inside
+        every feature's range still counts as extrapolating.
+
+    A :class:`~mlexplore.models.Committee` potential adds, per structure and per atom, the
+    members' standard deviation of every output: ``energy_std``, ``energies_std``,
+    ``forces_std (N, 3)`` and ``<output>_std``, scaled by its calibration factor.
     """
 
     def __init__(self, model: torch.nn.Module, device: Any = "cpu", dtype: torch.dtype | None = torch.float64,
-                 min_distance: float | None = None) -> None:
+                 min_distance: float | None = None, extrapolation: str = "warn", novelty_limit: float = 1.5) -> None:
         check_limit(min_distance)
         self.model = model
         self.device = resolve_device(device)
         self.dtype = dtype if dtype is not None else model_place(model)[1]
         self.min_distance = min_distance
+        self.extrapolation = check_policy(extrapolation)
+        if not (isinstance(novelty_limit, (int, float)) and novelty_limit > 0):
+            raise InputError(f"novelty_limit must be a positive number, got {novelty_limit!r}", field="novelty_limit")
+        self.novelty_limit = float(novelty_limit)
 
     def _ready(self) -> torch.nn.Module:
         """The model on :attr:`device` in :attr:`dtype`, in evaluation mode; moved only when it is
@@ -85,7 +108,30 @@ class Potential:
     @property
     def is_potential(self) -> bool:
         """True for an interatomic potential (energies, forces), False for a task model."""
-        return isinstance(self.model, BPNN)
+        return isinstance(self.model, (BPNN, Committee))
+
+    @property
+    def is_committee(self) -> bool:
+        return isinstance(self.model, Committee)
+
+    def _assess(self, features: torch.Tensor, numbers: torch.Tensor, results: dict[str, Any], policy: str,
+                what: str = "") -> Any:
+        """Grade the atoms against the training domain, put the per-atom flags into ``results`` and
+        act on ``policy``; returns the assessment (None for a model without a recorded domain)."""
+        domain = self.model.domain
+        if not domain.is_fitted:
+            return None
+        a = domain.assess(features, self.model.element_index(numbers), self.novelty_limit)
+        results["extrapolating"], results["extrapolation_grade"], results["novelty"] = (
+            a.extrapolating, a.grade, a.novelty)
+        if a.n_extrapolating and policy != "ignore":
+            message = describe_extrapolation(a, numbers.cpu().numpy(), self.model.descriptor.feature_names,
+                                             self.novelty_limit, what)
+            if policy == "raise":
+                raise ExtrapolationError(message)
+            if policy == "warn":
+                warnings.warn(message, ExtrapolationWarning, stacklevel=4)
+        return a
 
     # ------------------------------------------------------------------ files
     @classmethod
@@ -101,7 +147,7 @@ class Potential:
 
     # -------------------------------------------------------------- predicting
     def predict(self, dataset: StructureDataset, forces: bool = True, batch_size: int = 64,
-                min_distance: float | None | str = "default") -> dict[str, np.ndarray]:
+                min_distance: float | None | str = "default", extrapolation: str | None = None) -> dict[str, np.ndarray]:
         """Predictions for every structure of ``dataset``, batched.
 
         Potentials: ``energy`` (n,) eV, ``energies`` (N,) eV, ``forces`` (N, 3) eV/Å (with
@@ -109,8 +155,12 @@ class Potential:
         or ``(N,)`` per site, in physical units (``forces`` and ``batch_size`` do not apply).
 
         The structures are checked first (see :class:`Potential`); ``min_distance`` (Å, None or 0)
-        overrides :attr:`min_distance` for this call.
+        overrides :attr:`min_distance` for this call. Potentials also give, per atom,
+        ``extrapolating``, ``extrapolation_grade`` and ``novelty`` against the training domain, and
+        act on ``extrapolation`` (default: :attr:`extrapolation`) once for the whole call;
+        committees give ``<name>_std`` for every output.
         """
+        policy = self.extrapolation if extrapolation is None else check_policy(extrapolation)
         limit = self.min_distance if isinstance(min_distance, str) and min_distance == "default" else min_distance
         check_limit(limit)
         if not isinstance(dataset, StructureDataset):
@@ -133,15 +183,21 @@ class Potential:
             batch = model.descriptor.prepare(part, device=self.device, dtype=self.dtype, check=False)
             batch["neighbors"] = model.descriptor.neighbor_list(batch, limit, first_structure=start)
             if forces:
-                res = model.energy_and_forces(batch)
+                res = model.energy_and_forces(batch, return_features=True)
             else:
                 with torch.no_grad():
-                    res = model(batch)
+                    res = model(batch, return_features=True)
+            res.pop("energy_members", None), res.pop("forces_members", None)
             for k, v in res.items():
                 parts.setdefault(k, []).append(v.detach().cpu().numpy())
-        return {k: np.concatenate(v) for k, v in parts.items()}
+        out = {k: np.concatenate(v) for k, v in parts.items()}
+        features = out.pop("features")
+        self._assess(torch.from_numpy(features), torch.as_tensor(dataset.numbers), out, policy,
+                     what=f"predict on {len(dataset)} structure(s): ")
+        return out
 
-    def calculate(self, atoms, min_distance: float | None | str = "default") -> dict[str, Any]:
+    def calculate(self, atoms, min_distance: float | None | str = "default", extrapolation: str | None = None,
+                  log: ExtrapolationLog | None = None) -> dict[str, Any]:
         """Energy and free energy (eV), per-atom energies (eV), forces (eV/Å), stress (eV/Å³, Voigt
         order, for 3-D periodic cells, from the strain derivative ``(1/V) ∂E/∂ε``) and the per-atom
         outputs of one ``ase.Atoms``: what the ASE calculator returns.
@@ -149,7 +205,13 @@ class Potential:
         The structure is checked first (see :class:`Potential`; ``min_distance``, Å, None or 0,
         overrides :attr:`min_distance` for this call). The overlaps are looked for among the
         pairs of the descriptor's own neighbour list, which the model then uses: on a 108-atom
-        periodic cell this adds ~0.1 ms to a call of a few ms."""
+        periodic cell this adds ~0.1 ms to a call of a few ms.
+
+        The atoms are graded against the training domain (``extrapolating``,
+        ``extrapolation_grade``, ``novelty`` per atom; ``extrapolation`` as in :meth:`predict`) and,
+        with ``log``, counted in it; a committee adds ``energy_std`` (eV), ``energies_std`` (eV),
+        ``forces_std`` (eV/Å, per component) and ``<output>_std``."""
+        policy = self.extrapolation if extrapolation is None else check_policy(extrapolation)
         if not self.is_potential:
             raise InputError(f"a {type(self.model).__name__} is not an interatomic potential: it has no energies "
                              "or forces for an ASE calculator; use predict()", field="model")
@@ -165,9 +227,14 @@ class Potential:
         deform = torch.eye(3, dtype=self.dtype, device=self.device) + (strain + strain.T) / 2
         # the list found for the undeformed cell serves the deformed one (ε = 0; integer shifts)
         batch = {**batch, "positions": pos @ deform, "cells": batch["cells"] @ deform, "neighbors": nb}
-        out = model(batch)
-        energy = out["energy"].sum()
-        grads = torch.autograd.grad(energy, [pos, strain] if periodic else [pos])
+        if self.is_committee:
+            out = model.energy_and_forces(batch, return_features=True)  # every member's forces
+            energy = out["energy"].sum()
+            grads = (-out["forces"],) + ((torch.autograd.grad(energy, strain)[0],) if periodic else ())
+        else:
+            out = model(batch, return_features=True)
+            energy = out["energy"].sum()
+            grads = torch.autograd.grad(energy, [pos, strain] if periodic else [pos])
         results: dict[str, Any] = {"energy": float(energy.detach()), "free_energy": float(energy.detach()),
                                    "energies": out["energies"].detach().cpu().numpy(),
                                    "forces": -grads[0].detach().cpu().numpy()}
@@ -176,6 +243,15 @@ class Potential:
             results["stress"] = sigma.flat[[0, 4, 8, 5, 2, 1]]
         for name in model.atom_outputs:
             results[name] = out[name].detach().cpu().numpy()
+        if self.is_committee:
+            results["energy_std"] = float(out["energy_std"].detach().sum())
+            for name in ("energies", "forces", *model.atom_outputs):
+                results[f"{name}_std"] = out[f"{name}_std"].detach().cpu().numpy()
+        first_time = log is None or log.calls_extrapolating == 0
+        a = self._assess(out["features"].detach(), batch["numbers"], results, policy if first_time else "ignore",
+                         what="" if log is None else f"calculation {log.calls + 1}: ")
+        if log is not None and a is not None:
+            log.add(a)
         return results
 
     def as_ase_calculator(self, min_distance: float | None | str = "default") -> "MLExploreCalculator":
@@ -199,7 +275,7 @@ class MLExploreCalculator(Calculator):
     radii, 0 for no overlap check; by default the potential's :attr:`Potential.min_distance`.
     """
 
-    def __init__(self, potential: Potential | BPNN, device: Any = "cpu", dtype: torch.dtype = torch.float64,
+    def __init__(self, potential: Potential | BPNN | Committee, device: Any = "cpu", dtype: torch.dtype = torch.float64,
                  min_distance: float | None | str = "default", **kwargs) -> None:
         self.potential = potential if isinstance(potential, Potential) else Potential(potential, device, dtype)
         self.min_distance = (self.potential.min_distance if isinstance(min_distance, str) and min_distance == "default"
@@ -212,8 +288,18 @@ class MLExploreCalculator(Calculator):
         self.device, self.dtype = self.potential.device, self.potential.dtype
         self.implemented_properties = ["energy", "free_energy", "energies", "forces", "stress",
                                        *self.model.atom_outputs]
+        if self.potential.is_committee:
+            self.implemented_properties += ["energy_std", "energies_std", "forces_std",
+                                            *(f"{n}_std" for n in self.model.atom_outputs)]
+        #: counts of the calculations with atoms outside the training domain (an MD run's record)
+        self.extrapolation = ExtrapolationLog()
         super().__init__(**kwargs)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
-        self.results.update(self.potential.calculate(self.atoms, min_distance=self.min_distance))
+        self.results.update(self.potential.calculate(self.atoms, min_distance=self.min_distance,
+                                                     log=self.extrapolation))
+
+    def extrapolation_summary(self) -> str:
+        """What the calculations so far saw of the training domain (print it at the end of an MD run)."""
+        return self.extrapolation.summary(self.model.descriptor.feature_names)
