@@ -40,7 +40,7 @@ def committee(gold_sets):
 
 
 def _compressed():
-    return bulk("Au", "fcc", a=4.08 * 0.75 ** (1 / 3), cubic=True)
+    return bulk("Au", "fcc", a=4.08 * 0.75, cubic=True)
 
 
 def test_members_start_different_and_the_global_rng_is_untouched():
