@@ -1,5 +1,5 @@
-"""Plotly figures over library results (SPEC §8), per-atom colours for structure views, and
-self-contained HTML reports."""
+"""Plotly figures over library results (SPEC §8), uncertainty figures (committee spread, calibration),
+per-atom colours for structure views, and self-contained HTML reports."""
 
 from .colors import element_colors, to_hex, value_colors
 from .figures import (angular_shapes, basis_over_rdf, cutoff_shapes, energy_volume_plot, error_pdf, error_vs_reference,
@@ -20,3 +20,8 @@ __all__ += ["environment_map", "environment_colorings", "rdf_comparison", "error
             "toy_loss_figure"]
 __all__ += ["parity_blocks", "training_report", "evaluation_report", "comparison_report", "featurisation_report",
             "training_summary", "comparison_summary"]
+from .uncertainty import (UNCERTAINTY_QUANTITIES, CalibrationCurve, atom_uncertainties, calibration_curve,
+                          calibration_figure, parity_with_errors, uncertainty_colors)
+
+__all__ += ["parity_with_errors", "calibration_curve", "calibration_figure", "CalibrationCurve",
+            "atom_uncertainties", "uncertainty_colors", "UNCERTAINTY_QUANTITIES"]

@@ -2,11 +2,17 @@
 
 Colour by element or by a per-atom label of the dataset (charges, moments, per-atom
 energies, |force|) or by any quantity you add (a per-atom error, one feature column):
-``viewer.add_quantity("error", values)``. Arrows show forces or spins; the unit cell and a
+``viewer.add_quantity("error", values)``. Given a potential (or its predictions), atoms can also be
+coloured by how far to trust it: ``force std`` (the norm of a committee's per-atom force std),
+``energy std``, ``extrapolation`` (the grade against the training domain) and ``novelty``:
+``StructureViewer(ds, potential=Potential(committee))`` or ``viewer.add_prediction(pred)``.
+Arrows show forces or spins; the unit cell and a
 supercell repeat can be switched on. Browse with the index slider, or link it to a PCA map:
 ``tuner.on_pick(viewer.show_atom)``.
 
-The colours come from :mod:`mlexplore.viz.colors`; the widget only sends them to nglview.
+The predictions come from :meth:`mlexplore.training.Potential.predict`, the per-atom values from
+:func:`mlexplore.viz.atom_uncertainties` and the colours from :mod:`mlexplore.viz.colors` and
+:func:`mlexplore.viz.uncertainty_colors`; the widget only sends them to nglview.
 ``viewer.colors``, ``viewer.arrows`` and ``viewer.atoms`` hold what is displayed.
 """
 
@@ -16,11 +22,14 @@ from typing import Any
 
 import ipywidgets as w
 import numpy as np
+import torch
 from ase import Atoms
 
 from ..data.dataset import StructureDataset
 from ..errors import InputError
+from ..training.potential import Potential, model_place
 from ..viz.colors import element_colors, value_colors
+from ..viz.uncertainty import UNCERTAINTY_QUANTITIES, atom_uncertainties, uncertainty_colors
 
 __all__ = ["StructureViewer"]
 
@@ -44,13 +53,31 @@ class StructureViewer(w.VBox):
         forces; the EMT gold set when that file is missing).
     index:
         The structure shown first.
+    potential:
+        A :class:`~mlexplore.training.Potential` (or a :class:`~mlexplore.models.Committee` /
+        :class:`~mlexplore.models.BPNN`, run where its parameters are): its
+        :meth:`~mlexplore.training.Potential.predict` over the dataset gives the uncertainty
+        colourings (see :meth:`add_prediction`), and the viewer starts coloured by the first.
+    prediction:
+        Instead of ``potential``: its predictions, already computed over the dataset.
     """
 
-    def __init__(self, dataset: StructureDataset | None = None, index: int = 0) -> None:
+    def __init__(self, dataset: StructureDataset | None = None, index: int = 0, potential: Any = None,
+                 prediction: Any = None) -> None:
         self.dataset = dataset if dataset is not None else _default_dataset()
         if len(self.dataset) == 0:
             raise InputError("no structures to show", field="dataset")
+        if potential is not None and prediction is not None:
+            raise InputError("give a potential or its prediction, not both", field="prediction")
         self.quantities: dict[str, np.ndarray] = {}
+        #: per-atom uncertainty values over the dataset, by name (:data:`~mlexplore.viz.UNCERTAINTY_QUANTITIES`)
+        self.uncertainties: dict[str, np.ndarray] = {}
+        #: per atom, whether the potential extrapolates there (None without a training domain)
+        self.extrapolating: np.ndarray | None = None
+        if potential is not None:
+            prediction = _as_potential(potential).predict(self.dataset, extrapolation="ignore")
+        if prediction is not None:
+            self._take_prediction(prediction)
         for name in self.dataset.atom_labels:
             v = np.asarray(self.dataset.atom_labels[name], dtype=float)
             if v.ndim == 1:
@@ -60,7 +87,7 @@ class StructureViewer(w.VBox):
         style = {"description_width": "90px"}
         self.index = w.IntSlider(value=index, min=0, max=len(self.dataset) - 1, description="structure",
                                  style=style, continuous_update=False)
-        self.color_by = w.Dropdown(options=["element"] + list(self.quantities), value="element",
+        self.color_by = w.Dropdown(options=self._color_options(), value=next(iter(self.uncertainties), "element"),
                                    description="colour by", style=style)
         self.colorscale = w.Dropdown(options=["RdBu_r", "Viridis", "Plasma", "Cividis"], value="RdBu_r",
                                      description="scale", style=style)
@@ -119,11 +146,47 @@ class StructureViewer(w.VBox):
         if v.size != self.dataset.n_total_atoms:
             raise InputError(f"{name!r} has {v.size} values but the dataset has {self.dataset.n_total_atoms} atoms",
                              field=name)
+        if name == "element" or name in UNCERTAINTY_QUANTITIES:
+            raise InputError(f"{name!r} is a built-in colouring; give the quantity another name", field="name")
         self.quantities[name] = v
-        self.color_by.options = ["element"] + list(self.quantities)
+        self.color_by.options = self._color_options()
         self.color_by.value = name
 
+    def add_prediction(self, prediction: Any) -> None:
+        """Colour by the uncertainty of a potential's predictions over the whole dataset (dataset
+        order): :meth:`mlexplore.training.Potential.predict` of the dataset, ``atoms.calc.results``
+        of its ASE calculator for a one-structure dataset, or a :class:`~mlexplore.training.Potential`
+        (or model), which is asked for them. A committee gives ``force std`` (eV/Å) and
+        ``energy std`` (eV); a model with a recorded training domain ``extrapolation`` and
+        ``novelty``. Selects the first of them."""
+        if isinstance(prediction, (Potential, torch.nn.Module)):
+            prediction = _as_potential(prediction).predict(self.dataset, extrapolation="ignore")
+        self._take_prediction(prediction)
+        self.color_by.options = self._color_options()
+        first = next(iter(self.uncertainties))
+        if self.color_by.value == first:  # no change event: new values under the same name
+            self.redraw()
+        else:
+            self.color_by.value = first
+
     # ----------------------------------------------------------------- drawing
+    def _take_prediction(self, prediction: Any) -> None:
+        found = atom_uncertainties(prediction, n_atoms=self.dataset.n_total_atoms)
+        if not found:
+            raise InputError("the prediction holds no per-atom uncertainty (forces_std, energies_std, "
+                             "extrapolation_grade or novelty): give a Committee, or a model with a recorded "
+                             "training domain", field="prediction")
+        self.uncertainties = found
+        flags = prediction.get("extrapolating")
+        flags = None if flags is None else np.asarray(flags, dtype=bool).reshape(-1)
+        if flags is not None and flags.size != self.dataset.n_total_atoms:
+            raise InputError(f"extrapolating has {flags.size} values but the dataset has "
+                             f"{self.dataset.n_total_atoms} atoms", field="extrapolating")
+        self.extrapolating = flags
+
+    def _color_options(self) -> list[str]:
+        return ["element"] + list(self.quantities) + list(self.uncertainties)
+
     def _vector_options(self) -> list[str]:
         out = []
         if "forces" in self.dataset.atom_labels:
@@ -160,6 +223,15 @@ class StructureViewer(w.VBox):
             self.colors = element_colors(self.atoms.numbers)
             self.color_range = None
             legend = ", ".join(dict.fromkeys(self.atoms.get_chemical_symbols()))
+        elif by in self.uncertainties:
+            v = self._structure_values(self.uncertainties[by])
+            self.colors, lo, hi = uncertainty_colors(v, self.colorscale.value)
+            self.color_range = (lo, hi)
+            span = f"{lo:.3g} (blue) … {hi:.3g} (red)" if self.colorscale.value == "RdBu_r" else f"{lo:.3g} … {hi:.3g}"
+            legend = f"{by} ({UNCERTAINTY_QUANTITIES[by][1]}): {span}"
+            if self.extrapolating is not None and by in ("extrapolation", "novelty"):
+                k = int(self._structure_values(self.extrapolating).sum())
+                legend += f"<br>{k} of {len(v)} atoms extrapolating"
         else:
             v = self._structure_values(self.quantities[by])
             self.colors, lo, hi = value_colors(v, self.colorscale.value, symmetric=self.centre_zero.value or None)
@@ -211,6 +283,17 @@ class StructureViewer(w.VBox):
                       if np.linalg.norm(b - a) > 1e-6]
             if shapes:
                 v._add_shape(shapes, name="arrows")
+
+
+def _as_potential(potential: Any) -> Potential:
+    """A :class:`Potential` as given, or one over a model where its parameters are."""
+    if isinstance(potential, Potential):
+        return potential
+    if isinstance(potential, torch.nn.Module):
+        device, dtype = model_place(potential)
+        return Potential(potential, device=device, dtype=dtype)
+    raise InputError(f"expected a Potential, a Committee or a BPNN, got {type(potential).__name__}",
+                     field="potential")
 
 
 def _default_dataset() -> StructureDataset:
