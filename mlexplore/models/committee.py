@@ -10,7 +10,7 @@ used for potentials by Artrith & Behler, *PRB* 85, 045439 (2012), and by Imbalza
 ``std_scale`` fitted on a validation set, see :func:`mlexplore.training.calibrate_committee`).
 
 The descriptor is evaluated once for all members; the member networks run on the same features,
-and the forces of all members come from one batched backward pass through the descriptor.
+and each member's forces come from a backward pass through that one shared graph.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ class Committee(nn.Module):
     def energy_and_forces(self, batch: dict[str, torch.Tensor], create_graph: bool = False,
                           return_features: bool = False) -> dict[str, torch.Tensor]:
         """Forward plus ``forces`` (mean, eV/Å), ``forces_std (N, 3)`` (per component) and
-        ``forces_members (K, N, 3)``: each member's −∂E_k/∂R, from one batched backward pass."""
+        ``forces_members (K, N, 3)``: each member's −∂E_k/∂R (a backward pass each, one graph)."""
         if not torch.is_grad_enabled():
             raise InputError("forces are −∂E/∂R by autograd, which is switched off here (torch.no_grad or "
                              "inference_mode)", field="forces")
@@ -143,12 +143,10 @@ class Committee(nn.Module):
         stacked, g = self.member_outputs({**batch, "positions": positions})
         totals = stacked["energy"].sum(dim=1)  # (K,)
         K = len(totals)
-        try:  # one backward pass for all members (vmap over the rows of the identity)
-            grads = torch.autograd.grad(totals, positions, grad_outputs=torch.eye(K, dtype=totals.dtype,
-                                        device=totals.device), is_grads_batched=True, retain_graph=True, create_graph=create_graph)[0]
-        except RuntimeError:  # an operation without a batching rule: one pass per member
-            grads = torch.stack([torch.autograd.grad(totals[k], positions, retain_graph=True,
-                                                     create_graph=create_graph)[0] for k in range(K)])
+        # one backward pass per member through the one shared graph: on a 108-atom gold cell with 8
+        # members this took 17 ms against 33 ms for a single vmapped pass (is_grads_batched)
+        grads = torch.stack([torch.autograd.grad(totals[k], positions, retain_graph=True,
+                                                 create_graph=create_graph)[0] for k in range(K)])
         stacked["forces"] = -grads
         out = self._summarise(stacked)
         out["forces_members"] = -grads
