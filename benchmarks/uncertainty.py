@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--basis", choices=("radial", "loeffler-au"), default="radial")
+    parser.add_argument("--resample", choices=("none", "bootstrap"), default="none")
     parser.add_argument("--n-per-group", type=int, default=6)
     parser.add_argument("--hidden", type=int, default=16)
     parser.add_argument("--md-steps", type=int, default=20)
@@ -71,7 +72,7 @@ def main() -> None:
     ds = gold(n_per_group=args.n_per_group, progress=False)
     train, val, test = random_split(ds, (0.7, 0.15, 0.15), seed=args.seed)
     print(f"gold(n_per_group={args.n_per_group}): {len(train)} train / {len(val)} validation / {len(test)} test "
-          f"structures; committee of {args.members}, {args.epochs} epochs each")
+          f"structures; committee of {args.members}, {args.epochs} epochs each, resampling: {args.resample}")
     if args.basis == "radial":
         sf = SymmetryFunctions(radial_grid(7, 2.2, 5.2, eta=1.0) + radial_grid(7, 2.2, 5.2, eta=4.0), cutoff=5.5,
                                elements=["Au"])
@@ -80,7 +81,7 @@ def main() -> None:
     committee = Committee(sf, n_members=args.members, hidden=(args.hidden, args.hidden), seed=args.seed).double()
     t0 = time.perf_counter()
     fit_committee(committee, train, val, epochs=args.epochs, lr=5e-3, batch_size=8, device="cpu",
-                  dtype=torch.float64, seed=args.seed)
+                  dtype=torch.float64, seed=args.seed, resample=args.resample)
     print(f"trained in {time.perf_counter() - t0:.0f} s")
     report = calibrate_committee(committee, val)
     print(f"calibration on the validation forces: scale {report['scale']:.3g} (force RMSE "
