@@ -1,5 +1,4 @@
-"""The ``mlexplore`` command line (``mlexplore --help``: datasets, generate, info, demo, label, train,
-evaluate, compare, featurise): the toolkit's jobs without a notebook.
+"""The ``mlexplore`` command line: the toolkit's jobs without a notebook (``mlexplore --help`` lists them).
 
 Each command parses its options, calls the library function that does the job and prints; an
 option that mirrors a library parameter takes that parameter's default (:func:`library_default`).
@@ -21,14 +20,12 @@ from .datasets import REGISTRY
 from .datasets.generate import OUTPUT_FORMATS, check_output_file, generate_dataset
 from .demo import run_demo
 from .descriptors import PRESETS, load_basis
-from .dft import DFTSettings, failed_records, label
-from .dft.options import parse_kpts, parse_magmoms, parse_mixer
+from .dft import DFTSettings, failed_records, label, parse_kpts, parse_magmoms, parse_mixer
 from .errors import InputError, describe_error
-from .io import read
-from .io.predictions import write_predictions
-from .io.text import parse_numbers, parse_pairs, parse_value
+from .io import parse_numbers, parse_pairs, parse_value, read, write_predictions
 from .models import GraphNet, LatticeMLP
-from .training import DEFAULTS, Potential, compare_tasks, evaluate_potential, format_evaluation, train_potential
+from .training import (DEFAULTS, ActiveLearning, Potential, compare_tasks, evaluate_potential, format_evaluation,
+                       format_iteration, train_potential)
 from .viz.report import (comparison_report, comparison_summary, evaluation_report, featurisation_report,
                          training_report, training_summary)
 
@@ -48,15 +45,9 @@ def _text(value: Any) -> str:
 
 
 def _basis(text: str):
-    """``--basis``: a preset name, or a JSON file written by ``save_basis``."""
     if text not in PRESETS and not text.endswith(".json") and not Path(text).exists():
         raise InputError(f"--basis {text!r} is neither a preset ({', '.join(PRESETS)}) nor a basis file (.json)")
     return text if text in PRESETS else load_basis(text)
-
-
-def _cmd_datasets(args: argparse.Namespace) -> None:
-    width = max(len(k) for k in REGISTRY)
-    print("\n".join(f"{k:<{width}}  {e.description}  [size: --n sets {e.size_parameter}]" for k, e in REGISTRY.items()))
 
 
 def _cmd_generate(args: argparse.Namespace) -> None:
@@ -66,10 +57,6 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     elapsed = time.perf_counter() - t0
     ds.save(args.out)
     print(f"{ds.summary()}\n\nwrote {len(ds)} structures to {args.out} ({elapsed:.1f} s to generate)")
-
-
-def _cmd_info(args: argparse.Namespace) -> None:
-    print(read(args.file, format=args.format).summary())
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -89,8 +76,7 @@ def _cmd_label(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     labelled = label(data, args.out, settings=settings, progress=not args.quiet, retry_failed=args.retry_failed,
                      log_dir=args.log_dir, rescue_smearing=args.rescue_smearing, reverse=args.reverse)
-    # (the record file may also hold other runs: list the failures at these settings)
-    failed = [r for r in failed_records(args.out) if r.get("settings") == settings.to_dict()]
+    failed = [r for r in failed_records(args.out) if r.get("settings") == settings.to_dict()]  # (not other runs')
     print(f"{labelled.summary()}\n\n{len(labelled)} of {len(data)} structures labelled "
           f"({time.perf_counter() - t0:.1f} s this run)")
     if failed:
@@ -102,8 +88,7 @@ def _cmd_label(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    data = read(args.file, format=args.format)
-    test = read(args.test, format=args.format) if args.test else None
+    data, test = read(args.file, format=args.format), read(args.test, format=args.format) if args.test else None
     split = {"fractions": parse_numbers(args.split or "0.9,0.1", "--split")} if args.split or test else {}
     print(f"{len(data)} structures from {args.file}" + (f"; test set: {len(test)} from {args.test}" if test else ""))
     result = train_potential(data, _basis(args.basis), test=test, forces=False if args.energy_only else None,
@@ -137,8 +122,7 @@ def _cmd_featurise(args: argparse.Namespace) -> None:
     data = read(args.file, format=args.format)
     result = featurise(data, _basis(args.basis), device=args.device, progress=not args.quiet, name=args.basis)
     result.save(args.out)
-    print(f"{result.summary()}\n\nwrote {args.out}: features (atoms × features), feature_names, structure "
-          "(of each atom), numbers")
+    print(f"{result.summary()}\n\nwrote {args.out}: features (atoms × features), feature_names, structure, numbers")
     if args.report and featurisation_report(args.report, result, data, f"mlexplore featurise: {args.file}"):
         print(f"wrote the report to {args.report}")
 
@@ -154,16 +138,24 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     print(f"{len(data)} structures from {args.file}; {args.model} models, {args.runs} runs per combination "
           f"(new {'split' if args.vary == 'split' else 'initialisation'} each), ≤ {args.epochs} epochs"
           + (f"; finished models recorded in {args.resume}" if args.resume else ""))
-    result = compare_tasks(data, targets, combos or None, model=args.model, n_runs=args.runs,
+    result = compare_tasks(data, targets, combos or None, model=args.model, n_runs=args.runs, epochs=args.epochs,
                            fractions=parse_numbers(args.split, "--split"), stratify=not args.no_stratify,
-                           epochs=args.epochs, vary=args.vary, device=args.device, seed=args.seed,
-                           progress=not args.quiet, resume_file=args.resume,
-                           patience=None if args.patience < 0 else args.patience, **given)
+                           device=args.device, seed=args.seed, progress=not args.quiet, resume_file=args.resume,
+                           patience=None if args.patience < 0 else args.patience, vary=args.vary, **given)
     print("\n" + comparison_summary(result.rows))
     if args.report:
         comparison_report(args.report, result.rows, result.runs, targets, f"mlexplore compare: {args.file}",
                           intro=f"{len(data)} structures; {args.model} models; {args.runs} runs per combination")
         print(f"wrote the report to {args.report}")
+
+
+def _cmd_learn(args: argparse.Namespace) -> None:
+    data, test = read(args.file, format=args.format), read(args.test, format=args.format) if args.test else None
+    explore = [x for x in (read(args.pool, format=args.format) if args.pool else None, args.explore) if x is not None]
+    ActiveLearning(_basis(args.basis), args.labeller, explore, args.iterations, args.per_iteration, args.strategy,
+                   n_members=args.n_members, hidden=parse_numbers(args.hidden, "--hidden", int), epochs=args.epochs,
+                   seed=args.seed, record_dir=args.record_dir, device=args.device, progress=not args.quiet,
+                   callback=lambda r: print(format_iteration(r), flush=True)).fit(data, test)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,7 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--traceback", action="store_true", help="on an error, the full traceback (for a bug report)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     shared = {"file": "structures: extxyz, npz, n2p2 input.data, or any ASE format", "--quiet": "no progress bars",
-              "--format": "format name when the file name does not tell", "--report": "also write an HTML report"}
+              "--format": "format name when the file name does not tell", "--report": "also write an HTML report",
+              "--basis": f"a preset ({', '.join(PRESETS)}) or a basis file from save_basis (.json)",
+              "--test": "a separate labelled test set (train: then --split has two parts)"}
 
     def command(name: str, func: Callable, help: str, description: str = "", common: str = "",
                 library: Callable | None = None, **mirrored: str) -> Callable:
@@ -182,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         p.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         for flag in common.split():
-            p.add_argument(flag, help=shared[flag], **({"action": "store_true"} if flag == "--quiet" else {}))
+            p.add_argument(flag, help=shared[flag], **{"--quiet": {"action": "store_true"},
+                                                       "--basis": {"required": True}}.get(flag, {}))
         for key, text in mirrored.items():
             param, _, flag = key.partition(":")
             default = library_default(library, param)
@@ -191,7 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
                            type=None if sequence else type(default), help=f"{text} (default {_text(default)})")
         return p.add_argument
 
-    command("datasets", _cmd_datasets, "list the built-in datasets and their size parameter")
+    command("datasets", lambda _: print("\n".join(f"{k:<{max(map(len, REGISTRY))}}  {REGISTRY[k].description}  [size:"
+                                                 f" --n sets {REGISTRY[k].size_parameter}]" for k in REGISTRY)),
+            "list the built-in datasets and their size parameter")
     arg = command("generate", _cmd_generate, "generate a built-in dataset and save it", "", "--quiet",
                   generate_dataset, seed="random seed")
     arg("name", help="dataset name, e.g. lattice_alloy")
@@ -199,18 +196,18 @@ def build_parser() -> argparse.ArgumentParser:
     arg("--out", required=True, help=f"output file: {OUTPUT_FORMATS}")
     arg("--param", action="append", metavar="KEY=VALUE", help="generator argument, e.g. --param repeat=2,2,2")
     arg("--no-cache", action="store_true", help="do not use or fill the dataset cache")
-    command("info", _cmd_info, "print the summary table of a dataset file", "", "file --format")
-    arg = command("demo", _cmd_demo, "run the main demo on built-in data", "CuAu lattice alloy (EMT): generate, "
-                  "split by composition, featurise, train single- and multi-task networks over repeated splits, "
-                  "print the comparison, write a self-contained HTML report.", "--quiet", run_demo, **{
-                      "n_per_composition:n": "configurations per composition", "epochs": "epochs per model",
-                      "n_runs:runs": "repeated splits per task combination", "report": "HTML report",
-                      "device": DEVICE, "seed": "random seed"})
+    command("info", lambda args: print(read(args.file, format=args.format).summary()), "print the summary table of a "
+            "dataset file", "", "file --format")
+    arg = command("demo", _cmd_demo, "run the main demo on built-in data", "CuAu lattice alloy (EMT): generate, split "
+                  "by composition, featurise, train STL and MTL networks over repeated splits, compare, write an HTML "
+                  "report.", "--quiet", run_demo, **{"n_per_composition:n": "configurations per composition",
+                      "epochs": "epochs per model", "n_runs:runs": "repeated splits per task combination",
+                      "report": "HTML report", "device": DEVICE, "seed": "random seed"})
     arg("--no-report", action="store_true", help="print only")
     arg = command("label", _cmd_label, "DFT labels (GPAW) for the structures in a file, resumable", "Spin-polarised "
-                  "PBE energies, forces, stress, moments and Hirshfeld charges with GPAW (mlexplore[dft]). One record "
-                  "per structure is appended to --out as it ends: a rerun skips what is done, a failed SCF is "
-                  "recorded and the run goes on.", "file --format --quiet", DFTSettings, maxiter="SCF iterations",
+                  "PBE energies, forces, stress, moments and Hirshfeld charges with GPAW (mlexplore[dft]), one record "
+                  "per structure appended to --out as it ends: a rerun skips what is done, a failed SCF is recorded "
+                  "and the run goes on.", "file --format --quiet", DFTSettings, maxiter="SCF iterations",
                   ecut="plane-wave cutoff, eV", kpt_density="k-points per Å⁻¹", smearing="Fermi-Dirac width, eV")
     arg("--out", required=True, help="record file (.jsonl), appended to")
     arg("--dataset", help=f"also write the labelled structures: {OUTPUT_FORMATS}")
@@ -226,15 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
     arg("--reverse", action="store_true", help="from the last structure down (a second process on the same --out)")
     arg = command("train", _cmd_train, "fit a BP potential to the labelled structures in a file", "Split FILE at "
                   "random, train a Behler-Parrinello network on energies (and forces), print the scores of every set "
-                  "and write the model. Ctrl-C stops training and keeps the best model so far.",
-                  "file --format --report --quiet", train_potential, force_weight="weight of the force loss",
-                  hidden="hidden layer widths", activation="tanh, softplus, relu or silu",
-                  epochs="at most this many epochs", lr="Adam learning rate", batch_size="structures per batch",
-                  patience="stop after this many epochs without a better validation loss",
-                  seed="split and initialisation seed", device=DEVICE)
+                  "and write the model. Ctrl-C stops training and keeps the best model so far.", "file --format "
+                  "--basis --test --report --quiet", train_potential, force_weight="weight of the force loss",
+                  hidden="hidden layer widths", activation="tanh, softplus, relu or silu", epochs="at most this many "
+                  "epochs", lr="Adam learning rate", batch_size="structures per batch", patience="stop after this many "
+                  "epochs without a better validation loss", seed="split and initialisation seed", device=DEVICE)
     arg("--out", required=True, help="model file to write (.pt)")
-    arg("--basis", required=True, help=f"a preset ({', '.join(PRESETS)}) or a basis file from save_basis (.json)")
-    arg("--test", help="a separate test file (then --split has two parts)")
     arg("--split", metavar="TRAIN,VAL[,TEST]", help="fractions of FILE (default "
         f"{_text(library_default(train_potential, 'fractions'))}; with --test 0.9,0.1)")
     arg("--energy-only", action="store_true", help="do not train on forces even if FILE has them")
@@ -249,10 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     arg = command("compare", _cmd_compare, "single- vs multi-task models on the labels of a file", "Train every STL "
                   "and MTL combination of the targets --runs times; print test RMSE and R² as mean ± std (001 table "
                   "1). With --resume a rerun trains only the models not recorded yet.",
-                  "file --format --report --quiet", compare_tasks, **{
-                      "n_runs:runs": "models per combination", "epochs": "at most this many epochs per model",
-                      "patience": "stop a model after this many epochs without a better validation loss; -1: never",
-                      "seed": "split and initialisation seed", "device": DEVICE})
+                  "file --format --report --quiet", compare_tasks, **{"n_runs:runs": "models per combination",
+                      "epochs": "at most this many epochs per model", "patience": "stop a model after this many "
+                      "epochs without a better validation loss; -1: never", "seed": "split and initialisation seed",
+                      "device": DEVICE})
     arg("--targets", required=True, help="labels to predict, e.g. mixing_energy,charge_transfer,magmoms")
     arg("--combinations", metavar="A,A+B,…", help="only these (default: all, singles first)")
     arg("--model", choices=["graph", "lattice"], default="graph", help="GraphNet (default) or LatticeMLP")
@@ -267,16 +261,22 @@ def build_parser() -> argparse.ArgumentParser:
     arg("--cutoff", type=float, help=f"graph radius, Å (default {library_default(GraphNet, 'cutoff')})")
     arg("--resume", metavar="RUNS.jsonl", help="record every finished model here; a rerun goes on from it")
     arg = command("featurise", _cmd_featurise, "symmetry-function features of a file, their correlations and PCA",
-                  "", "file --format --report --quiet", featurise, device="cpu, cuda or auto")
-    arg("--basis", required=True, help="a preset or a basis file (.json, from save_basis)")
+                  "", "file --format --basis --report --quiet", featurise, device="cpu, cuda or auto")
     arg("--out", required=True, help="features file to write (.npz)")
+    arg = command("learn", _cmd_learn, "active learning: explore, label what the committee is least sure of, retrain",
+                  "", "file --format --basis --test --quiet", ActiveLearning, iterations="rounds after the first fit",
+                  per_iteration="labels per round", n_members="committee size", strategy="uncertainty or random",
+                  labeller="emt or gpaw", hidden="hidden layers", epochs="per member and round", seed="random seed",
+                  device=DEVICE)
+    arg("--out", dest="record_dir", metavar="DIR", required=True, help="records, labelled.xyz, models/; reruns resume")
+    arg("--pool", help="candidate structures")
+    arg("--explore", metavar="md,rattle", help="explore from the labelled structures")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status: 0 success, 2 bad input (:func:`~mlexplore.errors.describe_error`;
-    one line on stderr names the file and the problem), 1 a bug (one line with its type), 130 interrupted.
-    ``--traceback`` (before or after the command) re-raises."""
+    """Entry point; returns the exit status: 0 success, 2 bad input (:func:`~mlexplore.errors.describe_error`: one
+    line on stderr names the file and the problem), 1 a bug (one line), 130 interrupted. ``--traceback`` re-raises."""
     args = build_parser().parse_args(argv)
     try:  # before any work: no output is an existing directory, structures go to a name that tells the format
         for flag in [f for f in ("out", "dataset", "predictions", "resume", "report") if getattr(args, f, None)]:

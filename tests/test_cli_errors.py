@@ -78,6 +78,11 @@ BAD_INPUT = [  # (argv, what the one line must name); relative paths live in the
     (["featurise", "missing.xyz", "--basis", "loeffler-au", "--out", "f.npz"], "missing.xyz"),
     (["featurise", "good.xyz", "--basis", "loeffler-au", "--out", "dir"], "dir: is an existing directory; --out"),
     (["featurise", "good.xyz", "--basis", "bloore-fe-sannip", "--out", "f.npz"], "spin terms"),
+    (["learn", "missing.xyz", "--basis", "loeffler-au", "--explore", "rattle", "--out", "run"], "missing.xyz"),
+    (["learn", "good.xyz", "--basis", "loeffler-au", "--out", "run", "--quiet"], "no explorer"),
+    (["learn", "good.xyz", "--basis", "loeffler-au", "--explore", "walk", "--out", "run"], "unknown explorer 'walk'"),
+    (["learn", "good.xyz", "--basis", "loeffler-au", "--explore", "md", "--out", "run", "--labeller", "vasp"],
+     "unknown labeller 'vasp'"),
 ]
 
 
@@ -166,6 +171,8 @@ INTERNAL = [  # (argv, the name in mlexplore.cli the command calls, replaced by 
     (["evaluate", "junk.pt", "good.xyz"], "Potential"),
     (["compare", "good.xyz", "--targets", "energy", "--quiet"], "compare_tasks"),
     (["featurise", "good.xyz", "--basis", "loeffler-au", "--out", "f.npz", "--quiet"], "featurise"),
+    (["learn", "good.xyz", "--basis", "loeffler-au", "--explore", "rattle", "--out", "run", "--quiet"],
+     "ActiveLearning"),
 ]
 
 

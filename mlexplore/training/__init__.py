@@ -7,6 +7,8 @@
 - :class:`Potential`: the one object to use a trained model (predict, ASE calculator, save, load).
 - Experiments (repeated splits × initialisations × variants): :func:`compare_tasks`,
   :func:`compare_bases`, :func:`bag_of_models`.
+- :class:`ActiveLearning`: a committee trained, explored (pool, rattle, MD), selected by its
+  uncertainty, labelled and retrained, resumably (:mod:`~mlexplore.training.active_learning`).
 """
 
 from .baselines import BASELINES, fit_baseline, structure_features
@@ -35,3 +37,8 @@ __all__ = ["fit", "predict", "History", "TrainingError", "resolve_device", "save
            "TaskComparisonOptions", "BagOfModelsPlan", "BagRun", "markdown_table", "BasisComparisonPlan",
            "BasisComparisonOptions", "BasisRun", "fit_committee", "calibrate_committee", "ExtrapolationWarning",
            "ExtrapolationError", "ExtrapolationLog"]
+from .active_learning import (MD, ActiveLearning, DFTLabeller, Pool, Rattle, format_iteration, select,
+                              structure_uncertainty)
+
+__all__ += ["ActiveLearning", "Pool", "Rattle", "MD", "DFTLabeller", "select", "structure_uncertainty",
+            "format_iteration"]
