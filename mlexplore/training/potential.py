@@ -51,7 +51,8 @@ class Potential:
     Parameters
     ----------
     model:
-        The trained model (a :class:`~mlexplore.models.BPNN` potential or a task model).
+        The trained model (a :class:`~mlexplore.models.BPNN` or :class:`~mlexplore.models.Committee`
+        potential, or a task model).
     device, dtype:
         Where and in which precision it runs; the model is moved there when it first predicts
         or calculates.
@@ -115,7 +116,7 @@ class Potential:
         return isinstance(self.model, Committee)
 
     def _assess(self, features: torch.Tensor, numbers: torch.Tensor, results: dict[str, Any], policy: str,
-                what: str = "") -> Any:
+                what: str = "", stacklevel: int = 4) -> Any:
         """Grade the atoms against the training domain, put the per-atom flags into ``results`` and
         act on ``policy``; returns the assessment (None for a model without a recorded domain)."""
         domain = self.model.domain
@@ -130,7 +131,7 @@ class Potential:
             if policy == "raise":
                 raise ExtrapolationError(message)
             if policy == "warn":
-                warnings.warn(message, ExtrapolationWarning, stacklevel=4)
+                warnings.warn(message, ExtrapolationWarning, stacklevel=stacklevel)
         return a
 
     # ------------------------------------------------------------------ files
@@ -193,7 +194,7 @@ class Potential:
         out = {k: np.concatenate(v) for k, v in parts.items()}
         features = out.pop("features")
         self._assess(torch.from_numpy(features), torch.as_tensor(dataset.numbers), out, policy,
-                     what=f"predict on {len(dataset)} structure(s): ")
+                     what=f"predict on {len(dataset)} structure(s): ", stacklevel=3)  # points at predict's caller
         return out
 
     def calculate(self, atoms, min_distance: float | None | str = "default", extrapolation: str | None = None,
