@@ -93,10 +93,15 @@ def main() -> None:
     f_err = np.linalg.norm(pred["forces"] - test.label("forces"), axis=1)
     f_std = np.linalg.norm(pred["forces_std"], axis=1)
     rho = spearmanr(f_std, f_err).statistic
+    comp_rho = spearmanr(np.abs(pred["forces_std"]).ravel(), np.abs(pred["forces"] - test.label("forces")).ravel()).statistic
+    bounds = np.concatenate([[0], np.cumsum(test.n_atoms)])
+    s_std = [f_std[a:b].mean() for a, b in zip(bounds[:-1], bounds[1:])]
+    s_err = [np.sqrt(np.mean(f_err[a:b] ** 2)) for a, b in zip(bounds[:-1], bounds[1:])]
     e_std_test = pred["energy_std"] / test.n_atoms
     e_rmse = 1000 * np.sqrt(np.mean(((pred["energy"] - test.label("energy")) / test.n_atoms) ** 2))
     print(f"\n1. test set ({test.n_total_atoms} atoms): energy RMSE {e_rmse:.1f} meV/atom, force RMSE "
-          f"{np.sqrt(np.mean(f_err ** 2) / 3):.3f} eV/Å; Spearman ρ(force std, force error) = {rho:.3f}")
+          f"{np.sqrt(np.mean(f_err ** 2) / 3):.3f} eV/Å; Spearman ρ(force std, force error) = {rho:.3f} per atom, "
+          f"{comp_rho:.3f} per component, {spearmanr(s_std, s_err).statistic:.3f} per structure ({len(test)})")
 
     median = float(np.median(e_std_test))
     print(f"2. committee energy std per atom, median over the test set: {1000 * median:.2f} meV/atom")
