@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from os import PathLike
 
-__all__ = ["InputError", "where", "describe_error"]
+__all__ = ["InputError", "where", "describe_error", "check_whole", "check_positive"]
 
 
 def where(
@@ -79,3 +79,30 @@ def describe_error(exc: BaseException) -> tuple[bool, str]:
     text = f"{exc.filename2 or exc.filename}: {exc.strerror}" if named else str(exc)
     text = text if bad and text else f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     return bad, " ".join(text.split())
+
+
+def _is_number(value: object, whole: bool) -> bool:
+    import numpy as np
+
+    kinds = (int, np.integer) if whole else (int, float, np.integer, np.floating)
+    return isinstance(value, kinds) and not isinstance(value, (bool, np.bool_))
+
+
+def check_whole(value: object, name: str, least: int) -> int:
+    """``value`` as an int if it is a whole number (not a bool, not a float) ≥ ``least``; else an
+    :class:`InputError` naming the argument ``name`` and the value."""
+    if not _is_number(value, whole=True) or value < least:  # type: ignore[operator]
+        raise InputError(f"{name} must be a whole number ≥ {least}, got {value!r}", field=name)
+    return int(value)  # type: ignore[arg-type]
+
+
+def check_positive(value: object, name: str, zero: bool = False) -> float:
+    """``value`` as a float if it is a finite number > 0 (≥ 0 with ``zero``); else an
+    :class:`InputError` naming the argument ``name`` and the value."""
+    import math
+
+    if not (_is_number(value, whole=False) and math.isfinite(value)  # type: ignore[arg-type]
+            and (value >= 0 if zero else value > 0)):  # type: ignore[operator]
+        raise InputError(f"{name} must be a {'non-negative' if zero else 'positive'} number, got {value!r}",
+                         field=name)
+    return float(value)  # type: ignore[arg-type]

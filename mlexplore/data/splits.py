@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, check_whole
 from .dataset import StructureDataset
 
 __all__ = ["random_split", "stratified_split", "group_split", "kfold", "shuffled_splits",
@@ -48,9 +48,7 @@ def check_fractions(fractions: Sequence[float]) -> np.ndarray:
 def check_seed(seed: Any, argument: str = "seed") -> int:
     """``seed`` as a whole number ≥ 0 (what numpy's and torch's generators take), or an
     :class:`InputError` naming the argument."""
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError(f"{argument} must be a whole number ≥ 0, got {seed!r}", field=argument)
-    return int(seed)
+    return check_whole(seed, argument, 0)
 
 
 def split_counts(n: int, fractions: Sequence[float], at_least_one: bool = False) -> np.ndarray:

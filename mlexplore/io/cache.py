@@ -145,6 +145,7 @@ def load_cache(path: str | os.PathLike) -> StructureDataset:
             arrays = {k: z[k] for k in z.files}
     except InputError:
         raise
+    # zipfile raises NotImplementedError for a member compressed by a method it lacks (e.g. from another tool)
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, zlib.error, NotImplementedError) as exc:
         raise InputError(f"unreadable dataset cache: {type(exc).__name__}: {exc}", path=path) from None
     _check_arrays(arrays, header, path)

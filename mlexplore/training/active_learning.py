@@ -71,7 +71,7 @@ from ..data.splits import check_seed
 from ..descriptors.config import descriptor_to_config
 from ..descriptors.presets import resolve_basis
 from ..descriptors.symmetry import SymmetryFunctions
-from ..errors import InputError
+from ..errors import InputError, check_positive, check_whole
 from ..io.extxyz import write_extxyz
 from ..io.files import append_line, atomic_write
 from ..models.committee import Committee
@@ -94,21 +94,6 @@ _RECORD_FORMAT = "mlexplore-active-learning"
 
 
 # --------------------------------------------------------------------------------------- helpers
-def _whole(value: Any, name: str, least: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < least:
-        raise InputError(f"{name} must be a whole number ≥ {least}, got {value!r}", field=name)
-    return int(value)
-
-
-def _positive(value: Any, name: str, zero: bool = False) -> float:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and \
-        np.isfinite(value) and (value >= 0 if zero else value > 0)
-    if not ok:
-        raise InputError(f"{name} must be a {'non-negative' if zero else 'positive'} number, got {value!r}",
-                         field=name)
-    return float(value)
-
-
 def _bare(numbers: np.ndarray, positions: np.ndarray, cells: np.ndarray, pbc: np.ndarray, n_atoms: np.ndarray,
           sources: Sequence[str]) -> StructureDataset:
     """Unlabelled structures (what the explorers return), each with its ``meta["source"]``."""
@@ -198,8 +183,8 @@ class Rattle:
         self.n_candidates, self.stdev, self.strain = n_candidates, stdev, strain
 
     def explore(self, labelled: StructureDataset, potential: Potential, rng: np.random.Generator) -> StructureDataset:
-        n = _whole(self.n_candidates, "n_candidates", 1)
-        stdev, strain = _positive(self.stdev, "stdev", zero=True), _positive(self.strain, "strain", zero=True)
+        n = check_whole(self.n_candidates, "n_candidates", 1)
+        stdev, strain = check_positive(self.stdev, "stdev", zero=True), check_positive(self.strain, "strain", zero=True)
         start = rng.integers(0, len(labelled), n)
         base = labelled.select(start)
         eps = rng.uniform(-strain, strain, (n, 3, 3))
@@ -237,9 +222,9 @@ class MD:
         if temps.size == 0 or not np.all(np.isfinite(temps) & (temps > 0)):
             raise InputError(f"temperatures must be positive numbers (K), got {self.temperatures!r}",
                              field="temperatures")
-        n_starts, steps = _whole(self.n_starts, "n_starts", 1), _whole(self.steps, "steps", 1)
-        interval = _whole(self.interval, "interval", 1)
-        dt, friction = _positive(self.timestep, "timestep"), _positive(self.friction, "friction")
+        n_starts, steps = check_whole(self.n_starts, "n_starts", 1), check_whole(self.steps, "steps", 1)
+        interval = check_whole(self.interval, "interval", 1)
+        dt, friction = check_positive(self.timestep, "timestep"), check_positive(self.friction, "friction")
         calc = potential.as_ase_calculator()
         frames, sources = [], []
         for T in temps:
@@ -365,7 +350,7 @@ def select(candidates: Structures, predictions: dict[str, np.ndarray], k: int, s
     Fewer than ``k`` candidates: all of them.
     """
     ds = StructureDataset.coerce(candidates, "candidates")
-    k = _whole(k, "k", 1)
+    k = check_whole(k, "k", 1)
     seed = check_seed(seed)
     if strategy not in STRATEGIES:
         raise InputError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}", field="strategy")
@@ -374,7 +359,7 @@ def select(candidates: Structures, predictions: dict[str, np.ndarray], k: int, s
         return np.random.default_rng(seed).choice(n, size=min(k, n), replace=False)
     u = structure_uncertainty(ds, predictions, reduce)
     order = np.argsort(-u, kind="stable")
-    m = min(n, 4 * k) if top is None else min(n, _whole(top, "top", 1))
+    m = min(n, 4 * k) if top is None else min(n, check_whole(top, "top", 1))
     if m < min(k, n):
         raise InputError(f"top ({top}) must be at least k ({k})", field="top")
     short = order[:m]
@@ -628,14 +613,14 @@ class ActiveLearning:
         return self
 
     def _check(self) -> None:
-        _whole(self.iterations, "iterations", 0)
-        _whole(self.per_iteration, "per_iteration", 1)
-        _whole(self.n_members, "n_members", 1)
-        _whole(self.epochs, "epochs", 1)
-        _whole(self.batch_size, "batch_size", 1)
+        check_whole(self.iterations, "iterations", 0)
+        check_whole(self.per_iteration, "per_iteration", 1)
+        check_whole(self.n_members, "n_members", 1)
+        check_whole(self.epochs, "epochs", 1)
+        check_whole(self.batch_size, "batch_size", 1)
         check_seed(self.seed)
-        _positive(self.lr, "lr")
-        _positive(self.force_weight, "force_weight", zero=True)
+        check_positive(self.lr, "lr")
+        check_positive(self.force_weight, "force_weight", zero=True)
         if self.strategy not in STRATEGIES:
             raise InputError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}",
                              field="strategy")
@@ -645,14 +630,14 @@ class ActiveLearning:
         if self.strategy == "uncertainty" and self.n_members < 2:
             raise InputError("selection by uncertainty needs a committee of ≥ 2 members (one member has no "
                              "spread)", field="n_members")
-        if self.top is not None and _whole(self.top, "top", 1) < self.per_iteration:
+        if self.top is not None and check_whole(self.top, "top", 1) < self.per_iteration:
             raise InputError(f"top ({self.top}) must be at least per_iteration ({self.per_iteration})", field="top")
         if self.resample not in RESAMPLING:
             raise InputError(f"resample must be one of {', '.join(RESAMPLING)}, got {self.resample!r}",
                              field="resample")
         hidden = [self.hidden] if isinstance(self.hidden, (int, np.integer)) else list(self.hidden)
         for h in hidden:
-            _whole(h, "hidden", 1)
+            check_whole(h, "hidden", 1)
 
     def _settings(self, explorers: list) -> dict:
         """What defines a run (the record directory's identity): not iterations, device, progress."""
@@ -807,7 +792,7 @@ class ActiveLearning:
             self.committee_ = load_model(path, map_location=self.device_)
         self.start_iteration_ = last + 1
         known = set(structure_keys(self.labelled_)) | {r["key"] for r in labels}
-        end = _whole(self.iterations, "iterations", 0)
+        end = check_whole(self.iterations, "iterations", 0)
         bar = tqdm(total=end + 1, initial=last + 1, desc="active learning", unit="iteration",
                    disable=not self.progress)
         try:

@@ -59,6 +59,12 @@ def save_model(model: BPNN | Committee, path: str | os.PathLike, extra: dict[str
     return path
 
 
+def _first_line(exc: BaseException, empty: str = "") -> str:
+    """The first line of an exception's message (torch's run to a page), or ``empty``."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else empty
+
+
 def load_model(path: str | os.PathLike, map_location: Any = "cpu", return_extra: bool = False):
     """Read a model written by :func:`save_model` (optionally with its ``extra`` dict)."""
     path = Path(path)
@@ -73,8 +79,8 @@ def load_model(path: str | os.PathLike, map_location: Any = "cpu", return_extra:
         raise InputError("holds Python objects that an mlexplore model file never has: refused unread, no code "
                          "from it was run (a file from another program, or crafted?)", path=path) from None
     except Exception as exc:  # not a zip, truncated, not torch at all
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"not a readable mlexplore model file ({type(exc).__name__}: {first[:160]})",
+        raise InputError(f"not a readable mlexplore model file ({type(exc).__name__}: "
+                         f"{_first_line(exc, type(exc).__name__)[:160]})",
                          path=path) from None
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise InputError("not an mlexplore model file", path=path)
@@ -96,8 +102,7 @@ def load_model(path: str | os.PathLike, map_location: Any = "cpu", return_extra:
     except InputError as exc:
         raise InputError(f"its descriptor: {exc.problem}", path=path, field=exc.field) from None
     except (TypeError, ValueError, KeyError, RuntimeError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise InputError(f"the model it describes cannot be built ({type(exc).__name__}: {first[:200]}): "
+        raise InputError(f"the model it describes cannot be built ({type(exc).__name__}: {_first_line(exc)[:200]}): "
                          "damaged, or written by another mlexplore version", path=path) from None
     model.eval()
     return (model, payload["extra"]) if return_extra else model

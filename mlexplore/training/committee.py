@@ -3,8 +3,8 @@
 - :func:`fit_committee` trains every member with :func:`~mlexplore.training.fit` (the one training
   loop), member ``k`` with seed ``seed + k`` — its own initial weights and mini-batch order — and,
   with ``resample="bootstrap"``, on its own bootstrap sample of the training set (drawn with
-  replacement, as many structures as the set has). The committee's training domain is then
-  recorded from the whole training set.
+  replacement, as many structures as the set has). The committee's training domain is that of the
+  whole training set (recorded by member 0's fit, or afterwards when the members saw bootstrap samples).
 - :func:`calibrate_committee` fits the one factor ``s`` that makes the committee's spread match
   its error on a validation set, ``s² = ⟨error²⟩ / ⟨σ²⟩`` over the force components (or the
   energies per atom without forces), and stores it in the committee (``std_scale``); it reports
@@ -53,8 +53,9 @@ def fit_committee(committee: Committee, train: Structures, val: Structures | Non
             pick = np.random.default_rng(seed + k).integers(0, len(train), len(train))
             part = train.select(np.sort(pick))
         histories.append(fit(member, part, val, seed=seed + k, progress=progress, **fit_kwargs))
-    features = committee.descriptor.compute(train, device="cpu", dtype=torch.float64)
-    committee.domain.fit(features, committee.element_index(torch.as_tensor(train.numbers)))
+    if resample == "bootstrap":  # member 0 recorded the domain of its own sample: record the whole set's
+        features = committee.descriptor.compute(train, device="cpu", dtype=torch.float64)
+        committee.domain.fit(features, committee.element_index(torch.as_tensor(train.numbers)))
     return histories
 
 

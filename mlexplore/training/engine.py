@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from ..data.splits import check_seed
-from ..errors import InputError
+from ..errors import InputError, check_positive, check_whole
 
 __all__ = ["History", "TrainingError", "resolve_device", "make_optimizer", "Output", "output_loss", "total_loss",
            "Objective", "train_loop", "TrainingDefaults", "DEFAULTS", "check_training_options", "stop_after",
@@ -124,21 +124,17 @@ def check_training_options(epochs: int, lr: float, batch_size: int | None = None
     work is done): whole numbers ≥ 1 for ``epochs`` and ``batch_size``, a finite ``lr`` > 0, a
     ``batch_fraction`` in (0, 1], ``patience`` ≥ 0 or None, a finite ``weight_decay`` ≥ 0, and
     ``seed`` a whole number ≥ 0 (or, for vectorised members, a sequence of them)."""
-    def whole(x: Any) -> bool:
-        return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
-
     def number(x: Any) -> bool:
         return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
 
-    if not whole(epochs) or epochs < 1:
-        raise InputError(f"epochs must be a whole number ≥ 1, got {epochs!r}", field="epochs")
-    if not (number(lr) and math.isfinite(lr) and lr > 0):
-        raise InputError(f"lr must be a positive number, got {lr!r}", field="lr")
-    if batch_size is not None and (not whole(batch_size) or batch_size < 1):
-        raise InputError(f"batch_size must be a whole number ≥ 1, got {batch_size!r}", field="batch_size")
+    check_whole(epochs, "epochs", 1)
+    check_positive(lr, "lr")
+    if batch_size is not None:
+        check_whole(batch_size, "batch_size", 1)
     if batch_fraction is not None and not (number(batch_fraction) and 0 < batch_fraction <= 1):
         raise InputError(f"batch_fraction must be in (0, 1], got {batch_fraction!r}", field="batch_fraction")
-    if patience is not None and (not whole(patience) or patience < 0):
+    if patience is not None and (isinstance(patience, (bool, np.bool_)) or not isinstance(patience, (int, np.integer))
+                                 or patience < 0):
         raise InputError(f"patience must be a whole number ≥ 0 or None, got {patience!r}", field="patience")
     if not (number(weight_decay) and math.isfinite(weight_decay) and weight_decay >= 0):
         raise InputError(f"weight_decay must be a number ≥ 0, got {weight_decay!r}", field="weight_decay")
