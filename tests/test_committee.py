@@ -181,3 +181,59 @@ def test_the_domain_names_the_feature_and_the_excess():
                    torch.zeros(3, dtype=torch.long))
     assert a.grade.tolist() == [0.0, 1.0, 0.5] and a.feature.tolist() == [-1, 1, 0]
     assert a.extrapolating.tolist() == [False, True, True]
+
+
+def test_members_trained_together_equal_each_trained_alone(gold_sets):
+    """The vectorised committee (one loop, one shared batch order) gives each member exactly the
+    weights and history fit() gives it alone from the same start and batch order: early stopping
+    and each member's own plateau schedule included."""
+    import copy
+
+    from mlexplore.training import fit
+
+    train, val, _ = gold_sets
+    c = Committee(_descriptor(), n_members=3, hidden=(6,)).double()
+    start = [copy.deepcopy(m) for m in c.members]
+    kwargs = dict(epochs=40, lr=5e-2, batch_size=4, patience=4, lr_patience=1, device="cpu", dtype=torch.float64)
+    together = fit_committee(c, train, val, seed=5, **kwargs)
+    assert len({len(h.epoch) for h in together}) > 1 or min(together[0].lr) < 2e-2  # stopping/schedules did act
+    for k, m in enumerate(start):
+        alone = fit(m, train, val, seed=5, progress=False, **kwargs)
+        np.testing.assert_allclose(together[k].val_loss, alone.val_loss, rtol=1e-10)
+        np.testing.assert_allclose(together[k].lr, alone.lr)
+        for p, q in zip(c.members[k].parameters(), m.parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12)
+
+
+def test_bootstrap_members_weigh_their_own_samples(gold_sets):
+    """A bootstrap member trained together (its sample as counts in the loss) follows the same path as
+    fit() on its resampled set, whose batches hold the same structures the same number of times
+    (full batches: the order inside a batch does not matter)."""
+    import copy
+
+    from mlexplore.training import fit
+    from mlexplore.training.committee import bootstrap_counts
+
+    train, val, _ = gold_sets
+    counts = bootstrap_counts(len(train), 7 + 1)
+    assert counts.sum() == len(train) and (counts == 0).any()
+    c = Committee(_descriptor(), n_members=2, hidden=(5,)).double()
+    start = copy.deepcopy(c.members[1])
+    kwargs = dict(epochs=6, lr=1e-2, batch_size=len(train), patience=None, device="cpu", dtype=torch.float64)
+    together = fit_committee(c, train, val, resample="bootstrap", seed=7, **kwargs)
+    for name in ("feature_shift", "feature_scale", "reference_energy", "energy_scale"):  # the whole set's
+        getattr(start, name).copy_(getattr(c.members[1], name))
+    sample = train.select(np.repeat(np.arange(len(train)), counts))
+    alone = fit(start, sample, val, seed=7, normalise=False, progress=False, **kwargs)
+    np.testing.assert_allclose(together[1].val_loss, alone.val_loss, rtol=1e-9)
+    assert not np.allclose(together[0].val_loss, together[1].val_loss)
+
+
+def test_one_by_one_is_still_there_with_checkpoints(gold_sets, tmp_path):
+    train, val, _ = gold_sets
+    c = Committee(_descriptor(), n_members=2, hidden=(4,)).double()
+    hs = fit_committee(c, train, val, epochs=3, vectorise=False, checkpoint_dir=tmp_path, device="cpu",
+                       dtype=torch.float64)
+    assert len(hs) == 2 and (tmp_path / "best.pt").exists()
+    with pytest.raises(Exception, match="vectorise=False"):
+        fit_committee(c, train, val, epochs=1, checkpoint_dir=tmp_path, device="cpu")

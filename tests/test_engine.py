@@ -192,15 +192,29 @@ def test_vectorised_members_have_their_own_orders_histories_and_stopping():
         assert set(a.metrics) == set(b.metrics)
 
 
-def test_vectorised_members_refuse_a_plateau_schedule():
-    from mlexplore.training.ensemble import MemberObjective
+def test_member_plateau_halves_each_members_own_rate_and_scales_its_step_exactly():
+    from mlexplore.training.engine import MemberPlateau
 
-    class Fake(MemberObjective):
-        def __init__(self):
-            self.n_members, self.device = 2, torch.device("cpu")
-
-    with pytest.raises(InputError, match="single model"):
-        train_loop(Fake(), epochs=1, lr=1e-3, seeds=[0, 1], lr_patience=3)
+    plateau = MemberPlateau(2, patience=1)
+    for losses in ([1.0, 1.0], [0.5, 1.0], [0.4, 1.0], [0.3, 1.0]):  # member 1 stops improving
+        plateau.update(np.array(losses), [True, True])
+    assert plateau.factor.tolist() == [1.0, 0.5]
+    # Adam's step at rate lr/2 is half its step at rate lr: the scaled shared step is member 1's own
+    torch.manual_seed(0)
+    start = torch.randn(2, 3, dtype=torch.float64)
+    grads = [torch.randn(2, 3, dtype=torch.float64) for _ in range(4)]
+    p = start.clone().requires_grad_(True)
+    opt = torch.optim.Adam([p], lr=0.1)
+    for g in grads:
+        p.grad = g.clone()
+        plateau.step(opt)
+    for k, rate in enumerate((0.1, 0.05)):
+        q = start[k].clone().requires_grad_(True)
+        alone = torch.optim.Adam([q], lr=rate)
+        for g in grads:
+            q.grad = g[k].clone()
+            alone.step()
+        torch.testing.assert_close(p.detach()[k], q.detach(), rtol=1e-12, atol=1e-12)
 
 
 def test_every_entry_point_takes_its_defaults_from_the_one_table():

@@ -12,7 +12,7 @@ from mlexplore import InputError, StructureDataset
 from mlexplore.analysis import r2, rmse
 from mlexplore.data import random_split
 from mlexplore.datasets import gold, lattice_alloy
-from mlexplore.descriptors import G2, G4, SymmetryFunctions
+from mlexplore.descriptors import G2, G4, G9, SymmetryFunctions
 from mlexplore.models import BPNN
 from mlexplore.training import Potential, TrainingError, fit, load_model, predict, save_model
 
@@ -279,5 +279,39 @@ def test_energy_only_training_featurises_once_with_the_same_numbers():
                              progress=False, device="cpu", cache_features=cache))
     np.testing.assert_allclose(histories[0].val_loss, histories[1].val_loss, rtol=1e-10)
     np.testing.assert_allclose(histories[0].train_loss, histories[1].train_loss, rtol=1e-10)
-    with pytest.raises(InputError, match="cache_features needs energy-only"):
-        fit(BPNN(sf), data[:14], targets=["energy", "forces"], epochs=1, progress=False, cache_features=True)
+
+
+def test_force_training_from_stored_derivatives_gives_the_same_numbers():
+    """Stored per-pair feature derivatives (n2p2's way) give the forces autograd gives through the
+    descriptor — radial, BP and Gauss-Fourier angular, and spin-pair terms — and so the same
+    force-training history; the batch carries no positions."""
+    from mlexplore.descriptors import GaussFourierAngular001, GaussFourierRadial, SpinPair
+    from mlexplore.training.fit import PreparedSet
+
+    data = lattice_alloy("CuAu", n_per_composition=1, rattle=0.1, progress=False)[:12]
+    data.add_label("magmoms", np.random.default_rng(0).normal(size=data.n_atoms.sum()), per_atom=True)
+    gf = GaussFourierRadial(1.0, 2.5, 1.0, 1.5)
+    sf = SymmetryFunctions([G2(0.5, 0.0), G2(1.0, 2.5), G4(0.05, 1.0, 1.0), G9(0.02, 2.0, -1.0),
+                            GaussFourierAngular001(1.0, 0.5, gf, gf), SpinPair("dot", 1)], cutoff=4.5,
+                           elements=["Cu", "Au"])
+    torch.manual_seed(0)
+    model = BPNN(sf, hidden=(6,)).to(dtype=torch.float64)
+    fresh = PreparedSet(model, data, "cpu", torch.float64, ["energy", "forces"])
+    stored = PreparedSet(model, data, "cpu", torch.float64, ["energy", "forces"], cache_features=True,
+                         derivatives=True, chunk=5)
+    idx = torch.tensor([1, 4, 9, 10])
+    (b_fresh, _), (b_stored, _) = fresh.batch(idx), stored.batch(idx)
+    assert "feature_derivatives" in b_stored and "positions" not in b_stored
+    a, b = model.energy_and_forces(b_fresh), model.energy_and_forces(b_stored)
+    assert float(a["forces"].abs().max()) > 1e-3
+    torch.testing.assert_close(b["forces"], a["forces"], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(b["energy"], a["energy"], rtol=1e-12, atol=1e-12)
+    histories = []
+    for cache in (False, None):  # None: stored derivatives, the default for a fixed descriptor
+        torch.manual_seed(1)
+        m = BPNN(sf, hidden=(6,))
+        histories.append(fit(m, data[:9], data[9:], epochs=4, lr=1e-2, batch_size=3, progress=False, device="cpu",
+                             cache_features=cache))
+    np.testing.assert_allclose(histories[0].val_loss, histories[1].val_loss, rtol=1e-9)
+    np.testing.assert_allclose(histories[0].metrics["train_forces_rmse"], histories[1].metrics["train_forces_rmse"],
+                               rtol=1e-9)

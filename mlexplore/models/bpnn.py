@@ -21,6 +21,7 @@ import torch
 from ase.data import atomic_numbers
 from torch import nn
 
+from ..descriptors.derivatives import forces_from_derivatives
 from ..descriptors.symmetry import SymmetryFunctions
 from ..errors import InputError
 from .domain import FeatureDomain
@@ -218,13 +219,26 @@ class BPNN(nn.Module):
 
     def energy_and_forces(self, batch: dict[str, torch.Tensor], create_graph: bool = False,
                           return_features: bool = False) -> dict[str, torch.Tensor]:
-        """Forward plus ``forces = −∂E/∂R`` (eV/Å) by autograd; ``create_graph`` for force training."""
+        """Forward plus ``forces = −∂E/∂R`` (eV/Å) by autograd; ``create_graph`` for force training.
+
+        A batch with stored ``features`` and ``feature_derivatives`` (``(P, F, 3)``, with its
+        ``neighbors``; :class:`~mlexplore.training.fit.PreparedSet`) gets its forces from them
+        (:func:`~mlexplore.descriptors.derivatives.forces_from_derivatives`): the same values
+        without a pass through the descriptor."""
         if not torch.is_grad_enabled():
             raise InputError("forces are −∂E/∂R by autograd, which is switched off here (torch.no_grad or "
                              "inference_mode); call energy_and_forces outside it", field="forces")
+        if "feature_derivatives" in batch:  # stored ∂G/∂r per pair: forces without the descriptor's graph
+            g = batch["features"].detach().requires_grad_(True)
+            out = self({**batch, "features": g})
+            grad = torch.autograd.grad(out["energy"].sum(), g, create_graph=create_graph)[0]
+            out["forces"] = forces_from_derivatives(grad, batch["feature_derivatives"], batch["neighbors"], len(g))
+            if return_features:
+                out["features"] = g.detach()
+            return out
         if "features" in batch:
-            raise InputError("forces need the descriptor's gradient: this batch carries precomputed features",
-                             field="features")
+            raise InputError("forces need the descriptor's gradient: this batch carries precomputed features "
+                             "without their derivatives", field="features")
         positions = batch["positions"]
         if not positions.requires_grad:
             positions = positions.detach().requires_grad_(True)

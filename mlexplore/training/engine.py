@@ -48,7 +48,7 @@ from ..errors import InputError, check_positive, check_whole
 
 __all__ = ["History", "TrainingError", "resolve_device", "make_optimizer", "Output", "output_loss", "total_loss",
            "Objective", "train_loop", "TrainingDefaults", "DEFAULTS", "check_training_options", "stop_after",
-           "atoms_of"]
+           "atoms_of", "MemberPlateau"]
 
 
 class TrainingError(RuntimeError):
@@ -310,6 +310,54 @@ class Objective(abc.ABC):
         return {f"val {k}": f"{float(v[0]):.3g}" for k, v in metrics.items()}
 
 
+class MemberPlateau:
+    """``ReduceLROnPlateau`` (halve after ``patience`` epochs without a relative improvement of
+    1e-4, as torch's defaults) for each of K vectorised members, whose parameters are stacked on a
+    first axis of length K.
+
+    Adam's step is proportional to its learning rate (weight decay enters through the gradient), so
+    member k's own rate ``lr · factor_k`` is exactly the shared step scaled by ``factor_k``:
+    :meth:`step` takes the optimiser's step and scales each member's part of it; the optimiser's
+    moments are those it would have at any rate.
+    """
+
+    def __init__(self, n_members: int, patience: int) -> None:
+        self.patience = int(patience)
+        self.factor = np.ones(n_members)
+        self.best = np.full(n_members, np.inf)
+        self.bad = np.zeros(n_members, dtype=int)
+        self._scale: dict[tuple, torch.Tensor] = {}
+
+    def update(self, val_loss: np.ndarray, active: Sequence[bool]) -> None:
+        """After an epoch: count the members' epochs without improvement, halve where too many."""
+        for k, v in enumerate(np.asarray(val_loss, dtype=float)):
+            if not active[k]:
+                continue
+            if v < self.best[k] * (1 - 1e-4):
+                self.best[k], self.bad[k] = v, 0
+            else:
+                self.bad[k] += 1
+                if self.bad[k] > self.patience:
+                    self.factor[k] *= 0.5
+                    self.bad[k] = 0
+        self._scale.clear()
+
+    def step(self, opt: torch.optim.Optimizer) -> None:
+        if (self.factor == 1).all():
+            opt.step()
+            return
+        params = [p for group in opt.param_groups for p in group["params"]]
+        before = [p.detach().clone() for p in params]
+        opt.step()
+        with torch.no_grad():
+            for p, old in zip(params, before):
+                key = (p.device, p.dtype, p.dim())
+                if key not in self._scale:
+                    self._scale[key] = torch.as_tensor(self.factor, dtype=p.dtype, device=p.device).view(
+                        -1, *([1] * (p.dim() - 1)))
+                p.copy_(old + self._scale[key] * (p - old))
+
+
 def train_loop(objective: Objective, *, epochs: int, lr: float, weight_decay: float = 0.0,
                patience: int | None = None, lr_patience: int | None = None, seeds: Sequence[int] = (0,),
                callbacks: Sequence[Callable | None] | Callable | None = None, progress: bool = False,
@@ -325,7 +373,8 @@ def train_loop(objective: Objective, *, epochs: int, lr: float, weight_decay: fl
         Epochs without a better validation loss before a member stops (None: never).
     lr_patience:
         Halve the learning rate after this many epochs without a better validation loss
-        (``ReduceLROnPlateau``; None: constant learning rate). Single models only.
+        (``ReduceLROnPlateau``; None: constant learning rate). Vectorised members each have their
+        own rate (:class:`MemberPlateau`).
     seeds:
         One per member: the seed of its mini-batch order.
     callbacks:
@@ -349,12 +398,11 @@ def train_loop(objective: Objective, *, epochs: int, lr: float, weight_decay: fl
     if callbacks is None or callable(callbacks):
         callbacks = [callbacks] * K
     callbacks = list(callbacks)
-    if lr_patience is not None and objective.vectorised:
-        raise InputError("a plateau schedule of the learning rate needs a single model", field="lr_patience")
     device = objective.device
     opt = make_optimizer(objective.parameters(), lr, weight_decay)
     sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=lr_patience)
-             if lr_patience is not None else None)
+             if lr_patience is not None and not objective.vectorised else None)
+    member_rates = MemberPlateau(K, lr_patience) if lr_patience is not None and objective.vectorised else None
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     histories = [History() for _ in range(K)]
     active = [True] * K
@@ -382,7 +430,10 @@ def train_loop(objective: Objective, *, epochs: int, lr: float, weight_decay: fl
                                         "rate or check the labels")
                 opt.zero_grad(set_to_none=True)
                 (loss.sum() if objective.vectorised else loss).backward()
-                opt.step()
+                if member_rates is not None:
+                    member_rates.step(opt)
+                else:
+                    opt.step()
             objective.train_mode(False)
             train_loss, train_metrics, val_loss, val_metrics, ok = objective.epoch_scores(
                 sums, finite if objective.vectorised else None)
@@ -391,13 +442,16 @@ def train_loop(objective: Objective, *, epochs: int, lr: float, weight_decay: fl
                 raise TrainingError(f"member {bad}: the loss became non-finite in epoch {epoch}")
             if sched is not None:
                 sched.step(float(val_loss[0]))
+            if member_rates is not None:
+                member_rates.update(val_loss, active)
             rate = opt.param_groups[0]["lr"]
             seconds = (time.perf_counter() - t0) / sum(active)
             for k in range(K):
                 if not active[k]:
                     continue
                 h = histories[k]
-                improved = h.log_epoch(epoch, train_loss[k], val_loss[k], rate, seconds)
+                improved = h.log_epoch(epoch, train_loss[k], val_loss[k],
+                                       rate * (member_rates.factor[k] if member_rates is not None else 1.0), seconds)
                 for name, v in train_metrics.items():
                     h.add(f"train_{name}", v[k])
                 for name, v in val_metrics.items():
