@@ -2,6 +2,7 @@
 
     python benchmarks/active_learning.py [--quick] [--seeds 0,1,2] [--jobs 2] [--device cpu] [--threads 1]
     python benchmarks/active_learning.py --uncertainty energy --strategies uncertainty
+    python benchmarks/active_learning.py --strategies uncertainty/max/picked,uncertainty/energy/labelled,random
 
 Data: a pool of EMT gold structures (``mlexplore.datasets.gold``, seed 0: bulk fcc/bcc under
 strain, (100)/(111) slabs, clusters; 5 families × ``--pool-per-group``), a separate test set (seed
@@ -34,7 +35,7 @@ from mlexplore.descriptors import G2, SymmetryFunctions
 from mlexplore.io.text import parse_numbers
 from mlexplore.training import ActiveLearning
 
-FULL = dict(pool_per_group=40, test_per_group=10, start=10, per_iteration=10, iterations=12, members=3, epochs=100,
+FULL = dict(pool_per_group=40, test_per_group=10, start=10, per_iteration=10, iterations=12, members=8, epochs=100,
             hidden="16,16")
 QUICK = dict(pool_per_group=8, test_per_group=4, start=5, per_iteration=5, iterations=3, members=2, epochs=30,
              hidden="8")
@@ -54,10 +55,13 @@ def run(strategy: str, seed: int, pool, test, args) -> dict:
     def reached(record: dict) -> bool:
         return record["energy_rmse"] <= args.energy_target and record["forces_rmse"] <= args.force_target
 
+    name, reduce, diversity = (strategy.split("/") + [args.uncertainty, args.diversity])[:3] \
+        if "/" in strategy else (strategy, args.uncertainty, args.diversity)
     learner = ActiveLearning(descriptor(), labeller="emt", explorers=[rest], iterations=args.iterations,
-                             per_iteration=args.per_iteration, strategy=strategy, uncertainty=args.uncertainty,
-                             n_members=args.members,
+                             per_iteration=args.per_iteration, strategy=name, uncertainty=reduce,
+                             diversity=diversity, n_members=args.members, resample=args.resample,
                              hidden=parse_numbers(args.hidden, "--hidden", int), epochs=args.epochs, lr=5e-3,
+                             force_weight=args.force_weight,
                              batch_size=8, device=args.device, seed=seed, progress=False,
                              callback=lambda r: not reached(r))
     t0 = time.perf_counter()
@@ -82,7 +86,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
     parser.add_argument("--uncertainty", default="max", help="max or mean force spread, or energy (per atom): "
                         "what 'uncertainty' ranks by (default max)")
-    parser.add_argument("--strategies", default="uncertainty,random", help="(default uncertainty,random)")
+    parser.add_argument("--diversity", default="labelled", help="labelled or picked: what the farthest-point step "
+                        "counts distances from (default labelled)")
+    parser.add_argument("--force-weight", type=float, default=0.1, help="the force term's weight in the loss "
+                        "(default 0.1: with 1, energies stay at ~8 meV/atom on the whole pool, too near the target "
+                        "to compare label counts)")
+    parser.add_argument("--resample", default="bootstrap", help="the committee's resampling: bootstrap or none "
+                        "(default bootstrap)")
+    parser.add_argument("--strategies", default="uncertainty,random", help="(default uncertainty,random); a "
+                        "strategy may name its reduction and diversity: uncertainty/energy/picked")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once, in processes (default 1)")
     parser.add_argument("--energy-target", type=float, default=10.0, help="meV/atom (default 10)")
     parser.add_argument("--force-target", type=float, default=0.15, help="eV/Å (default 0.15)")
@@ -99,7 +111,8 @@ def main() -> None:
     test = gold(n_per_group=args.test_per_group, seed=1, progress=False)
     print(f"EMT gold: pool {len(pool)} structures, test {len(test)}; start {args.start}, +{args.per_iteration} per "
           f"iteration, ≤ {args.iterations} iterations; committee {args.members} × {args.hidden}, {args.epochs} "
-          f"epochs; uncertainty: {args.uncertainty}; target {args.energy_target:g} meV/atom and "
+          f"epochs, force weight {args.force_weight:g}, resampling {args.resample}; uncertainty: {args.uncertainty}, "
+          f"diversity {args.diversity}; target {args.energy_target:g} meV/atom and "
           f"{args.force_target:g} eV/Å; seeds {seeds}\n")
     strategies = args.strategies.split(",")
     jobs = [(strategy, seed) for seed in seeds for strategy in strategies]

@@ -1,7 +1,8 @@
 """Can the committee's spread be trusted? Rank correlation of force std with force error on held-out
 gold, the spread on gold compressed by 25 % against the test set's, and the cost of a committee in MD.
 
-    python benchmarks/uncertainty.py [--members 8] [--epochs 300] [--n-per-group 6] [--basis radial|loeffler-au]
+    python benchmarks/uncertainty.py [--members 8] [--epochs 300] [--n-per-group 6] [--test-per-group 0]
+                                     [--basis radial|loeffler-au] [--resample none|bootstrap]
 
 Data: EMT gold (``mlexplore.datasets.gold``), split 70/15/15 at random; a committee of
 ``--members`` BPNNs (2 × 16 tanh) on the radial basis of the notebook
@@ -62,6 +63,8 @@ def main() -> None:
     parser.add_argument("--basis", choices=("radial", "loeffler-au"), default="radial")
     parser.add_argument("--resample", choices=("none", "bootstrap"), default="none")
     parser.add_argument("--n-per-group", type=int, default=6)
+    parser.add_argument("--test-per-group", type=int, default=0, help="a separate test set of this many "
+                        "structures per gold family (gold seed 1); 0 (default): 15 %% of the set")
     parser.add_argument("--hidden", type=int, default=16)
     parser.add_argument("--md-steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
@@ -70,7 +73,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     ds = gold(n_per_group=args.n_per_group, progress=False)
-    train, val, test = random_split(ds, (0.7, 0.15, 0.15), seed=args.seed)
+    if args.test_per_group:  # an independent test set (gold's seed 1), the set split 85/15 into train/validation
+        train, val = random_split(ds, (0.85, 0.15), seed=args.seed)
+        test = gold(n_per_group=args.test_per_group, seed=1, progress=False)
+    else:
+        train, val, test = random_split(ds, (0.7, 0.15, 0.15), seed=args.seed)
     print(f"gold(n_per_group={args.n_per_group}): {len(train)} train / {len(val)} validation / {len(test)} test "
           f"structures; committee of {args.members}, {args.epochs} epochs each, resampling: {args.resample}")
     if args.basis == "radial":

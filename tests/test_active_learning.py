@@ -113,6 +113,22 @@ def test_selection_takes_the_most_uncertain_then_the_most_different():
         select(cand, pred, 2, features=np.zeros((3, 2)))
 
 
+def test_selection_counts_distances_from_what_is_labelled_already():
+    """The same five candidates, with a labelled structure next to A and C: the k-centre step starts
+    from the shortlisted candidate farthest from everything labelled (B, the duplicate of A, is as
+    close as A), so with C and A covered the pick is the one the training set lacks."""
+    cand = _dimers(5)
+    u = np.array([1.0, 0.95, 0.9, 0.1, 0.05])
+    pred = {"forces_std": np.repeat(u, 2)[:, None] * np.ones((1, 3))}
+    feats = np.array([[0.0, 0.0], [0.01, 0.0], [5.0, 1.0], [10.0, 9.0], [0.5, 0.5]])
+    labelled = np.array([[0.0, 0.0], [5.0, 1.0]])  # A and C themselves: B, 0.01 from A, is the least covered
+    assert list(select(cand, pred, 1, features=feats, top=3, labelled_features=labelled)) == [1]
+    assert list(select(cand, pred, 1, features=feats, top=4, labelled_features=labelled)) == [3]
+    assert list(select(cand, pred, 2, features=feats, top=3)) == [0, 2]  # without: as before
+    with pytest.raises(InputError, match="labelled_features"):
+        select(cand, pred, 1, features=feats, labelled_features=np.zeros((2, 3)))
+
+
 def test_random_selection_is_seeded_and_distinct():
     cand = _dimers(20)
     a, b = select(cand, {}, 5, "random", seed=3), select(cand, {}, 5, "random", seed=3)
@@ -313,6 +329,7 @@ def test_failed_labels_are_recorded_and_not_retried(au, tmp_path):
 @pytest.mark.parametrize("kwargs, field, message", [
     ({"strategy": "best"}, "strategy", "strategy must be one of uncertainty, random"),
     ({"uncertainty": "median"}, "uncertainty", "uncertainty must be one of max, mean, energy"),
+    ({"diversity": "none"}, "diversity", "diversity must be one of labelled, picked"),
     ({"per_iteration": 0}, "per_iteration", "per_iteration must be a whole number ≥ 1"),
     ({"iterations": -1}, "iterations", "iterations must be a whole number ≥ 0"),
     ({"iterations": 1.5}, "iterations", "iterations must be a whole number"),

@@ -194,9 +194,9 @@ def test_members_trained_together_equal_each_trained_alone(gold_sets):
     train, val, _ = gold_sets
     c = Committee(_descriptor(), n_members=3, hidden=(6,)).double()
     start = [copy.deepcopy(m) for m in c.members]
-    kwargs = dict(epochs=40, lr=5e-2, batch_size=4, patience=4, lr_patience=1, device="cpu", dtype=torch.float64)
+    kwargs = dict(epochs=40, lr=5e-2, batch_size=4, patience=4, lr_patience=0, device="cpu", dtype=torch.float64)
     together = fit_committee(c, train, val, seed=5, **kwargs)
-    assert len({len(h.epoch) for h in together}) > 1 or min(together[0].lr) < 2e-2  # stopping/schedules did act
+    assert any(min(h.lr) < 5e-2 for h in together)  # the members' own schedules acted
     for k, m in enumerate(start):
         alone = fit(m, train, val, seed=5, progress=False, **kwargs)
         np.testing.assert_allclose(together[k].val_loss, alone.val_loss, rtol=1e-10)

@@ -81,13 +81,15 @@ from .engine import DEFAULTS, resolve_device
 from .potential import Potential
 
 __all__ = ["ActiveLearning", "Pool", "Rattle", "MD", "DFTLabeller", "select", "structure_uncertainty", "structure_keys",
-           "format_iteration", "STRATEGIES", "REDUCTIONS", "LABELLERS", "EXPLORERS"]
+           "format_iteration", "STRATEGIES", "REDUCTIONS", "DIVERSITY", "LABELLERS", "EXPLORERS"]
 
 #: selection strategies of :func:`select`
 STRATEGIES = ("uncertainty", "random")
 #: the uncertainty of a structure (:func:`structure_uncertainty`): its atoms' largest or mean force spread, or
 #: its energy spread per atom
 REDUCTIONS = ("max", "mean", "energy")
+#: what the farthest-point step of the selection counts distances from (:class:`ActiveLearning`)
+DIVERSITY = ("labelled", "picked")
 #: labellers by name (see :class:`ActiveLearning`)
 LABELLERS = ("emt", "gpaw", "stored")
 _RECORD_FORMAT = "mlexplore-active-learning"
@@ -335,7 +337,7 @@ def _structure_features(ds: StructureDataset, features: np.ndarray) -> np.ndarra
 
 def select(candidates: Structures, predictions: dict[str, np.ndarray], k: int, strategy: str = "uncertainty", *,
            features: np.ndarray | None = None, top: int | None = None, reduce: str = "max",
-           seed: int = 0) -> np.ndarray:
+           seed: int = 0, labelled_features: np.ndarray | None = None) -> np.ndarray:
     """Indices of the ``k`` candidates to label, in the order they were picked.
 
     ``strategy="uncertainty"``: the ``top`` candidates with the largest
@@ -345,6 +347,10 @@ def select(candidates: Structures, predictions: dict[str, np.ndarray], k: int, s
     candidates. So a cluster of near-duplicates of one uncertain structure yields one pick, not
     ``k``. ``features``: ``(N_atoms, F)`` per atom (averaged per structure) or ``(n, F)``; None:
     ``predictions["features"]`` when present, else no diversity step (the ``k`` most uncertain).
+    ``labelled_features``: the mean features of the structures labelled already, ``(n_l, F)``:
+    then the distances count from them too (greedy k-centre, the core-set rule of Sener & Savarese,
+    ICLR 2018): the first pick is the shortlisted candidate farthest from everything labelled, and
+    an uncertain candidate next to a labelled structure comes last.
     ``strategy="random"``: ``k`` distinct candidates drawn with ``seed``.
 
     Fewer than ``k`` candidates: all of them.
@@ -368,11 +374,25 @@ def select(candidates: Structures, predictions: dict[str, np.ndarray], k: int, s
     if features is None or k >= m:
         return short[:k]
     f = _structure_features(ds, features)
-    scale = f.std(axis=0)
-    f = (f - f.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
-    x = f[short]  # (m, F), the most uncertain first
-    picked = [0]
-    nearest = np.linalg.norm(x - x[0], axis=1)
+    known = None
+    if labelled_features is not None:
+        known = np.asarray(labelled_features, dtype=float)
+        if known.ndim != 2 or known.shape[1] != f.shape[1]:
+            raise InputError(f"labelled_features must have shape (n, {f.shape[1]}), got {known.shape}",
+                             field="labelled_features")
+    both = f if known is None or not len(known) else np.concatenate([f, known])
+    shift, scale = both.mean(axis=0), both.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    x = (f[short] - shift) / scale  # (m, F), the most uncertain first
+    if known is not None and len(known):
+        z = (known - shift) / scale
+        nearest = np.sqrt(np.maximum(((x ** 2).sum(1)[:, None] - 2 * x @ z.T + (z ** 2).sum(1)[None]), 0)).min(1)
+        first = int(np.argmax(nearest))
+    else:
+        nearest, first = np.full(len(x), np.inf), 0
+    picked = [first]
+    nearest = np.minimum(nearest, np.linalg.norm(x - x[first], axis=1))
+    nearest[picked] = -1.0
     for _ in range(min(k, m) - 1):  # k steps, each vectorised over the shortlist
         nxt = int(np.argmax(nearest))
         picked.append(nxt)
@@ -537,6 +557,10 @@ class ActiveLearning:
         (``"max"`` or ``"mean"`` force spread, or ``"energy"``: the energy spread per atom;
         :func:`structure_uncertainty`); the shortlist size for the
         farthest-point step (None: ``4 · per_iteration``).
+    diversity:
+        What the farthest-point step measures distances from (:func:`select`): ``"labelled"``
+        (default) everything labelled so far and the picks — the shortlist's candidates least like
+        the training set come first —; ``"picked"``: the picks of this round only.
     n_members, hidden, resample:
         The :class:`~mlexplore.models.Committee` (members, hidden layers) and
         :func:`~mlexplore.training.fit_committee`'s resampling (``"bootstrap"`` or ``"none"``).
@@ -581,7 +605,7 @@ class ActiveLearning:
 
     def __init__(self, descriptor: SymmetryFunctions | str, labeller: Any = "emt", explorers: Any = "rattle",
                  iterations: int = 5, per_iteration: int = 10, strategy: str = "uncertainty",
-                 uncertainty: str = "max", top: int | None = None, n_members: int = 4,
+                 uncertainty: str = "max", top: int | None = None, diversity: str = "labelled", n_members: int = 4,
                  hidden: Sequence[int] = (16, 16), resample: str = "bootstrap", epochs: int = 100,
                  lr: float = 3e-3, batch_size: int = DEFAULTS["potential"].batch_size, force_weight: float = 1.0,
                  warm_start: bool = False, record_dir: str | os.PathLike | None = None, device: Any = "auto",
@@ -589,6 +613,7 @@ class ActiveLearning:
         self.descriptor, self.labeller, self.explorers = descriptor, labeller, explorers
         self.iterations, self.per_iteration, self.strategy = iterations, per_iteration, strategy
         self.uncertainty, self.top, self.n_members, self.hidden = uncertainty, top, n_members, hidden
+        self.diversity = diversity
         self.resample, self.epochs, self.lr, self.batch_size = resample, epochs, lr, batch_size
         self.force_weight, self.warm_start, self.record_dir = force_weight, warm_start, record_dir
         self.device, self.seed, self.progress, self.callback = device, seed, progress, callback
@@ -624,6 +649,9 @@ class ActiveLearning:
         if self.strategy not in STRATEGIES:
             raise InputError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}",
                              field="strategy")
+        if self.diversity not in DIVERSITY:
+            raise InputError(f"diversity must be one of {', '.join(DIVERSITY)}, got {self.diversity!r}",
+                             field="diversity")
         if self.uncertainty not in REDUCTIONS:
             raise InputError(f"uncertainty must be one of {', '.join(REDUCTIONS)}, got {self.uncertainty!r}",
                              field="uncertainty")
@@ -645,7 +673,8 @@ class ActiveLearning:
         return {"descriptor": descriptor_to_config(self.descriptor_), "labeller": labeller,
                 "explorers": [e.describe() if hasattr(e, "describe") else type(e).__name__ for e in explorers],
                 **{k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()
-                   if k in ("per_iteration", "strategy", "uncertainty", "top", "n_members", "hidden", "resample",
+                   if k in ("per_iteration", "strategy", "uncertainty", "top", "diversity", "n_members", "hidden",
+                            "resample",
                             "epochs", "lr", "batch_size", "force_weight", "warm_start", "seed")}}
 
     # ------------------------------------------------------------------ training
@@ -858,8 +887,12 @@ class ActiveLearning:
                     pred = potential.predict(_geometry_of(cand))
                     u = structure_uncertainty(cand, pred, self.uncertainty)
                     feats = self.committee_.descriptor.compute(cand, device=self.device_).cpu().numpy()
+                    have_f = None
+                    if self.diversity == "labelled":
+                        lab = self.committee_.descriptor.compute(self.labelled_, device=self.device_).cpu().numpy()
+                        have_f = _structure_features(self.labelled_, lab)
                     pick = select(cand, pred, k, "uncertainty", features=feats, top=self.top,
-                                  reduce=self.uncertainty)
+                                  reduce=self.uncertainty, labelled_features=have_f)
                     picked_u = u[pick]
                 else:
                     pick = select(cand, {}, k, "random", seed=int(rng.integers(2 ** 31)))

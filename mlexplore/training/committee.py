@@ -1,14 +1,26 @@
 """Fitting and calibrating a :class:`~mlexplore.models.Committee` of BP potentials.
 
-- :func:`fit_committee` trains every member with :func:`~mlexplore.training.fit` (the one training
-  loop), member ``k`` with seed ``seed + k`` — its own initial weights and mini-batch order — and,
-  with ``resample="bootstrap"``, on its own bootstrap sample of the training set (drawn with
-  replacement, as many structures as the set has). The committee's training domain is that of the
-  whole training set (recorded by member 0's fit, or afterwards when the members saw bootstrap samples).
+- :func:`fit_committee` trains the members together by default: one run of the training loop
+  (:func:`~mlexplore.training.engine.train_loop`, vectorised mode) over a
+  :class:`CommitteeObjective`, whose K networks run in one vectorised call on features computed
+  once (forces from the stored feature derivatives,
+  :mod:`mlexplore.descriptors.derivatives`). Member ``k`` starts from seed ``seed + k``; the
+  members share the mini-batch order of ``seed``; with ``resample="bootstrap"`` member ``k``
+  weighs each training structure by how often it is in its bootstrap sample
+  (:func:`bootstrap_counts` with ``seed + k``). Each member keeps its own history, early stopping,
+  learning-rate plateaus and best weights, and ends with exactly the weights
+  :func:`~mlexplore.training.fit` would give it alone from the same start and batch order (tested).
+  ``vectorise=False`` runs :func:`~mlexplore.training.fit` once per member instead (member k's own
+  batch order ``seed + k``; checkpoints). The committee's training domain is that of the whole
+  training set.
 - :func:`calibrate_committee` fits the one factor ``s`` that makes the committee's spread match
   its error on a validation set, ``s² = ⟨error²⟩ / ⟨σ²⟩`` over the force components (or the
   energies per atom without forces), and stores it in the committee (``std_scale``); it reports
   the ratio before and after.
+
+Measured (one thread, EMT gold ``n_per_group=10``, 35 training structures, 20 epochs, 8 members of
+2 × 16 on 14 radial G2): one model 0.94 s; eight together 2.47 s; eight one by one 8.1 s (9.5 s
+before the stored derivatives).
 """
 
 from __future__ import annotations
