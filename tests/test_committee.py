@@ -12,6 +12,7 @@ import torch
 from ase import Atoms
 from ase.build import bulk
 
+from mlexplore import InputError
 from mlexplore.data import random_split
 from mlexplore.descriptors import G2, SymmetryFunctions
 from mlexplore.models import BPNN, Committee
@@ -235,5 +236,13 @@ def test_one_by_one_is_still_there_with_checkpoints(gold_sets, tmp_path):
     hs = fit_committee(c, train, val, epochs=3, vectorise=False, checkpoint_dir=tmp_path, device="cpu",
                        dtype=torch.float64)
     assert len(hs) == 2 and (tmp_path / "best.pt").exists()
-    with pytest.raises(Exception, match="vectorise=False"):
+    with pytest.raises(InputError, match="vectorise=False"):
         fit_committee(c, train, val, epochs=1, checkpoint_dir=tmp_path, device="cpu")
+
+
+def test_an_unknown_argument_is_named(gold_sets):
+    train, val, _ = gold_sets
+    c = Committee(_descriptor(), n_members=2, hidden=(4,))
+    with pytest.raises(InputError, match="unknown argument.*epoch_count"):
+        fit_committee(c, train, val, epoch_count=3)
+    assert len(fit_committee(c, train, val, epochs=2, pca_init=2, device="cpu")) == 2  # fit()'s options pass

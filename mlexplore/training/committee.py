@@ -251,6 +251,13 @@ def fit_committee(committee: Committee, train: Structures, val: Structures | Non
         raise InputError(f"resample must be one of {', '.join(RESAMPLING)}, got {resample!r}", field="resample")
     if "seed" in fit_kwargs:
         raise InputError("give the committee's seed as seed=; member k uses seed + k", field="seed")
+    import inspect
+
+    known = set(inspect.signature(fit).parameters) - {"model", "train", "val", "seed", "progress"}
+    unknown = sorted(set(fit_kwargs) - known)
+    if unknown:
+        raise InputError(f"fit_committee got unknown argument(s) {', '.join(unknown)}; it takes fit()'s: "
+                         f"{', '.join(sorted(known))}", field=unknown[0])
     train = StructureDataset.coerce(train, "train")
     val = None if val is None else StructureDataset.coerce(val, "val")
     seed = check_seed(seed)
@@ -274,7 +281,8 @@ def _fit_together(committee: Committee, train: StructureDataset, val: StructureD
                   batch_size: int = _DEF.batch_size, weight_decay: float = 0.0, patience: int | None = _DEF.patience,
                   lr_patience: int | None = None, feature_scaling: str = "minmax", normalise: bool = True,
                   device: Any = "auto", dtype: torch.dtype = _DEF.dtype, callback=None,
-                  cache_features: bool | None = None, checkpoint_dir=None) -> list[History]:
+                  cache_features: bool | None = None, checkpoint_dir=None, pca_init: int | None = None
+                  ) -> list[History]:
     """:func:`fit_committee`'s vectorised path: :func:`fit`'s checks and normalisation for every member
     (from the whole training set, featurised once), then one :func:`train_loop` of a
     :class:`CommitteeObjective`."""
@@ -292,7 +300,7 @@ def _fit_together(committee: Committee, train: StructureDataset, val: StructureD
     if normalise:
         features = committee.descriptor.compute(train, device="cpu", dtype=torch.float64)
         for m in members:
-            set_normalisation(m, train, device, dtype, feature_scaling, None, features=features)
+            set_normalisation(m, train, device, dtype, feature_scaling, pca_init, features=features)
     tr, va = prepare_sets(members[0], train, val, device, dtype, targets, cache_features)
     weights = (np.stack([bootstrap_counts(len(train), seed + k) for k in range(len(members))])
                if resample == "bootstrap" else None)
