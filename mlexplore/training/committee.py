@@ -26,6 +26,7 @@ before the stored derivatives).
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,12 +35,12 @@ import torch
 
 from ..data.dataset import StructureDataset, Structures
 from ..data.splits import check_seed
-from ..errors import InputError
 from ..descriptors.derivatives import forces_from_derivatives
+from ..errors import InputError
 from ..models.committee import Committee
-from .engine import DEFAULTS, History, Objective, Output, check_training_options, outputs_from, resolve_device, \
-    total_loss, train_loop
-from .fit import PreparedSet, set_normalisation, check_targets, fit, prepare_sets
+from .engine import DEFAULTS, History, Objective, Output, check_training_options, resolve_device, total_loss, \
+    train_loop
+from .fit import PreparedSet, check_targets, fit, loss_outputs, plateau_patience, prepare_sets, set_normalisation
 
 __all__ = ["fit_committee", "calibrate_committee", "CommitteeObjective", "bootstrap_counts", "RESAMPLING"]
 
@@ -189,10 +190,7 @@ class CommitteeObjective(Objective):
         if self.val is None:
             return None
         sums: dict = {}
-        n, step = len(self.val.ds), max(self.batch_size, 64)
-        for start in range(0, n, step):
-            idx = torch.arange(start, min(start + step, n), device=self.device)
-            batch, labels = self.val.batch(idx)
+        for idx, batch, labels in self.val.chunks(max(self.batch_size, 64)):
             ones = torch.ones((self.n_members, len(idx)), dtype=self.weights.dtype, device=self.device)
             with torch.enable_grad() if self.need_forces else torch.no_grad():
                 parts = self._squares(batch, labels, ones, create_graph=False)
@@ -213,10 +211,6 @@ class CommitteeObjective(Objective):
             for k, m in enumerate(self.members):
                 for name, v in values.items():
                     m.get_parameter(name).copy_(v[k])
-
-    def describe_nonfinite(self, idx, loss, parts) -> str:
-        bad = [k for k, v in parts.items() if not torch.isfinite(v).all()] or list(parts)
-        return f"target {', '.join(bad)}"
 
     def progress_postfix(self, metrics):
         return {f"val {k.removesuffix('_rmse')}": f"{float(np.mean(v)):.3g}" for k, v in metrics.items()}
@@ -251,8 +245,6 @@ def fit_committee(committee: Committee, train: Structures, val: Structures | Non
         raise InputError(f"resample must be one of {', '.join(RESAMPLING)}, got {resample!r}", field="resample")
     if "seed" in fit_kwargs:
         raise InputError("give the committee's seed as seed=; member k uses seed + k", field="seed")
-    import inspect
-
     known = set(inspect.signature(fit).parameters) - {"model", "train", "val", "seed", "progress"}
     unknown = sorted(set(fit_kwargs) - known)
     if unknown:
@@ -293,8 +285,7 @@ def _fit_together(committee: Committee, train: StructureDataset, val: StructureD
     check_training_options(epochs, lr, batch_size=batch_size, patience=patience, weight_decay=weight_decay, seed=seed)
     members = list(committee.members)
     check_targets(members[0], train, val, targets)
-    order = [t for t in ("energy", "forces") if t in targets] + [t for t in members[0].atom_outputs if t in targets]
-    outputs = outputs_from(order, loss_weights, "mse")
+    outputs = loss_outputs(members[0], targets, loss_weights)
     device = resolve_device(device)
     committee.to(device=device, dtype=dtype)
     if normalise:
@@ -306,7 +297,7 @@ def _fit_together(committee: Committee, train: StructureDataset, val: StructureD
                if resample == "bootstrap" else None)
     objective = CommitteeObjective(committee, tr, va, outputs, batch_size, device, weights)
     return train_loop(objective, epochs=epochs, lr=lr, weight_decay=weight_decay, patience=patience,
-                      lr_patience=lr_patience if lr_patience is not None else max(5, (patience or 30) // 3),
+                      lr_patience=plateau_patience(lr_patience, patience),
                       seeds=[seed] * len(members), callbacks=callback, progress=progress, desc="committee")
 
 

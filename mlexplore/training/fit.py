@@ -32,7 +32,8 @@ from .engine import (DEFAULTS, History, Objective, Output, TrainingError, atoms_
 from .potential import Potential, model_place
 
 __all__ = ["fit", "predict", "History", "TrainingError", "resolve_device", "atoms_of", "PotentialObjective",
-           "PreparedSet", "prepare_sets", "check_targets", "set_normalisation", "DERIVATIVE_MEMORY"]
+           "PreparedSet", "prepare_sets", "check_targets", "set_normalisation", "loss_outputs", "plateau_patience",
+           "DERIVATIVE_MEMORY"]
 
 
 class PreparedSet:
@@ -80,6 +81,13 @@ class PreparedSet:
                                magmoms=b.get("magmoms"), neighbors=b["neighbors"])
                     parts.append(g)
             self.features, self.derivatives = torch.cat(parts), grads
+
+    def chunks(self, step: int):
+        """``(idx, batch, labels)`` for consecutive pieces of at most ``step`` structures (validation)."""
+        n = len(self.ds)
+        for start in range(0, n, step):
+            idx = torch.arange(start, min(start + step, n), device=self.atom_offsets.device)
+            yield (idx, *self.batch(idx))
 
     def _cut(self, idx: torch.Tensor) -> tuple[dict, torch.Tensor, torch.Tensor]:
         """The structures ``idx`` (sorted) as a batch with their own renumbered neighbour list, their
@@ -158,6 +166,18 @@ def _check_targets(ds: StructureDataset, targets: Sequence[str], what: str) -> N
         if name not in ds:
             raise InputError(f"target {name!r} is not in the {what} set (it has: {', '.join(ds.label_names)})",
                              field="targets")
+
+
+def loss_outputs(model: BPNN, targets: Sequence[str], loss_weights: dict[str, float] | None) -> list[Output]:
+    """The loss terms of a potential fit in a fixed order (energy, forces, then the model's per-atom
+    heads), each with its weight."""
+    order = [t for t in ("energy", "forces") if t in targets] + [t for t in model.atom_outputs if t in targets]
+    return outputs_from(order, loss_weights, "mse")
+
+
+def plateau_patience(lr_patience: int | None, patience: int | None) -> int:
+    """``lr_patience`` or its default: a third of ``patience`` (30 without one), at least 5."""
+    return lr_patience if lr_patience is not None else max(5, (patience or 30) // 3)
 
 
 def check_targets(model: BPNN, train: StructureDataset, val: StructureDataset | None, targets: Sequence[str]) -> None:
@@ -262,10 +282,7 @@ class PotentialObjective(Objective):
         if self.val is None:
             return None
         acc: dict = {}
-        n, step = len(self.val.ds), max(self.batch_size, 64)
-        for start in range(0, n, step):
-            idx = torch.arange(start, min(start + step, n), device=self.device)
-            batch, labels = self.val.batch(idx)
+        for idx, batch, labels in self.val.chunks(max(self.batch_size, 64)):
             with torch.enable_grad() if self.need_forces else torch.no_grad():
                 loss, parts = self._losses(batch, labels, create_graph=False)
             self._accumulate(acc, loss, parts, len(idx))
@@ -362,9 +379,7 @@ def fit(
     targets = list(targets)
     check_training_options(epochs, lr, batch_size=batch_size, patience=patience, weight_decay=weight_decay, seed=seed)
     check_targets(model, train, val, targets)
-    # the loss terms in a fixed order (energy, forces, then the model's per-atom heads)
-    order = [t for t in ("energy", "forces") if t in targets] + [t for t in model.atom_outputs if t in targets]
-    outputs = outputs_from(order, loss_weights, "mse")
+    outputs = loss_outputs(model, targets, loss_weights)
     device = resolve_device(device)
     model.to(device=device, dtype=dtype)
     if normalise:
@@ -372,7 +387,7 @@ def fit(
     tr, va = prepare_sets(model, train, val, device, dtype, targets, cache_features)
     objective = PotentialObjective(model, tr, va, outputs, batch_size, device)
     return train_loop(objective, epochs=epochs, lr=lr, weight_decay=weight_decay, patience=patience,
-                      lr_patience=lr_patience if lr_patience is not None else max(5, (patience or 30) // 3),
+                      lr_patience=plateau_patience(lr_patience, patience),
                       seeds=[seed], callbacks=callback, progress=progress, desc="training",
                       checkpoint_dir=checkpoint_dir)[0]
 
