@@ -38,6 +38,7 @@ from ..data.validate import (OVERLAP_HINT, check_limit, check_pair_distances, ch
                              pair_limits)
 from ..errors import InputError
 from .angular_blocks import FAMILY_CODES, angular_moments, moment_weights, neighbor_blocks, safe_sqrt
+from .angular_tensors import MAX_TENSOR_POWER, tensor_moments
 from .compiled import compiled_or_eager
 from .cutoffs import cutoff_function as _cutoff_by_name
 from .neighbors import Neighbors, neighbor_pairs, pair_vectors, triplets
@@ -458,8 +459,12 @@ class SymmetryFunctions(nn.Module):
         etas = torch.tensor([c[0] for c in channels], dtype=d.dtype, device=d.device)
         rss = torch.tensor([c[1] for c in channels], dtype=d.dtype, device=d.device)
         rc = torch.tensor(self.cutoff, dtype=d.dtype, device=d.device)
-        moments = angular_moments(layout, vec, d, rc, etas, rss, FAMILY_CODES[cls.__name__], n_powers,
-                                  self._fc, compile=self.compile)
+        family = FAMILY_CODES[cls.__name__]
+        if cls is not G4 and n_powers - 1 <= MAX_TENSOR_POWER:
+            moments = tensor_moments(layout, vec, d, rc, etas, rss, family, n_powers, self._fc)
+        else:
+            moments = angular_moments(layout, vec, d, rc, etas, rss, family, n_powers, self._fc,
+                                      compile=self.compile)
         W = moment_weights(zeta.tolist(), lam.tolist(), [index[(float(e), float(r))] for e, r in zip(eta, rs)],
                            len(channels), n_powers, d.dtype, d.device)
         return moments.reshape(-1, moments.shape[-1]) @ W
