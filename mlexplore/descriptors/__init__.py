@@ -6,9 +6,10 @@
   angular 001 / 002, spin 000 / 000b / 001 / F1–F6.
 - Cutoffs (:mod:`.cutoffs`): cosine, polynomial, tanh³, Fourier-spline window.
 - Neighbour pairs and triplets (:mod:`.neighbors`): vesin on CPU, batched torch
-  on any device.
-- The BP angular sums (:mod:`.angular_blocks`): dense per-element neighbour
-  blocks, fused by ``torch.compile`` on request; non-integer ζ and the
+  on any device; :class:`VerletList` (:mod:`.verlet`) keeps a list with a skin over MD steps.
+- The BP angular sums: G5/G9 from per-centre tensor sums, linear in the neighbours
+  (:mod:`.angular_tensors`); G4 (and ζ > 8) on dense per-element neighbour blocks
+  (:mod:`.angular_blocks`), fused by ``torch.compile`` on request; non-integer ζ and the
   Gauss-Fourier three-body terms over explicit triplets (:mod:`.triplet_kernel`).
 - :class:`FeatureCache` (:mod:`.feature_cache`): features of one set of structures for many
   descriptors, one neighbour list for the largest R_c and a block per term family reused.
@@ -22,6 +23,7 @@ from .cutoffs import CUTOFFS, cosine, cutoff_function, fourier_spline, polynomia
 from .neighbors import Neighbors, neighbor_pairs, pair_vectors, triplets
 from .presets import LOEFFLER_AU_AS_PRINTED, PRESETS, from_preset, preset_terms, resolve_basis
 from .symmetry import SymmetryFunctions, chunk_bounds, neighbor_reach, structure_tensors
+from .verlet import DEFAULT_SKIN, VerletList
 from .terms import (G2, G4, G5, G9, SPIN_LOCAL_KINDS, SPIN_PAIR_KINDS, GaussFourierAngular001,
                     GaussFourierAngular002, GaussFourierBiRadial, GaussFourierRadial, SpinGaussPair,
                     SpinGaussSelf, SpinLocal, SpinPair, SpinSelf, Term)
@@ -32,6 +34,7 @@ __all__ = [
     "GaussFourierAngular002", "SpinSelf", "SpinPair", "SpinGaussSelf", "SpinGaussPair", "SpinLocal", "Term",
     "SPIN_PAIR_KINDS", "SPIN_LOCAL_KINDS", "cosine", "polynomial", "tanh3", "fourier_spline",
     "cutoff_function", "CUTOFFS", "Neighbors", "neighbor_pairs", "pair_vectors", "triplets", "chunk_bounds", "neighbor_reach", "structure_tensors",
+    "VerletList", "DEFAULT_SKIN",
 ]
 from .basis_parameters import (angular_grid, eta_from_attenuation, g2_maxima, g2_maximum, radial_grid,
                                rs_at_rdf_modes)

@@ -9,15 +9,14 @@ For the families whose triplet weight is a product of one factor per leg — G5 
 need no loop over neighbour pairs. With unit vectors ``u``, ``cos θ_ijk = u_j · u_k``, and the
 multinomial theorem
 
-    (u_j · u_k)^l = Σ_{p+q+r=l} l!/(p! q! r!) (u_jx u_kx)^p (u_jy u_ky)^q (u_jz u_kz)^r
-                  = Y_l(u_j) · Y_l(u_k),   Y_l(u)_{pqr} = √(l!/(p! q! r!)) u_x^p u_y^q u_z^r,
+    (u_j · u_k)^l = Σ_{p+q+r=l} l!/(p! q! r!) (u_jx u_kx)^p (u_jy u_ky)^q (u_jz u_kz)^r,
 
-so with the per-centre sums ``T^a[i, c, l] = Σ_{j ∈ a} w_c(R_ij) Y_l(u_j)`` (a vector of
-(l+1)(l+2)/2 components; the same construction as the power spectrum of SOAP and the
-"atomic cluster expansion" of Drautz, Phys. Rev. B 99, 014104 (2019), eq. 13–17)
+so with the per-centre sums ``T^a[i, c, pqr] = Σ_{j ∈ a} w_c(R_ij) u_jx^p u_jy^q u_jz^r`` (the
+(l+1)(l+2)/2 monomials of each degree l; the same construction as the power spectrum of SOAP and
+the "atomic cluster expansion" of Drautz, Phys. Rev. B 99, 014104 (2019), eq. 13–17)
 
-    Σ_{j ∈ a, k ∈ b} cos^l θ_ijk w_c(R_ij) w_c(R_ik) = T^a[i, c, l] · T^b[i, c, l]      (a ≠ b)
-    Σ_{j<k ∈ a}       …                              = (|T^a[i, c, l]|² − Σ_{j ∈ a} w_c(R_ij)²) / 2
+    Σ_{j ∈ a, k ∈ b} cos^l θ_ijk w_c(R_ij) w_c(R_ik) = Σ_{p+q+r=l} l!/(p! q! r!) T^a[i, c, pqr] T^b[i, c, pqr]   (a ≠ b)
+    Σ_{j<k ∈ a}       …                              = (Σ_{p+q+r=l} l!/(p! q! r!) T^a[i, c, pqr]² − Σ_{j ∈ a} w_c(R_ij)²) / 2
 
 (the diagonal j = k has cos θ = 1). The cost per centre is ``M · C · K`` multiply-adds
 (``M`` neighbours, ``C`` radial channels, ``K = (L+1)(L+2)(L+3)/6`` monomials up to
@@ -49,24 +48,31 @@ def monomial_exponents(max_power: int) -> list[tuple[int, int, int, int]]:
     return [(l, p, q, l - p - q) for l in range(max_power + 1) for p in range(l, -1, -1) for q in range(l - p, -1, -1)]
 
 
-def _monomials(unit: torch.Tensor, max_power: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``Y(u)`` of unit vectors ``(…, 3)`` → ``(…, K)`` (the √multinomial folded in), and the power
-    l of every column, ``(K,)``, in the order of :func:`monomial_exponents`.
+def _monomials(unit: torch.Tensor, max_power: int) -> torch.Tensor:
+    """The monomials ``u_x^p u_y^q u_z^r`` of unit vectors ``(…, 3)`` → ``(…, K)``, in the order of
+    :func:`monomial_exponents` (without the multinomial factors, which :func:`tensor_moments` puts
+    into its l-group sums).
 
     Degree l from degree l − 1: ``x · (all of them)``, then ``y · (those without x)`` — the last l —
     then ``z · z^(l−1)``: three broadcast products per degree (a gather or a ``cumprod`` costs
     several times more in the backward pass, the latter at the padding's zeros)."""
-    exps = monomial_exponents(max_power)
     x, y, z = unit[..., 0:1], unit[..., 1:2], unit[..., 2:3]
     level = torch.ones_like(x)
     levels = [level]
     for l in range(1, max_power + 1):
         level = torch.cat([x * level, y * level[..., -l:], z * level[..., -1:]], dim=-1)
         levels.append(level)
-    scale = torch.tensor([math.sqrt(math.factorial(l) / (math.factorial(p) * math.factorial(q) * math.factorial(r)))
-                          for l, p, q, r in exps], dtype=unit.dtype, device=unit.device)
-    mono = torch.cat(levels, dim=-1) * scale
-    return mono, torch.tensor([e[0] for e in exps], device=unit.device)
+    return torch.cat(levels, dim=-1)
+
+
+def _group_sums(max_power: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``(K, L+1)``: the multinomial factor ``l!/(p! q! r!)`` of each monomial in the column of its
+    degree l, so that ``(T^a · T^b) @ G`` gives ``Σ_{p+q+r=l} l!/(p! q! r!) T^a_pqr T^b_pqr``."""
+    exps = monomial_exponents(max_power)
+    G = torch.zeros((len(exps), max_power + 1), dtype=dtype, device=device)
+    for k, (l, p, q, r) in enumerate(exps):
+        G[k, l] = math.factorial(l) / (math.factorial(p) * math.factorial(q) * math.factorial(r))
+    return G
 
 
 def tensor_moments(layout: BlockLayout, vec: torch.Tensor, d: torch.Tensor, rc: torch.Tensor, etas: torch.Tensor,
@@ -90,17 +96,15 @@ def tensor_moments(layout: BlockLayout, vec: torch.Tensor, d: torch.Tensor, rc: 
     leg = torch.exp(-etas * (dd - shift) ** 2) * fc(dd, rc)  # (P, C)
     n_ch = etas.shape[0]
     n_cols = n_ch * n_powers
-    # one gather of the per-pair quantities into the dense blocks; the monomials are formed there
+    # the per-pair unit vectors and leg factors gathered into the dense blocks; the monomials are formed there
     # (padding: u = 0, w = 0, so it adds nothing)
-    blocks = [b[0] for b in dense_blocks(layout, [(torch.cat([unit, leg], dim=1), 0.0)])]  # (N, M_a, 3 + C)
+    blocks = dense_blocks(layout, [(unit, 0.0), (leg, 0.0)])  # (N, M_a, 3), (N, M_a, C) per block
     sums, diag = [], []
-    for block in blocks:
-        mono, power = _monomials(block[..., :3], max_power)  # (N, M_a, K)
-        w = block[..., 3:]
+    for u, w in blocks:
+        mono = _monomials(u, max_power)  # (N, M_a, K)
         sums.append(torch.bmm(w.transpose(1, 2), mono))  # T^a: (N, C, K)
         diag.append((w * w).sum(dim=1))  # Σ_j w², (N, C): the j = k terms (|u| = 1)
-    # l-group sums as a matrix: (K, L+1) indicator of each monomial's power
-    group = (power[:, None] == torch.arange(n_powers, device=d.device)[None, :]).to(d.dtype)
+    group = _group_sums(max_power, d.dtype, d.device)
     out = []
     n = layout.n_centres
     for a in range(len(blocks)):
@@ -108,7 +112,7 @@ def tensor_moments(layout: BlockLayout, vec: torch.Tensor, d: torch.Tensor, rc: 
             if layout.widths[a] == 0 or layout.widths[b] == 0:
                 out.append(torch.zeros((n, n_cols), dtype=d.dtype, device=d.device))
                 continue
-            full = (sums[a] * sums[b]) @ group  # (N, C, L+1)
+            full = ((sums[a] * sums[b]).view(-1, group.shape[0]) @ group).view(n, -1, n_powers)  # (N, C, L+1)
             if a == b:
                 full = (full - diag[a][:, :, None]) / 2
             out.append(full.reshape(n, n_cols))

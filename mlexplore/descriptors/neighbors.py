@@ -48,6 +48,12 @@ class Neighbors:
         (same dtype as positions, so it can be multiplied with the cell).
     cutoff:
         The cutoff radius (Å) the list was built for.
+    skin:
+        The part of ``cutoff`` (Å) beyond the reach it serves: a list built with a skin
+        (:class:`~mlexplore.descriptors.VerletList`) holds every pair within ``cutoff − skin``
+        as long as no atom has moved more than ``skin / 2`` since it was built; the pairs
+        beyond the reach add exactly zero (every term and cutoff function is zero there, with
+        zero slope).
     cache:
         Derived data kept while the list is reused: the descriptor stores its
         triplet indices here (they depend on the pair list alone) and, for
@@ -60,6 +66,7 @@ class Neighbors:
     neighbors: torch.Tensor
     shifts: torch.Tensor
     cutoff: float
+    skin: float = 0.0
     cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:

@@ -273,7 +273,7 @@ class SymmetryFunctions(nn.Module):
         return structure_tensors(ds, device, dtype, moments="required" if self.spin else "none")
 
     def neighbor_list(self, batch: dict[str, torch.Tensor], min_distance: float | None = None,
-                      first_structure: int = 0) -> Neighbors:
+                      first_structure: int = 0, skin: float = 0.0) -> Neighbors:
         """The neighbour list :meth:`forward` would build for ``batch`` (a :meth:`prepare` dict),
         armed with the overlap check of :func:`~mlexplore.data.check_structures`: pass it on as
         ``neighbors`` (in ``batch`` for :class:`~mlexplore.models.BPNN`) and the first
@@ -287,16 +287,22 @@ class SymmetryFunctions(nn.Module):
         limit beyond the descriptor's reach is checked here, with a search of its own.
         Non-finite positions and singular cells are refused by the neighbour search itself;
         :meth:`prepare` (or :func:`~mlexplore.data.check_structures`) names them better.
+
+        ``skin`` (Å): build the list for the reach plus a skin, to be kept over the steps of a
+        trajectory while no atom moves more than half of it (:class:`~.verlet.VerletList`).
         """
         check_limit(min_distance)
+        if not (isinstance(skin, (int, float)) and 0 <= skin < math.inf):
+            raise InputError(f"skin must be a distance ≥ 0 Å, got {skin!r}", field="skin")
         positions, cells, n_atoms = batch["positions"], batch["cells"], batch["n_atoms"]
-        nb = neighbor_pairs(positions, cells, batch["pbc"], n_atoms, self.neighbor_cutoff,
+        nb = neighbor_pairs(positions, cells, batch["pbc"], n_atoms, self.neighbor_cutoff + skin,
                             method=self.neighbor_method)
+        nb.skin = float(skin)
         if min_distance is not None and float(min_distance) == 0:
             return nb
         numbers = batch["numbers"].detach().cpu().numpy()
         reach = float(pair_limits(numbers, numbers, min_distance).max()) if len(numbers) else 0.0
-        if reach >= nb.cutoff:  # the list does not reach the limit: a search of its own
+        if reach >= nb.cutoff - nb.skin:  # the list does not reach the limit: a search of its own
             ds = StructureDataset(numbers, positions.detach().cpu().double().numpy(),
                                   cells.detach().cpu().double().numpy(), batch["pbc"].detach().cpu().numpy(),
                                   n_atoms.detach().cpu().numpy())
@@ -439,7 +445,7 @@ class SymmetryFunctions(nn.Module):
         """The dense per-element neighbour layout of the pairs inside R_c (kept with the
         list when that is all of them, i.e. it depends on the pair list alone)."""
         n_el = self.n_element_blocks
-        if nb.cutoff <= self.cutoff:
+        if nb.cutoff - nb.skin <= self.cutoff:  # pairs in a skin beyond R_c add exactly zero
             key = ("blocks", tuple(self.elements or ()))
             if key not in nb.cache:
                 nb.cache[key] = neighbor_blocks(nb.centers, el[nb.neighbors], N, n_el)

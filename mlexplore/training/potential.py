@@ -28,6 +28,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from ..data.dataset import StructureDataset
 from ..data.validate import OVERLAP_HINT, check_limit, check_structures
+from ..descriptors.verlet import DEFAULT_SKIN, VerletList
 from ..errors import InputError
 from ..models.bpnn import BPNN
 from ..models.committee import Committee
@@ -198,7 +199,8 @@ class Potential:
         return out
 
     def calculate(self, atoms, min_distance: float | None | str = "default", extrapolation: str | None = None,
-                  log: ExtrapolationLog | None = None) -> dict[str, Any]:
+                  log: ExtrapolationLog | None = None, stress: bool = True,
+                  neighbors: VerletList | None = None) -> dict[str, Any]:
         """Energy and free energy (eV), per-atom energies (eV), forces (eV/Å), stress (eV/Å³, Voigt
         order, for 3-D periodic cells, from the strain derivative ``(1/V) ∂E/∂ε``) and the per-atom
         outputs of one ``ase.Atoms``: what the ASE calculator returns.
@@ -211,7 +213,13 @@ class Potential:
         The atoms are graded against the training domain (``extrapolating``,
         ``extrapolation_grade``, ``novelty`` per atom; ``extrapolation`` as in :meth:`predict`) and,
         with ``log``, counted in it; a committee adds ``energy_std`` (eV), ``energies_std`` (eV),
-        ``forces_std`` (eV/Å, per component) and ``<output>_std``."""
+        ``forces_std`` (eV/Å, per component) and ``<output>_std``.
+
+        ``stress=False`` leaves the stress out (and its strain derivative: a few % of the step).
+        ``neighbors``: a :class:`~mlexplore.descriptors.VerletList` kept between the calls of a
+        trajectory (what the ASE calculator passes): the neighbour list and what depends on it are
+        rebuilt only when an atom has moved more than half its skin — the same energies and forces
+        as a new list at every step."""
         policy = self.extrapolation if extrapolation is None else check_policy(extrapolation)
         if not self.is_potential:
             raise InputError(f"a {type(self.model).__name__} is not an interatomic potential: it has no energies "
@@ -221,13 +229,19 @@ class Potential:
         ds = StructureDataset.from_atoms([atoms.copy()])
         check_structures(ds, limit, overlaps=False)
         batch = model.descriptor.prepare(ds, device=self.device, dtype=self.dtype, check=False)
-        nb = model.descriptor.neighbor_list(batch, limit)
+        if neighbors is None:
+            nb = model.descriptor.neighbor_list(batch, limit)
+        else:
+            nb = neighbors.neighbors(model.descriptor, batch, limit)
         pos = batch["positions"].detach().requires_grad_(True)
-        periodic = bool(atoms.pbc.all() and atoms.cell.rank == 3)
-        strain = torch.zeros((3, 3), dtype=self.dtype, device=self.device, requires_grad=periodic)
-        deform = torch.eye(3, dtype=self.dtype, device=self.device) + (strain + strain.T) / 2
-        # the list found for the undeformed cell serves the deformed one (ε = 0; integer shifts)
-        batch = {**batch, "positions": pos @ deform, "cells": batch["cells"] @ deform, "neighbors": nb}
+        periodic = bool(stress and atoms.pbc.all() and atoms.cell.rank == 3)
+        if periodic:
+            strain = torch.zeros((3, 3), dtype=self.dtype, device=self.device, requires_grad=True)
+            deform = torch.eye(3, dtype=self.dtype, device=self.device) + (strain + strain.T) / 2
+            # the list found for the undeformed cell serves the deformed one (ε = 0; integer shifts)
+            batch = {**batch, "positions": pos @ deform, "cells": batch["cells"] @ deform, "neighbors": nb}
+        else:
+            batch = {**batch, "positions": pos, "neighbors": nb}
         if self.is_committee:
             out = model.energy_and_forces(batch, return_features=True)  # every member's forces
             energy = out["energy"].sum()
@@ -255,10 +269,12 @@ class Potential:
             log.add(a)
         return results
 
-    def as_ase_calculator(self, min_distance: float | None | str = "default") -> "MLExploreCalculator":
+    def as_ase_calculator(self, min_distance: float | None | str = "default",
+                          skin: float = DEFAULT_SKIN) -> "MLExploreCalculator":
         """An ASE calculator over this potential (:class:`MLExploreCalculator`); ``min_distance`` (Å,
-        None or 0) overrides :attr:`min_distance` for it."""
-        return MLExploreCalculator(self, min_distance=min_distance)
+        None or 0) overrides :attr:`min_distance` for it; ``skin`` (Å): the neighbour list is kept
+        between steps until an atom has moved more than half of it (0: a new list every step)."""
+        return MLExploreCalculator(self, min_distance=min_distance, skin=skin)
 
 
 class MLExploreCalculator(Calculator):
@@ -274,10 +290,16 @@ class MLExploreCalculator(Calculator):
     drives two atoms on top of each other stops with an :class:`~mlexplore.errors.InputError`
     naming them. ``min_distance``: the overlap limit in Å, None for half the sum of the covalent
     radii, 0 for no overlap check; by default the potential's :attr:`Potential.min_distance`.
+
+    Made for MD: the neighbour list is kept between steps with a ``skin`` (Å;
+    :class:`~mlexplore.descriptors.VerletList`, rebuilt once an atom has moved more than half of
+    it, or when the cell, the atoms or their elements change; 0: a new list every step), with the
+    angular layout that depends on it; the stress is computed only when it is asked for (NPT, cell
+    relaxations). ``calc.neighbors`` says how many lists were built for how many steps.
     """
 
     def __init__(self, potential: Potential | BPNN | Committee, device: Any = "cpu", dtype: torch.dtype = torch.float64,
-                 min_distance: float | None | str = "default", **kwargs) -> None:
+                 min_distance: float | None | str = "default", skin: float = DEFAULT_SKIN, **kwargs) -> None:
         self.potential = potential if isinstance(potential, Potential) else Potential(potential, device, dtype)
         self.min_distance = (self.potential.min_distance if isinstance(min_distance, str) and min_distance == "default"
                              else min_distance)
@@ -294,12 +316,15 @@ class MLExploreCalculator(Calculator):
                                             *(f"{n}_std" for n in self.model.atom_outputs)]
         #: counts of the calculations with atoms outside the training domain (an MD run's record)
         self.extrapolation = ExtrapolationLog()
+        #: the neighbour list kept between steps
+        self.neighbors = VerletList(skin)
         super().__init__(**kwargs)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
         self.results.update(self.potential.calculate(self.atoms, min_distance=self.min_distance,
-                                                     log=self.extrapolation))
+                                                     log=self.extrapolation, stress="stress" in properties,
+                                                     neighbors=self.neighbors))
 
     def extrapolation_summary(self) -> str:
         """What the calculations so far saw of the training domain (print it at the end of an MD run)."""
