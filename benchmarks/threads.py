@@ -41,7 +41,7 @@ def worker(threads: list[str], repeat: int, steps: int, interop: int | None) -> 
 
     from mlexplore.descriptors import from_preset
     from mlexplore.models import BPNN
-    from mlexplore.threads import choose_threads, configure_threads, runnable_others, usable_cores
+    from mlexplore.threads import choose_threads, configure_threads, other_load, usable_cores
 
     cuau, _ = structures()
     ds = cuau[:100]
@@ -52,11 +52,11 @@ def worker(threads: list[str], repeat: int, steps: int, interop: int | None) -> 
     batch = {"features": features[:batch_atoms], "numbers": torch.as_tensor(ds.numbers[:batch_atoms]),
              "n_atoms": torch.full((10,), 32, dtype=torch.long)}
     target = torch.randn(10)
-    out = {"cores": usable_cores(), "others": runnable_others(), "rows": {}}
+    out = {"cores": usable_cores(), "rows": {}}
     for spec in threads:
         if spec == "auto":
-            chosen = choose_threads()
-            n = configure_threads(chosen)
+            out["others"] = other_load()
+            n = configure_threads(choose_threads())
         else:
             n = configure_threads(int(spec))
         sf.compute(ds[:10], dtype=torch.float32)  # warm the thread pool at this size
@@ -85,6 +85,7 @@ def worker(threads: list[str], repeat: int, steps: int, interop: int | None) -> 
 def run_child(threads: list[str], env_extra: dict, args, interop: int | None = None) -> dict:
     env = {**os.environ, **env_extra}
     env.pop("MLEXPLORE_NUM_THREADS", None)
+    env.pop("OMP_NUM_THREADS", None)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--threads", ",".join(threads),
            "--repeat", str(args.repeat), "--steps", str(args.steps)]
     if interop is not None:
@@ -126,7 +127,7 @@ def main() -> None:
                 res = run_child(specs, env, args, interop)
                 for spec, r in res["rows"].items():
                     rows.append({"neighbour": "busy" if busy else "quiet", "variant": label,
-                                 "spec": spec, "others": res["others"], "cores": res["cores"], **r})
+                                 "spec": spec, "others": res.get("others"), "cores": res["cores"], **r})
                 print(f"  done: {'busy' if busy else 'quiet'} / {label} "
                       f"({time.perf_counter() - t_start:.0f} s)", flush=True)
         finally:
@@ -148,7 +149,7 @@ def main() -> None:
     print()
     for r in pol:
         print(f"choose_threads() with a {r['neighbour']} neighbour: usable_cores={r['cores']}, "
-              f"other runnable={r['others']} → {r['threads']} thread(s)")
+              f"other_load={r['others']} → {r['threads']} thread(s)")
     print(f"total {time.perf_counter() - t_start:.0f} s")
 
 
