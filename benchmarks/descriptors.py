@@ -2,6 +2,7 @@
 
     python benchmarks/descriptors.py [--device cuda] [--repeat 3] [--scale 1]
     python benchmarks/descriptors.py --device cuda --stages | --profile [--variants compiled]
+    python benchmarks/descriptors.py --default-call [--busy] [--repeat 3]
 
 Structures: 200 CuAu FCC 32-atom cells and 20 BCC Fe 128-atom cells, rattled
 (0.1 Å), the ``bloore-fe-bp`` terms (24 G2 + 18 G4, R_c = 6 Å, cosine),
@@ -11,6 +12,10 @@ analytic derivatives, which give the same information as forces) on the same
 input, and the ratios. On CUDA it also prints end-to-end atoms/s (neighbour
 list, triplets, features, forces, all included) and peak GPU memory per atom.
 ``--scale k`` repeats the structure set k times (for GPU batch sizes).
+
+``--default-call`` times what a user types — ``compute(structures)`` with no options — and its
+float32 variant against dscribe (``n_jobs=1``), interleaved in one process, on one and two torch
+threads; ``--busy`` repeats that while a second process spins one core.
 """
 
 from __future__ import annotations
@@ -145,6 +150,58 @@ def profile_batch(sets, device: str, dtype, chunk: int, rows: int = 20) -> None:
                                             max_name_column_width=60))
 
 
+def default_call(cuau: StructureDataset, fe: StructureDataset, rounds: int) -> dict[str, float]:
+    """The call a user makes, ``from_preset("bloore-fe-bp", elements=…).compute(structures)`` with no
+    options (float64, eager), and with ``dtype=torch.float32``, against dscribe's ACSF with
+    ``n_jobs=1``, interleaved over ``rounds`` rounds in this process (best of each), on the torch
+    thread count in force. Returns seconds per variant."""
+    from dscribe.descriptors import ACSF
+
+    sets = [(cuau, from_preset("bloore-fe-bp", elements=["Cu", "Au"])), (fe, from_preset("bloore-fe-bp", elements=["Fe"]))]
+    terms = preset_terms("bloore-fe-bp")
+    g2 = [(t.eta, t.rs) for t in terms[:24]]
+    g4 = [(t.eta, t.zeta, t.lam) for t in terms[24:]]
+    acsf = [ACSF(r_cut=6.0, g2_params=g2, g4_params=g4, species=["Cu", "Au"], periodic=True),
+            ACSF(r_cut=6.0, g2_params=g2, g4_params=g4, species=["Fe"], periodic=True)]
+    images = [cuau.to_atoms(), fe.to_atoms()]
+    runs = {"compute() (float64)": lambda: [sf.compute(ds) for ds, sf in sets],
+            "compute(dtype=float32)": lambda: [sf.compute(ds, dtype=torch.float32) for ds, sf in sets],
+            "dscribe ACSF n_jobs=1": lambda: [a.create(i, n_jobs=1) for a, i in zip(acsf, images)]}
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for r in range(rounds):
+        for name, fn in runs.items():
+            if r == 0:
+                fn()  # warm-up
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {k: min(v) for k, v in times.items()}
+
+
+def print_default_call(cuau, fe, rounds: int, busy: bool) -> None:
+    """:func:`default_call` on one and two torch threads, quiet and (``busy``) with a second process
+    spinning one core — what a neighbour's job does to a shared machine."""
+    import subprocess
+    import sys
+
+    conditions = [("quiet", False)] + ([("busy neighbour core", True)] if busy else [])
+    print(f"
+the default call, {cuau.n_total_atoms + fe.n_total_atoms} atoms (best of {rounds} interleaved rounds):")
+    print(f"{'':<22} {'threads':>7} {'variant':<24} {'s':>8} {'vs dscribe':>11}")
+    for label, spin in conditions:
+        spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if spin else None
+        try:
+            for threads in (1, 2):
+                torch.set_num_threads(threads)
+                res = default_call(cuau, fe, rounds)
+                for name, t in res.items():
+                    print(f"{label:<22} {threads:>7} {name:<24} {t:8.3f} {res['dscribe ACSF n_jobs=1'] / t:10.1f}x")
+        finally:
+            if spinner is not None:
+                spinner.kill()
+                spinner.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -161,10 +218,17 @@ def main() -> None:
                         help="only time the stages (neighbour list, features, backward) of one batch per set")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's choice; use 1 when another job holds a core)")
+    parser.add_argument("--default-call", action="store_true",
+                        help="only time compute() with no options against dscribe, on 1 and 2 threads")
+    parser.add_argument("--busy", action="store_true",
+                        help="with --default-call: also with a second process spinning one core")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     cuau, fe = structures(args.scale)
+    if args.default_call:
+        print_default_call(cuau, fe, args.repeat, args.busy)
+        return
     n_atoms = cuau.n_total_atoms + fe.n_total_atoms
     cuda = args.device.startswith("cuda")
     print(f"{len(cuau)} CuAu (32 atoms) + {len(fe)} Fe (128 atoms) = {n_atoms} atoms; bloore-fe-bp; "

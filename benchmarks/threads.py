@@ -13,7 +13,9 @@ Every variant runs in a fresh child process (``--worker``) so that all start equ
 (``OMP_WAIT_POLICY``) is read when torch loads OpenMP, and ``torch.set_num_interop_threads`` works only
 before any parallel work. The parent starts and kills the neighbour and prints the table: descriptor
 seconds (median and worst of ``--repeat`` runs), training-step milliseconds (median of ``--steps``), and
-each median as a ratio to the quiet 1-thread run of the default policy.
+each median as a ratio to the quiet 1-thread run of the default policy. "load" is the machine's
+1-minute load average and runnable tasks (``/proc/loadavg``) when the child started: "quiet" means
+no neighbour of ours, not an idle machine. A descriptor cell stops repeating once it has spent 10 s.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def worker(threads: list[str], repeat: int, steps: int, interop: int | None) -> 
     batch = {"features": features[:batch_atoms], "numbers": torch.as_tensor(ds.numbers[:batch_atoms]),
              "n_atoms": torch.full((10,), 32, dtype=torch.long)}
     target = torch.randn(10)
-    out = {"cores": usable_cores(), "rows": {}}
+    out = {"cores": usable_cores(), "load": " ".join(Path("/proc/loadavg").read_text().split()[::3]), "rows": {}}
     for spec in threads:
         if spec == "auto":
             out["others"] = other_load()
@@ -61,10 +63,12 @@ def worker(threads: list[str], repeat: int, steps: int, interop: int | None) -> 
             n = configure_threads(int(spec))
         sf.compute(ds[:10], dtype=torch.float32)  # warm the thread pool at this size
         times = []
-        for _ in range(repeat):
+        for _ in range(repeat):  # at most `repeat` runs, fewer once 10 s are spent (a collapsed cell)
             t0 = time.perf_counter()
             sf.compute(ds, dtype=torch.float32)
             times.append(time.perf_counter() - t0)
+            if sum(times) > 10:
+                break
         torch.manual_seed(0)
         model = BPNN(sf, hidden=(25, 25))
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -127,7 +131,8 @@ def main() -> None:
                 res = run_child(specs, env, args, interop)
                 for spec, r in res["rows"].items():
                     rows.append({"neighbour": "busy" if busy else "quiet", "variant": label,
-                                 "spec": spec, "others": res.get("others"), "cores": res["cores"], **r})
+                                 "spec": spec, "others": res.get("others"), "cores": res["cores"],
+                                 "load": res["load"], **r})
                 print(f"  done: {'busy' if busy else 'quiet'} / {label} "
                       f"({time.perf_counter() - t_start:.0f} s)", flush=True)
         finally:
@@ -138,12 +143,13 @@ def main() -> None:
     base = next(r for r in rows if r["neighbour"] == "quiet" and r["variant"] == "default wait" and r["spec"] == "1")
     base_d, base_s = statistics.median(base["descriptor_s"]), base["step_ms"]
     print()
-    print(f"{'neighbour':9} {'variant':26} {'threads':>12} {'descr. s (median/worst)':>24} {'ratio':>6} "
-          f"{'step ms':>8} {'ratio':>6}")
+    print(f"{'neighbour':9} {'variant':26} {'load':>8} {'threads':>10} {'descr. s (median/worst)':>24} "
+          f"{'ratio':>6} {'step ms':>8} {'ratio':>6}")
     for r in rows:
         d = statistics.median(r["descriptor_s"])
         who = f"{r['threads']}" if r["spec"] != "auto" else f"policy→{r['threads']}"
-        print(f"{r['neighbour']:9} {r['variant']:26} {who:>12} {d:>11.2f} / {max(r['descriptor_s']):<10.2f} "
+        print(f"{r['neighbour']:9} {r['variant']:26} {r['load']:>8} {who:>10} {d:>11.2f} / "
+              f"{max(r['descriptor_s']):<10.2f} "
               f"{d / base_d:>6.2f} {r['step_ms']:>8.2f} {r['step_ms'] / base_s:>6.2f}")
     pol = [r for r in rows if r["spec"] == "auto"]
     print()

@@ -3,8 +3,8 @@
 Torch starts as many intra-op (OpenMP) threads as the machine has cores. On a shared machine that
 is a trap: every parallel region ends at a barrier where the threads wait for each other, so when one
 of them shares its core with another busy process the whole computation runs at the pace of the
-descheduled thread. On a 2-core machine with one other busy process, float32 descriptors of 100 CuAu
-cells took 6–9 s with torch's default 2 threads instead of 0.6 s with 1 (``benchmarks/threads.py``).
+descheduled thread. On a 2-core machine with anything else running, float32 descriptors of 100 CuAu
+cells took 1.3–21 s with torch's default 2 threads instead of 0.5–1 s with 1 (``benchmarks/threads.py``).
 
 This module picks the count from what the process may really use and what else is running:
 
@@ -18,29 +18,31 @@ This module picks the count from what the process may really use and what else i
 
 Measurements (``python benchmarks/threads.py``; 2-core shared VM, torch 2.13 CPU with GNU OpenMP,
 each variant in a fresh process; descriptor = ``bloore-fe-bp`` Cu/Au, float32, 3 200 atoms, median of
-3; step = one Adam step of a BPNN 2 × 25 on the features of 320 atoms, median of 100)::
+up to 3 runs; step = one Adam step of a BPNN 2 × 25 on the features of 320 atoms, median of 100;
+"busy" = a second process spinning a core; three runs of the benchmark, the machine's own background
+load (1-minute average) 0.7, then 1–1.2, then 2.6–3)::
 
-    neighbour  variant                   threads  descriptor s  step ms
-    quiet      default wait              1        0.70          1.44
-    quiet      default wait              2        0.43          1.10    (one run of 3: 3.1 s)
-    quiet      OMP_WAIT_POLICY=PASSIVE   2        0.69          3.82
-    busy       default wait              1        0.64          1.20
-    busy       default wait              2        6.06          5.61    (worst 9.5 s)
-    busy       OMP_WAIT_POLICY=PASSIVE   2        0.63          1.51
-    busy       inter-op threads 1        2        5.97          1.57    (worst 23.9 s)
+    neighbour  variant                   threads  descriptor s (3 runs)  step ms (3 runs)
+    none       default wait              1        0.70  0.45  0.46       1.44  1.10  1.19
+    none       default wait              2        0.43 21.8  20.7        1.10  1.32  1.76
+    none       OMP_WAIT_POLICY=PASSIVE   2        0.69  0.52  0.60       3.82  1.47  2.72
+    none       inter-op threads 1        2        0.46 16.4   3.69       1.62 10.7   1.11
+    busy       default wait              1        0.64  1.02  0.48       1.20  1.12  1.13
+    busy       default wait              2        6.06  1.32  1.33       5.61  5.41  6.79
+    busy       OMP_WAIT_POLICY=PASSIVE   2        0.63  1.12  0.76       1.51  5.61  2.87
+    busy       inter-op threads 1        2        5.97  1.43  1.56       1.57  1.58  2.05
 
-What that says:
+(worst single descriptor runs: 2 threads 38.6 s, 1 thread 1.07 s.) What that says:
 
-* One thread never collapses; two threads gain ×1.6 (descriptor) and ×1.3 (training step) on a quiet
-  machine but lose ×9 and ×4 beside one busy process — and a "quiet" shared machine has such moments
-  (one of three quiet 2-thread runs took 3.1 s).
+* One thread never collapses. Two threads gain ×1.6 (descriptor) and ×1.3 (training step) on an idle
+  machine, but lose ×3 to ×45 as soon as anything else runs: a neighbour of ours, or just the
+  machine's background load (the second and third runs had no neighbour of ours).
 * Passive OpenMP waiting (``OMP_WAIT_POLICY=PASSIVE``) removes the collapse but also the gain: every
-  parallel region then pays a thread wake-up, so 2 passive threads are no faster than 1 for the
-  descriptor and ×2.7 slower for the small training step. It also has to be set before torch is
-  imported, which a library cannot promise. Not used.
-* The inter-op pool (``torch.set_num_interop_threads``) plays no part: eager code of this package does
-  not use it, and limiting it to 1 changed nothing. Left alone (it also can only be set once, before
-  any parallel work).
+  parallel region then pays a thread wake-up, so 2 passive threads were never faster than 1 thread
+  and up to ×2.7 slower for the small training step. It also has to be set before torch is imported,
+  which a library cannot promise. Not used.
+* The inter-op pool (``torch.set_num_interop_threads(1)``) does not help: eager code of this package
+  does not use it. Left alone (torch also refuses to change it once parallel work has started).
 
 Hence the policy: leave at least half of the usable cores as headroom — the second half of the
 threads buys little (parallel efficiency 65–80 % already at 2 threads for these small tensors) and
@@ -206,8 +208,9 @@ def choose_threads(cores: int | None = None, others: int | None = None,
        ``others`` = :func:`other_load` (pass them to override the measurement).
 
     Why (module docstring, ``benchmarks/threads.py``): on a 2-core machine 2 threads were ×1.6 / ×1.3
-    faster than 1 (descriptor / training step) when quiet but ×9 / ×4 slower beside one busy process,
-    while 1 thread never collapsed; passive OpenMP waiting removed the collapse and the gain with it.
+    faster than 1 (descriptor / training step) when the machine was idle but ×3–45 / ×4–6 slower with
+    a busy neighbour or background load, while 1 thread never collapsed; passive OpenMP waiting
+    removed the collapse and the gain with it.
     So half the usable cores stay free as headroom and the other load is subtracted: 1 thread on 2 cores.
     """
     environ = os.environ if environ is None else environ

@@ -14,7 +14,8 @@ zero (every term and cutoff function is zero beyond its reach, with zero slope).
 pair list alone — the dense angular layout, the triplets — is kept with the list, so a reused list
 also skips those.
 
-A new list is built when the atoms, their elements, the cell or the periodicity change, or an atom
+A new list is built when the atoms, their elements, the cell, the periodicity, the descriptor or
+the precision or device of the positions change, or an atom
 moved by more than half the skin, counted in raw coordinates: an atom wrapped back into the cell
 has "moved" a cell vector and forces a rebuild, as it must (its image shifts changed).
 """
@@ -70,7 +71,8 @@ class VerletList:
         self._list = self._key = self._reference = self._armed = None
 
     def _key_of(self, descriptor, batch: dict[str, torch.Tensor], min_distance: Any) -> tuple:
-        return (id(descriptor), descriptor.neighbor_cutoff, repr(min_distance),
+        positions = batch["positions"]
+        return (id(descriptor), descriptor.neighbor_cutoff, repr(min_distance), positions.dtype, positions.device,
                 tuple(batch["n_atoms"].tolist()), batch["numbers"].cpu().numpy().tobytes(),
                 batch["cells"].detach().cpu().double().numpy().tobytes(), batch["pbc"].cpu().numpy().tobytes())
 
