@@ -185,8 +185,7 @@ def print_default_call(cuau, fe, rounds: int, busy: bool) -> None:
     import sys
 
     conditions = [("quiet", False)] + ([("busy neighbour core", True)] if busy else [])
-    print(f"
-the default call, {cuau.n_total_atoms + fe.n_total_atoms} atoms (best of {rounds} interleaved rounds):")
+    print(f"\nthe default call, {cuau.n_total_atoms + fe.n_total_atoms} atoms (best of {rounds} interleaved rounds):")
     print(f"{'':<22} {'threads':>7} {'variant':<24} {'s':>8} {'vs dscribe':>11}")
     for label, spin in conditions:
         spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if spin else None

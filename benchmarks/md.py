@@ -1,6 +1,6 @@
 """The cost of an MD step with a fitted potential, against ASE's EMT in the same process.
 
-    python benchmarks/md.py [--sizes 3,6] [--steps 20] [--threads 1] [--epochs 300] [--compile]
+    python benchmarks/md.py [--sizes 3,6] [--steps 20] [--threads 1] [--epochs 300] [--compile] [--replicas 16]
     python benchmarks/md.py --first-call          # the first call in a fresh process, timed
 
 Model: a BPNN of 2 × 25 tanh on n2p2's gold basis ``loeffler-au`` (8 G2 + 18 G9, R_c = 6 Å,
@@ -20,7 +20,8 @@ Prints, per cell, ms per step and µs per atom-step for:
   compile, which is timed and printed);
 - ASE's EMT on the same trajectory (``ase.calculators.emt``, C-free Python/numpy);
 
-and the ratios to EMT. n2p2 is not required: to compare with it, build ``nnp-predict`` from
+and the ratios to EMT; then ``--replicas`` 32-atom cells advanced together by
+:class:`~mlexplore.training.ReplicaMD` against ASE's velocity Verlet on each in turn. n2p2 is not required: to compare with it, build ``nnp-predict`` from
 n2p2's public repository (``make -C src libnnp libnnpif nnp-predict`` with Debian's
 ``libgsl-dev`` and ``libeigen3-dev``, ``PROJECT_CC=g++``), write the model's symmetry functions
 and weights as its ``input.nn``/``weights.079.data``/``scaling.data`` and time ``nnp-predict`` on
@@ -113,6 +114,33 @@ def first_call() -> None:
     print("fresh process:", out.stdout.strip())
 
 
+def replicas_vs_one_by_one(model, n_replicas: int, rep: int, steps: int) -> None:
+    """``n_replicas`` copies of an FCC Au cell (``rep``³ cubes) with their own 300 K velocities:
+    :class:`~mlexplore.training.ReplicaMD` (one batch) against ASE's velocity Verlet on each in turn,
+    ms per replica-step, both in this process."""
+    from mlexplore.training import Potential, ReplicaMD
+
+    cells = []
+    for k in range(n_replicas):
+        atoms = bulk("Au", "fcc", a=4.08, cubic=True).repeat((rep, rep, rep))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(k))
+        cells.append(atoms)
+    pot = Potential(model, extrapolation="ignore")
+    md = ReplicaMD(pot, cells, timestep_fs=2.0).run(2)
+    t0 = time.perf_counter()
+    md.run(steps)
+    batched = 1000 * (time.perf_counter() - t0) / steps / n_replicas
+    one = []
+    for atoms in cells[:4]:
+        ms, _ = ms_per_step(atoms, pot.as_ase_calculator(), max(5, steps // 4))
+        one.append(ms)
+    single = float(np.median(one))
+    print(f"\n{n_replicas} replicas of {len(cells[0])} atoms: ReplicaMD {batched:.2f} ms per replica-step, "
+          f"ASE one at a time {single:.2f} ({single / batched:.1f}× faster batched; lists: {md.neighbors})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="3,6", help="cells as repeats of the 4-atom FCC cube (3: 108, 6: 864)")
@@ -121,6 +149,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--compile", action="store_true", help="also time the torch.compile path")
     parser.add_argument("--first-call", action="store_true", help="only time a fresh process's first call")
+    parser.add_argument("--replicas", type=int, default=16,
+                        help="also time this many 32-atom replicas batched (ReplicaMD) against one at a time (0: skip)")
     args = parser.parse_args()
     if args.first_call:
         first_call()
@@ -159,6 +189,8 @@ def main() -> None:
                   f"{ms / rows['EMT']:5.2f}× EMT")
         print(f"  float32 forces differ from float64 by ≤ {diff:.1e} eV/Å "
               f"({diff / rmse:.1e} of the model's test force RMSE {rmse:.3f} eV/Å)")
+    if args.replicas:
+        replicas_vs_one_by_one(model, args.replicas, 2, args.steps)
 
 
 if __name__ == "__main__":

@@ -107,6 +107,11 @@ class Potential:
             model.eval()
         return model
 
+    def ready(self) -> torch.nn.Module:
+        """The model on :attr:`device` in :attr:`dtype`, in evaluation mode (what every prediction
+        runs; for drivers that call the model themselves, e.g. :class:`~mlexplore.training.ReplicaMD`)."""
+        return self._ready()
+
     @property
     def is_potential(self) -> bool:
         """True for an interatomic potential (energies, forces), False for a task model."""
