@@ -166,3 +166,35 @@ def test_g4_forces_through_the_written_out_backward_equal_finite_differences():
             assert float(grad[atom, axis]) == pytest.approx((shifted[0] - shifted[1]) / (2 * h), rel=1e-6, abs=1e-8)
     finally:
         angular_blocks.EAGER_CHUNK_ENTRIES = saved
+
+
+@pytest.mark.parametrize("name", ["cosine", "polynomial", "tanh3"])
+def test_cutoff_slopes_equal_autograd(name):
+    fc = cutoff_function(name)
+    r = torch.linspace(0.0, 7.0, 701, dtype=torch.float64).requires_grad_(True)
+    (ref,) = torch.autograd.grad(fc(r, 5.5).sum(), r)
+    np.testing.assert_allclose(fc.slope(r.detach(), 5.5), ref, rtol=1e-12, atol=1e-14)
+    assert float(fc.slope(torch.tensor([5.5, 6.0], dtype=torch.float64), 5.5).abs().sum()) == 0
+
+
+def test_split_blocks_and_centre_groups_give_the_same_moments_and_gradients(monkeypatch):
+    """Small batches compute each block in one call; large ones split same-element blocks in halves
+    and cut centres into groups: forced here on a small alloy, equal to one call per block."""
+    from mlexplore.descriptors import angular_blocks
+
+    atoms, elements = CASES["two elements"]
+    out = []
+    for split in (False, True):
+        if split:
+            monkeypatch.setattr(angular_blocks, "SPLIT_MIN_ENTRIES", 0)
+            monkeypatch.setattr(angular_blocks, "SPLIT_MIN_WIDTH", 4)
+            monkeypatch.setattr(angular_blocks, "GROUP_MIN_ENTRIES", 0)
+            monkeypatch.setattr(angular_blocks, "GROUP_MIN_CENTRES", 2)
+            monkeypatch.setattr(angular_blocks, "GROUP_MIN_SAVING", float("inf"))
+        pos, vec, d, layout = _geometry(atoms, elements)
+        m = angular_moments(layout, vec, d, torch.tensor(5.0, dtype=torch.float64),
+                            torch.tensor([0.02, 0.1], dtype=torch.float64), torch.zeros(2, dtype=torch.float64),
+                            0, 4, cutoff_function("cosine"))
+        out.append((m.detach(), torch.autograd.grad((m * m).sum(), pos)[0]))
+    np.testing.assert_allclose(out[1][0], out[0][0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(out[1][1], out[0][1], rtol=1e-10, atol=1e-12)

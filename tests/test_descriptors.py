@@ -365,6 +365,7 @@ def test_centre_groups_give_the_same_features_and_forces(monkeypatch, compile):
     for groups in (1, 3):
         monkeypatch.setattr(angular_blocks, "CENTRE_GROUPS", groups)
         monkeypatch.setattr(angular_blocks, "GROUP_MIN_CENTRES", 1)
+        monkeypatch.setattr(angular_blocks, "GROUP_MIN_ENTRIES", 0)
         monkeypatch.setattr(angular_blocks, "GROUP_MIN_SAVING", math.inf)  # group whatever it saves
         batch = sf.prepare(_alloy())
         batch["positions"].requires_grad_(True)

@@ -45,8 +45,12 @@ __all__ = ["BlockMomentsFunction", "block_moments_with_backward"]
 
 def _cutoff_and_slope(R: torch.Tensor, rc: torch.Tensor, fc: Callable, keep_graph: bool,
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``f_c(R)`` and ``f_c'(R)`` for any cutoff function (its slope by autograd, one elementwise
-    pass; differentiable again when ``keep_graph``)."""
+    """``f_c(R)`` and ``f_c'(R)``: from the function's own ``slope`` where it has one (the cutoffs of
+    :mod:`.cutoffs`), else by autograd in one elementwise pass; differentiable again when
+    ``keep_graph``."""
+    slope_of = getattr(fc, "slope", None)
+    if slope_of is not None:
+        return fc(R, rc), slope_of(R, rc)
     with torch.enable_grad():
         r = R if (keep_graph and R.requires_grad) else R.detach().requires_grad_(True)
         value = fc(r, rc)

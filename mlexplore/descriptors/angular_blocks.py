@@ -47,9 +47,13 @@ __all__ = ["FAMILY_CODES", "BlockLayout", "neighbor_blocks", "dense_blocks", "bl
 #: Family codes of the kernel (a static argument of the compiled graph).
 FAMILY_CODES = {"G4": 0, "G5": 1, "G9": 2}
 
-#: Same-element blocks at least this wide are split in halves (recursively, SPLIT_DEPTH times).
+#: Same-element blocks at least this wide are split in halves (recursively, SPLIT_DEPTH times) ...
 SPLIT_MIN_WIDTH = 16
 SPLIT_DEPTH = 3
+#: ... and only when the block holds at least this many (centre, j, k) entries: each split adds
+#: two kernel calls (~0.3 ms each with the backward pass), which a small batch — an MD step of a
+#: few hundred atoms — never earns back from the quarter of the entries it saves.
+SPLIT_MIN_ENTRIES = 1 << 17
 
 #: Centres are sorted by their neighbour counts and cut into this many groups, each padded to
 #: its own widths only (an alloy's per-element counts vary; one width for all wastes ~2x work).
@@ -58,6 +62,9 @@ CENTRE_GROUPS = 4
 #: fraction of the padded entries of one block for all.
 GROUP_MIN_CENTRES = 32
 GROUP_MIN_SAVING = 0.8
+#: ... and the block of all centres holds at least this many (centre, j, k) entries (each group
+#: is a kernel call of its own: as for SPLIT_MIN_ENTRIES).
+GROUP_MIN_ENTRIES = 1 << 17
 
 #: Eager evaluation works through centres in chunks of at most this many (centre, j, k) entries
 #: (2 MB of float64 per temporary: measured 20 % faster than 16 MB on the bloore-fe-bp benchmark).
@@ -184,7 +191,7 @@ def angular_moments(layout: BlockLayout, vec: torch.Tensor, d: torch.Tensor, rc:
         # triangles are computed and masked — (j < k in X1) + (X1 × X2) + (j < k in X2) —
         # 3/4 of the entries per level instead of all of them
         width = block[0].shape[1]
-        if depth == 0 or width < SPLIT_MIN_WIDTH:
+        if depth == 0 or width < SPLIT_MIN_WIDTH or block[0].shape[0] * width * width < SPLIT_MIN_ENTRIES:
             return fn(*block, *block, rc, etas, family, n_powers, True, fc)
         h = width // 2
         lo = [t[..., :h].contiguous() for t in block]
@@ -213,7 +220,7 @@ def angular_moments(layout: BlockLayout, vec: torch.Tensor, d: torch.Tensor, rc:
     out = []
     for a in range(len(blocks)):
         for b in range(a, len(blocks)):
-            if groups > 1:
+            if groups > 1 and layout.n_centres * layout.widths[a] * layout.widths[b] >= GROUP_MIN_ENTRIES:
                 # centres sorted by (count_a, count_b), cut into groups padded to their own widths —
                 # when that saves enough padded entries to pay for the extra gathers and calls
                 order = torch.argsort(counts[a] * (int(counts[b].max()) + 1) + counts[b], stable=True)

@@ -1,7 +1,8 @@
 """Cutoff functions f_c(r): 1 at r = 0, smooth, value and slope 0 at r ≥ R_c (SPEC §1).
 
 All take distances in Å as a torch tensor and return a tensor of the same shape;
-they are differentiable by autograd. Select by name with :func:`cutoff_function`.
+they are differentiable by autograd, and the three global ones carry their derivative
+d f_c/dr as ``.slope(r, rc)``. Select by name with :func:`cutoff_function`.
 """
 
 from __future__ import annotations
@@ -61,6 +62,30 @@ def fourier_spline(r: torch.Tensor, rs: float, eps_down: float, eps_up: float, x
     zero = torch.zeros_like(r)
     return torch.where((r >= lo) & (r < rs), down, torch.where((r >= rs) & (r < hi), up, zero))
 
+
+def _cosine_slope(r: torch.Tensor, rc: float) -> torch.Tensor:
+    """d/dr of :func:`cosine`: ``−(π / 2R_c) sin(π r / R_c)``, 0 at r ≥ R_c."""
+    x = r / rc
+    return torch.where(x < 1, -0.5 * math.pi / rc * torch.sin(math.pi * x.clamp(max=1)), torch.zeros_like(r))
+
+
+def _polynomial_slope(r: torch.Tensor, rc: float) -> torch.Tensor:
+    """d/dr of :func:`polynomial`: ``−30 x² (1 − x)² / R_c``, 0 at r ≥ R_c."""
+    x = (r / rc).clamp(max=1)
+    return torch.where(r < rc, -30 * x * x * (1 - x) ** 2 / rc, torch.zeros_like(r))
+
+
+def _tanh3_slope(r: torch.Tensor, rc: float) -> torch.Tensor:
+    """d/dr of :func:`tanh3`: ``−3 tanh²(1 − x) sech²(1 − x) / (R_c tanh³ 1)``, 0 at r ≥ R_c."""
+    x = (r / rc).clamp(max=1)
+    t = torch.tanh(1 - x)
+    return torch.where(r < rc, -3 * t * t * (1 - t * t) / (rc * math.tanh(1.0) ** 3), torch.zeros_like(r))
+
+
+# each cutoff carries its derivative (the written-out backward pass of the angular sums uses it)
+cosine.slope = _cosine_slope  # type: ignore[attr-defined]
+polynomial.slope = _polynomial_slope  # type: ignore[attr-defined]
+tanh3.slope = _tanh3_slope  # type: ignore[attr-defined]
 
 #: Radial cutoffs selectable by name (the Fourier-spline window is per term, not global).
 CUTOFFS: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {
