@@ -21,7 +21,7 @@ Prints, per cell, ms per step and µs per atom-step for:
 - ASE's EMT on the same trajectory (``ase.calculators.emt``, C-free Python/numpy);
 
 and the ratios to EMT; then ``--replicas`` 32-atom cells advanced together by
-:class:`~mlexplore.training.ReplicaMD` against ASE's velocity Verlet on each in turn. n2p2 is not required: to compare with it, build ``nnp-predict`` from
+:class:`~mlexplore.simulation.ReplicaMD` against ASE's velocity Verlet on each in turn. n2p2 is not required: to compare with it, build ``nnp-predict`` from
 n2p2's public repository (``make -C src libnnp libnnpif nnp-predict`` with Debian's
 ``libgsl-dev`` and ``libeigen3-dev``, ``PROJECT_CC=g++``), write the model's symmetry functions
 and weights as its ``input.nn``/``weights.079.data``/``scaling.data`` and time ``nnp-predict`` on
@@ -116,9 +116,10 @@ def first_call() -> None:
 
 def replicas_vs_one_by_one(model, n_replicas: int, rep: int, steps: int) -> None:
     """``n_replicas`` copies of an FCC Au cell (``rep``³ cubes) with their own 300 K velocities:
-    :class:`~mlexplore.training.ReplicaMD` (one batch) against ASE's velocity Verlet on each in turn,
+    :class:`~mlexplore.simulation.ReplicaMD` (one batch) against ASE's velocity Verlet on each in turn,
     ms per replica-step, both in this process."""
-    from mlexplore.training import Potential, ReplicaMD
+    from mlexplore.simulation import ReplicaMD
+    from mlexplore.training import Potential
 
     cells = []
     for k in range(n_replicas):

@@ -17,7 +17,8 @@ from ase.md.verlet import VelocityVerlet
 from mlexplore import InputError
 from mlexplore.descriptors import G2, G4, G9, SymmetryFunctions
 from mlexplore.models import BPNN, Committee
-from mlexplore.training import Potential, ReplicaMD
+from mlexplore.simulation import ReplicaMD
+from mlexplore.training import Potential
 
 
 def _model(committee=False):

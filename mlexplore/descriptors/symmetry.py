@@ -475,6 +475,27 @@ class SymmetryFunctions(nn.Module):
                            len(channels), n_powers, d.dtype, d.device)
         return moments.reshape(-1, moments.shape[-1]) @ W
 
+    def spin_features(self, positions: torch.Tensor, cells: torch.Tensor, n_atoms: torch.Tensor,
+                      magmoms: torch.Tensor, neighbors: Neighbors) -> torch.Tensor:
+        """The spin columns alone, ``(N, len(self.spin))`` — the last columns of :meth:`forward` —
+        for fixed positions and these moments (μ_B, ``(N,)`` collinear or ``(N, 3)``): what a spin
+        Monte Carlo move changes, the geometric columns staying as they are. ``neighbors``: the
+        list :meth:`forward` used (its pair vectors are kept with it for constant positions, so
+        repeated calls recompute only the spin sums)."""
+        if not self.spin:
+            raise InputError("this descriptor has no spin terms", field="terms")
+        frozen = not (positions.requires_grad or cells.requires_grad)
+        kept = neighbors.kept_vectors(positions, cells) if frozen else None
+        if kept is not None:
+            vec, d = kept
+        else:
+            batch = torch.repeat_interleave(torch.arange(len(n_atoms), device=positions.device), n_atoms)
+            vec = pair_vectors(positions, cells.to(positions.dtype), batch, neighbors)
+            d = _safe_norm(vec)
+            if frozen:
+                neighbors.keep_vectors(positions, cells, vec, d)
+        return self._spin(positions.shape[0], neighbors, vec, d, magmoms.to(positions.dtype))
+
     def _spin(self, N, nb, vec, d, magmoms):
         if magmoms.dim() == 1:
             S = torch.zeros((N, 3), dtype=magmoms.dtype, device=magmoms.device)

@@ -4,8 +4,7 @@
   :class:`Objective`), the loss definition, the optimiser, :class:`History`, :data:`DEFAULTS`.
 - Entry points over it: :func:`fit` (BP potentials), :func:`fit_tasks` (task models),
   :func:`fit_task_members` / :func:`fit_ensemble` (vectorised members), ``toy.fit_toy``.
-- :class:`Potential`: the one object to use a trained model (predict, ASE calculator, save, load);
-  :class:`ReplicaMD`: many MD replicas advanced in one batch.
+- :class:`Potential`: the one object to use a trained model (predict, ASE calculator, save, load).
 - Experiments (repeated splits × initialisations × variants): :func:`compare_tasks`,
   :func:`compare_bases`, :func:`bag_of_models`.
 - :class:`ActiveLearning`: a committee trained, explored (pool, rattle, MD), selected by its
@@ -43,6 +42,3 @@ from .active_learning import (MD, ActiveLearning, DFTLabeller, Pool, Rattle, for
 
 __all__ += ["ActiveLearning", "Pool", "Rattle", "MD", "DFTLabeller", "select", "structure_uncertainty",
             "format_iteration"]
-from .replicas import ReplicaMD
-
-__all__ += ["ReplicaMD"]

@@ -109,7 +109,7 @@ class Potential:
 
     def ready(self) -> torch.nn.Module:
         """The model on :attr:`device` in :attr:`dtype`, in evaluation mode (what every prediction
-        runs; for drivers that call the model themselves, e.g. :class:`~mlexplore.training.ReplicaMD`)."""
+        runs; for drivers that call the model themselves, e.g. :mod:`mlexplore.simulation`)."""
         return self._ready()
 
     @property

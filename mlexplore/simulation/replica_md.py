@@ -1,7 +1,8 @@
 """Many MD replicas advanced together: one forward and one backward pass of the potential per step
 for all of them.
 
-    from mlexplore.training import Potential, ReplicaMD
+    from mlexplore.training import Potential
+    from mlexplore.simulation import ReplicaMD
 
     md = ReplicaMD(Potential(model), [atoms] * 16, temperature_K=[300, 600, 900, 1200] * 4,
                    timestep_fs=2.0, friction=0.02, seed=0)
@@ -47,8 +48,8 @@ from ..data.validate import check_limit, check_structures
 from ..descriptors.symmetry import structure_tensors
 from ..descriptors.verlet import DEFAULT_SKIN, VerletList
 from ..errors import InputError
-from .extrapolation import ExtrapolationLog, ExtrapolationWarning, describe_extrapolation
-from .potential import Potential
+from ..training.extrapolation import ExtrapolationError, ExtrapolationLog, ExtrapolationWarning, describe_extrapolation
+from ..training.potential import Potential
 
 __all__ = ["ReplicaMD"]
 
@@ -176,8 +177,6 @@ class ReplicaMD:
                                              self._model.descriptor.feature_names, self.potential.novelty_limit,
                                              f"replica MD step {step} (atoms counted over all replicas): ")
             if self.potential.extrapolation == "raise":
-                from .extrapolation import ExtrapolationError
-
                 raise ExtrapolationError(message)
             warnings.warn(message, ExtrapolationWarning, stacklevel=4)
 

@@ -1,0 +1,164 @@
+"""Probe GPAW 26.7's routes to non-collinear (canted / spiral) BCC-Fe states.
+
+Measures, for BCC Fe (a = 2.83 Angstrom), wall time, SCF iterations,
+convergence, local moments and total energy of:
+
+``fm``
+    collinear spin-polarised LDA ferromagnet (reference).
+``nc-free``
+    self-consistent non-collinear LDA, seeded with the two sublattices canted
+    by ``--angle`` radians (moments at +-angle/2 from z, in the xz plane), no
+    constraint (GPAW relaxes it to the nearest collinear state).
+``nc-con``
+    the same seed, but with GPAW's penalty constraint on each atom's moment
+    direction, ``gpaw.new.constraints.SpinDirectionConstraint`` (passed as
+    ``extensions=[...]``; penalty lambda*(|m|^2 - (u.m)^2), ``--penalty``
+    in eV, default 0.8 as in GPAW).  The reported energy excludes the
+    penalty energy (the extension returns 0 energy and its potential is
+    removed from the kinetic-energy double counting).
+``spiral``
+    flat spin spiral by the generalised Bloch theorem,
+    ``mode={'name': 'pw', 'qspiral': q}``, q = (0, 0, ``--q``) in units of
+    the reciprocal cell (cubic cell), moments seeded in the xy plane rotated by
+    2*pi*q.r_frac per atom.
+
+``--cell fe2`` is the 2-atom cubic BCC cell, ``--cell fe16`` the 2x2x2
+cubic supercell (16 atoms).  LDA throughout (self-consistent non-collinear
+GPAW accepts LDA only).  Each run appends one JSON line to
+``/tmp/ncprobe/results.jsonl``; the GPAW log goes to ``/tmp/ncprobe/<tag>.txt``.
+
+Run single-threaded, one at a time, e.g.::
+
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \\
+        .venv/bin/python scripts/probe_noncollinear.py nc-con --angle 0.3
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from ase.build import bulk
+
+OUT = Path('/tmp/ncprobe')
+
+
+def make_atoms(cell: str, a: float):
+    atoms = bulk('Fe', 'bcc', a=a, cubic=True)  # 2 atoms
+    if cell == 'fe16':
+        atoms = atoms.repeat((2, 2, 2))
+    return atoms
+
+
+def canted_directions(atoms, angle: float) -> np.ndarray:
+    """Unit vectors: sublattice A at +angle/2, B at -angle/2 from z (xz)."""
+    # corner atoms sit at multiples of a (even in units of a/2), centres odd
+    nsub = np.rint(atoms.positions[:, 0] / (atoms.info['a_cubic'] / 2))
+    nsub = nsub.astype(int)
+    sign = np.where(nsub % 2 == 0, 1.0, -1.0)
+    u = np.zeros((len(atoms), 3))
+    u[:, 0] = sign * np.sin(angle / 2)
+    u[:, 2] = np.cos(angle / 2)
+    return u
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('case', choices=['fm', 'nc-free', 'nc-con', 'spiral'])
+    p.add_argument('--cell', choices=['fe2', 'fe16'], default='fe2')
+    p.add_argument('--a', type=float, default=2.83)
+    p.add_argument('--angle', type=float, default=0.0,
+                   help='angle between the two sublattices (rad)')
+    p.add_argument('--q', type=float, default=0.0,
+                   help='spiral q_z in reciprocal-cell units')
+    p.add_argument('--penalty', type=float, default=0.8, help='eV')
+    p.add_argument('--m0', type=float, default=2.2, help='seed moment')
+    p.add_argument('--ecut', type=float, default=300.0)
+    p.add_argument('--k', type=int, default=4)
+    p.add_argument('--width', type=float, default=0.1)
+    p.add_argument('--maxiter', type=int, default=200)
+    p.add_argument('--mixer', default=None,
+                   help="e.g. 'msr1' to use mixer={'backend': 'msr1'}")
+    p.add_argument('--tag', default=None)
+    args = p.parse_args(argv)
+
+    from gpaw.new.ase_interface import GPAW
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    atoms = make_atoms(args.cell, args.a)
+    atoms.info['a_cubic'] = args.a
+    n = len(atoms)
+    tag = args.tag or (f'{args.cell}_{args.case}_a{args.angle:g}_q{args.q:g}'
+                       f'_k{args.k}_p{args.penalty:g}')
+
+    mode = {'name': 'pw', 'ecut': args.ecut}
+    kw = dict(xc='LDA',
+              kpts=(args.k, args.k, args.k),
+              occupations={'name': 'fermi-dirac', 'width': args.width},
+              symmetry='off',
+              maxiter=args.maxiter,
+              parallel={'domain': 1, 'band': 1},
+              txt=str(OUT / f'{tag}.txt'))
+    if args.mixer:
+        kw['mixer'] = {'backend': args.mixer}
+
+    if args.case == 'fm':
+        kw['magmoms'] = [args.m0] * n
+    elif args.case in ('nc-free', 'nc-con'):
+        u = canted_directions(atoms, args.angle)
+        kw['magmoms'] = (args.m0 * u).tolist()
+        if args.case == 'nc-con':
+            from gpaw.new.constraints import SpinDirectionConstraint
+            kw['extensions'] = [SpinDirectionConstraint(
+                {i: u[i].tolist() for i in range(n)}, args.penalty)]
+    else:  # spiral
+        q_c = np.array([0.0, 0.0, args.q])
+        mode['qspiral'] = q_c.tolist()
+        phi = 2 * np.pi * atoms.get_scaled_positions() @ q_c
+        kw['magmoms'] = np.stack([args.m0 * np.cos(phi),
+                                  args.m0 * np.sin(phi),
+                                  np.zeros(n)], axis=1).tolist()
+    kw['mode'] = mode
+
+    atoms.calc = GPAW(**kw)
+    t0 = time.time()
+    converged = True
+    err = None
+    try:
+        energy = atoms.get_potential_energy()
+    except Exception as e:  # KohnShamConvergenceError and friends
+        converged = False
+        err = f'{type(e).__name__}: {e}'
+        energy = float('nan')
+    wall = time.time() - t0
+    dft = atoms.calc.dft
+    niter = dft.scf_loop.niter
+    try:
+        mm_v, mm_av = dft.density.calculate_magnetic_moments()
+        mm_av = np.asarray(mm_av)
+        if mm_av.ndim == 1:
+            mm_av = np.stack([np.zeros(n), np.zeros(n), mm_av], axis=1)
+    except Exception:
+        mm_v, mm_av = np.full(3, np.nan), np.full((n, 3), np.nan)
+    # angle between consecutive atoms' moments (pairwise 0-1)
+    m0, m1 = mm_av[0], mm_av[1]
+    ang01 = float(np.arccos(np.clip(m0 @ m1 / np.linalg.norm(m0)
+                                    / np.linalg.norm(m1), -1, 1)))
+    rec = dict(tag=tag, case=args.case, cell=args.cell, natoms=n,
+               angle_seed=args.angle, q=args.q, penalty=args.penalty,
+               ecut=args.ecut, k=args.k, width=args.width,
+               mixer=args.mixer, wall_s=round(wall, 1), niter=niter,
+               converged=converged, error=err, energy_eV=energy,
+               energy_per_atom_eV=energy / n,
+               moments=np.round(mm_av, 3).tolist(),
+               total_moment=np.round(np.asarray(mm_v), 3).tolist(),
+               angle01_rad=round(ang01, 4))
+    with open(OUT / 'results.jsonl', 'a') as f:
+        f.write(json.dumps(rec) + '\n')
+    print(json.dumps(rec))
+
+
+if __name__ == '__main__':
+    main()
