@@ -509,14 +509,31 @@ class SymmetryFunctions(nn.Module):
         within = d < self.cutoff
         fc = self._fc(d, self.cutoff) * within
         Si, Sj = S[i], S[j]
-        rhat = vec * _safe_div(torch.ones_like(d), d)[:, None]
-        si_r, sj_r = (Si * rhat).sum(-1), (Sj * rhat).sum(-1)
-        dot = (Si * Sj).sum(-1)
-        q = {"dot": dot, "dm": (torch.linalg.cross(Si, Sj) * rhat).sum(-1), "dipole": si_r * sj_r,
-             "cross": dot - si_r * sj_r}
+        kinds = {t.kind for t in self.spin if isinstance(t, (SpinPair, SpinGaussPair))}
+        q = {}  # the pair quantities the terms use, and only those (a Monte Carlo move recomputes them)
+        if kinds & {"dot", "cross"}:
+            q["dot"] = (Si * Sj).sum(-1)
+        if kinds - {"dot"}:
+            rhat = vec * _safe_div(torch.ones_like(d), d)[:, None]
+            if "dm" in kinds:
+                q["dm"] = (torch.linalg.cross(Si, Sj) * rhat).sum(-1)
+            if kinds & {"dipole", "cross"}:
+                dipole = (Si * rhat).sum(-1) * (Sj * rhat).sum(-1)
+                q["dipole"] = dipole
+                if "cross" in kinds:
+                    q["cross"] = q["dot"] - dipole
 
         def to_atoms(v):
-            return torch.zeros(N, dtype=v.dtype, device=v.device).index_add(0, i, v)
+            return torch.zeros((N,) + v.shape[1:], dtype=v.dtype, device=v.device).index_add(0, i, v)
+
+        # the Gaussian pair terms of one kind as one (P, T) block and one sum over the pairs
+        gauss_pair = {}
+        for kind in sorted({t.kind for t in self.spin if isinstance(t, SpinGaussPair)}):
+            chosen = [k for k, t in enumerate(self.spin) if isinstance(t, SpinGaussPair) and t.kind == kind]
+            eta = torch.tensor([self.spin[k].eta for k in chosen], dtype=d.dtype, device=d.device)
+            alpha = torch.tensor([self.spin[k].alpha for k in chosen], dtype=d.dtype, device=d.device)
+            block = to_atoms(torch.exp(-eta * (q[kind][:, None] - alpha) ** 2) * fc[:, None])
+            gauss_pair.update({k: block[:, c] for c, k in enumerate(chosen)})
 
         s2 = (S * S).sum(-1)
         need_local = any(isinstance(t, SpinLocal) for t in self.spin)
@@ -531,7 +548,7 @@ class SymmetryFunctions(nn.Module):
             cos_self = _safe_div((S * unit_M).sum(-1), norm_S)
             F5 = (to_atoms(fc * cos_pair) + cos_self) / (W + 1)
         cols = []
-        for t in self.spin:
+        for k, t in enumerate(self.spin):
             if isinstance(t, SpinSelf):
                 cols.append(s2 ** int(t.xi))
             elif isinstance(t, SpinPair):
@@ -541,7 +558,7 @@ class SymmetryFunctions(nn.Module):
                 mag = torch.where(pos, torch.where(pos, s2, torch.ones_like(s2)) ** (t.xi / 2), torch.zeros_like(s2))
                 cols.append(torch.exp(-t.eta * (mag - t.alpha) ** 2))
             elif isinstance(t, SpinGaussPair):
-                cols.append(to_atoms(torch.exp(-t.eta * (q[t.kind] - t.alpha) ** 2) * fc))
+                cols.append(gauss_pair[k])
             else:  # SpinLocal
                 if t.kind == "F1":
                     cols.append(torch.exp(-t.eta * (A - t.alpha) ** 2))
