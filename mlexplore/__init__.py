@@ -1,7 +1,7 @@
 """mlexplore: machine learning of atomistic materials, made to be explored in Jupyter.
 
 Layers (each uses only those before it; docs/architecture.md): ``data`` → ``io`` →
-``descriptors`` → ``datasets`` → ``analysis`` / ``models`` / ``dft`` → ``training`` → ``viz`` →
+``descriptors`` → ``datasets`` → ``analysis`` / ``models`` / ``dft`` → ``training`` → ``simulation`` → ``viz`` →
 ``widgets`` → ``cli``.
 
 Units everywhere: eV, Å, e, μ_B.

@@ -71,6 +71,11 @@ def main(argv=None):
     p.add_argument('--a', type=float, default=2.83)
     p.add_argument('--angle', type=float, default=0.0,
                    help='angle between the two sublattices (rad)')
+    p.add_argument('--spins', choices=['canted', 'pm'], default='canted',
+                   help="nc-*: 'canted' two sublattices at +-angle/2, or "
+                        "'pm' random directions, polar arccos(1 - U[0, 2)), "
+                        "azimuth U[0, 2pi) (thesis eq 3.32)")
+    p.add_argument('--seed', type=int, default=0)
     p.add_argument('--q', type=float, default=0.0,
                    help='spiral q_z in reciprocal-cell units')
     p.add_argument('--seed-sign', type=float, default=-1.0,
@@ -92,7 +97,9 @@ def main(argv=None):
     atoms = make_atoms(args.cell, args.a)
     atoms.info['a_cubic'] = args.a
     n = len(atoms)
-    tag = args.tag or (f'{args.cell}_{args.case}_a{args.angle:g}_q{args.q:g}'
+    spins = (f'pm{args.seed}' if args.spins == 'pm' and
+             args.case.startswith('nc') else f'a{args.angle:g}')
+    tag = args.tag or (f'{args.cell}_{args.case}_{spins}_q{args.q:g}'
                        f'_k{args.k}_p{args.penalty:g}')
 
     mode = {'name': 'pw', 'ecut': args.ecut}
@@ -106,10 +113,19 @@ def main(argv=None):
     if args.mixer:
         kw['mixer'] = {'backend': args.mixer}
 
+    u = None
     if args.case == 'fm':
         kw['magmoms'] = [args.m0] * n
     elif args.case in ('nc-free', 'nc-con'):
-        u = canted_directions(atoms, args.angle)
+        if args.spins == 'pm':
+            rng = np.random.default_rng(args.seed)
+            theta = np.arccos(1 - rng.uniform(0, 2, n))
+            phi = rng.uniform(0, 2 * np.pi, n)
+            u = np.stack([np.sin(theta) * np.cos(phi),
+                          np.sin(theta) * np.sin(phi),
+                          np.cos(theta)], axis=1)
+        else:
+            u = canted_directions(atoms, args.angle)
         kw['magmoms'] = (args.m0 * u).tolist()
         if args.case == 'nc-con':
             from gpaw.new.constraints import SpinDirectionConstraint
@@ -151,16 +167,27 @@ def main(argv=None):
     m0, m1 = mm_av[0], mm_av[1]
     ang01 = float(np.arccos(np.clip(m0 @ m1 / np.linalg.norm(m0)
                                     / np.linalg.norm(m1), -1, 1)))
+    dev = None
+    if u is not None:
+        mhat = mm_av / np.linalg.norm(mm_av, axis=1)[:, None]
+        dev = np.arccos(np.clip((mhat * u).sum(1), -1, 1))
+        dev = dict(max=round(float(dev.max()), 4),
+                   mean=round(float(dev.mean()), 4))
     rec = dict(tag=tag, case=args.case, cell=args.cell, natoms=n,
                angle_seed=args.angle, q=args.q, penalty=args.penalty,
-               seed_sign=args.seed_sign,
+               seed_sign=args.seed_sign, spins=args.spins, seed=args.seed,
+               seed_directions=np.round(u, 4).tolist() if u is not None
+               else None,
                ecut=args.ecut, k=args.k, width=args.width,
                mixer=args.mixer, wall_s=round(wall, 1), niter=niter,
                converged=converged, error=err, energy_eV=energy,
                energy_per_atom_eV=energy / n,
                moments=np.round(mm_av, 3).tolist(),
                total_moment=np.round(np.asarray(mm_v), 3).tolist(),
-               angle01_rad=round(ang01, 4))
+               angle01_rad=round(ang01, 4),
+               seed_to_final_angle_rad=dev,
+               moment_norms=np.round(np.linalg.norm(mm_av, axis=1),
+                                     3).tolist())
     with open(OUT / 'results.jsonl', 'a') as f:
         f.write(json.dumps(rec) + '\n')
     print(json.dumps(rec))

@@ -476,12 +476,14 @@ class SymmetryFunctions(nn.Module):
         return moments.reshape(-1, moments.shape[-1]) @ W
 
     def spin_features(self, positions: torch.Tensor, cells: torch.Tensor, n_atoms: torch.Tensor,
-                      magmoms: torch.Tensor, neighbors: Neighbors) -> torch.Tensor:
+                      magmoms: torch.Tensor, neighbors: Neighbors, pairs: torch.Tensor | None = None) -> torch.Tensor:
         """The spin columns alone, ``(N, len(self.spin))`` — the last columns of :meth:`forward` —
         for fixed positions and these moments (μ_B, ``(N,)`` collinear or ``(N, 3)``): what a spin
         Monte Carlo move changes, the geometric columns staying as they are. ``neighbors``: the
         list :meth:`forward` used (its pair vectors are kept with it for constant positions, so
-        repeated calls recompute only the spin sums)."""
+        repeated calls recompute only the spin sums). ``pairs``: indices into the list — every pair
+        of the centres wanted (e.g. those a move affects: the moved atom and its neighbours); the
+        rows of those centres are exact, the others are not to be used."""
         if not self.spin:
             raise InputError("this descriptor has no spin terms", field="terms")
         frozen = not (positions.requires_grad or cells.requires_grad)
@@ -494,6 +496,10 @@ class SymmetryFunctions(nn.Module):
             d = _safe_norm(vec)
             if frozen:
                 neighbors.keep_vectors(positions, cells, vec, d)
+        if pairs is not None:
+            neighbors = Neighbors(neighbors.centers[pairs], neighbors.neighbors[pairs], neighbors.shifts[pairs],
+                                  neighbors.cutoff)
+            vec, d = vec[pairs], d[pairs]
         return self._spin(positions.shape[0], neighbors, vec, d, magmoms.to(positions.dtype))
 
     def _spin(self, N, nb, vec, d, magmoms):

@@ -10,8 +10,11 @@
     mc.statistics(burn_in=50)       # means with errors from the integrated autocorrelation time
 
 The geometry never moves, so the geometric columns of the descriptor (G2, G4, …) are computed once;
-a move changes only the spin columns (:meth:`SymmetryFunctions.spin_features`, on the kept neighbour
-list and pair vectors) and the networks' outputs. All replicas — copies of one lattice at their
+a move of atom k changes only the spin columns of k and its neighbours (every spin term of atom i
+depends on S_i and its neighbours' S_j), so a step sums only their pairs
+(:meth:`SymmetryFunctions.spin_features` with ``pairs``, on the kept neighbour list and pair
+vectors) and runs only their networks; the energies are recomputed in full once a sweep, so the
+summed changes cannot drift. All replicas — copies of one lattice at their
 own temperatures and initial states, or different cells of the same size — make one move each per
 step, evaluated in one batched pass: one replica per structure of the batch.
 
@@ -142,6 +145,14 @@ class SpinMonteCarlo:
     seed:
         Replica r draws from ``torch.Generator().manual_seed(seed + r)`` (and ``"PM"`` starts from
         ``numpy.random.default_rng(seed + r)``).
+
+    Attributes
+    ----------
+    local_moves:
+        True when a step evaluates only the moved atoms and their neighbours (cells with atoms
+        beyond the descriptor's reach of each other), False when every step is evaluated in full.
+    sweeps_done:
+        Sweeps run so far (restored by :meth:`load`).
     """
 
     def __init__(self, potential: Potential, replicas: Sequence[Atoms], temperature_K: float | Sequence[float] = 300.0,
@@ -196,7 +207,15 @@ class SpinMonteCarlo:
             self._nb = model.descriptor.neighbor_list(self._batch, potential.min_distance)
             geo = model.descriptor(**self._batch, magmoms=self._moments(self._spins), neighbors=self._nb)
             self._geometric = geo[:, : model.descriptor.n_features - len(model.descriptor.spin)]
-            self._energy = self._energies(self._spins)
+            self._energy, self._atom_energy = self._energies(self._spins)
+        # the pair list as ranges per centre (pairs are sorted by centre): what a move touches
+        counts = torch.bincount(self._nb.centers, minlength=len(self._spins))
+        self._pair_start, self._pair_count = torch.cumsum(counts, 0) - counts, counts
+        # in a cell smaller than the descriptor's reach a move touches (nearly) every atom: then the
+        # bookkeeping of a local update costs more than it saves, and every step is evaluated in full
+        distinct = torch.unique(self._nb.centers * len(self._spins) + self._nb.neighbors) // len(self._spins)
+        reach = int(torch.bincount(distinct, minlength=len(self._spins)).max()) + 1 if len(distinct) else 1
+        self.local_moves = reach < 0.8 * n
         self.sweeps_done = 0
         self._records: dict[str, list[np.ndarray]] = {"energy": [], "net_spin_ratio": [], "polar_angle_variance": [],
                                                       "acceptance": []}
@@ -228,14 +247,41 @@ class SpinMonteCarlo:
     def _moments(self, spins: torch.Tensor) -> torch.Tensor:
         return spins[:, 2] if self.collinear else spins
 
-    def _energies(self, spins: torch.Tensor) -> torch.Tensor:
-        """Energy of every replica (eV) for these spins: the spin columns recomputed, the geometric
-        ones kept."""
+    def _energies(self, spins: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Energy of every replica and of every atom (eV) for these spins: the spin columns
+        recomputed, the geometric ones kept."""
         d = self.model.descriptor
         b = self._batch
         g = torch.cat([self._geometric, d.spin_features(b["positions"], b["cells"], b["n_atoms"],
                                                         self._moments(spins), self._nb)], dim=1)
-        return self.model({"features": g, "numbers": b["numbers"], "n_atoms": b["n_atoms"]})["energy"]
+        out = self.model({"features": g, "numbers": b["numbers"], "n_atoms": b["n_atoms"]})
+        return out["energy"], out["energies"]
+
+    def _local_change(self, spins: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
+                                                                              torch.Tensor]:
+        """The energy change of every replica when atoms ``rows`` (one per replica) take their spins
+        in ``spins``: only the moved atoms and their neighbours change their spin columns (every
+        spin term of atom i depends on S_i and the S_j of its neighbours), so only their pairs are
+        summed and only their networks run. Returns (ΔE per replica, the affected atoms, their new
+        per-atom energies)."""
+        touched = torch.zeros(len(spins), dtype=torch.bool, device=spins.device)
+        touched[rows] = True
+        start, count = self._pair_start[rows], self._pair_count[rows]
+        mine = torch.repeat_interleave(start - torch.cumsum(count, 0) + count, count) + torch.arange(
+            int(count.sum()), device=spins.device)
+        touched[self._nb.neighbors[mine]] = True
+        atoms = torch.nonzero(touched).squeeze(1)
+        pairs = torch.nonzero(touched[self._nb.centers]).squeeze(1)
+        d, b = self.model.descriptor, self._batch
+        spin_cols = d.spin_features(b["positions"], b["cells"], b["n_atoms"], self._moments(spins), self._nb,
+                                    pairs=pairs)[atoms]
+        g = torch.cat([self._geometric[atoms], spin_cols], dim=1)
+        replica = atoms // self.n_atoms
+        counts = torch.bincount(replica, minlength=self.n_replicas)
+        e_new = self.model({"features": g, "numbers": b["numbers"][atoms], "n_atoms": counts})["energies"]
+        delta = torch.zeros(self.n_replicas, dtype=e_new.dtype, device=e_new.device).index_add(
+            0, replica, e_new - self._atom_energy[atoms])
+        return delta, atoms, e_new
 
     # ------------------------------------------------------------------ moves
     def _draws(self, steps: int) -> torch.Tensor:
@@ -288,13 +334,20 @@ class SpinMonteCarlo:
                 old = self._spins[rows]
                 new = self._propose(old, u)
                 trial = self._spins.index_copy(0, rows, new)
-                e_new = self._energies(trial)
-                delta = e_new - self._energy
+                if self.local_moves:
+                    delta, atoms, e_atoms = self._local_change(trial, rows)
+                else:
+                    e_new, e_atoms = self._energies(trial)
+                    delta, atoms = e_new - self._energy, torch.arange(len(trial), device=trial.device)
                 accept = (delta <= 0) | (u[:, 4] < torch.exp(-delta / self._kT.clamp(min=1e-300)))
-                accept &= torch.isfinite(e_new)
+                accept &= torch.isfinite(delta)
                 self._spins = torch.where(accept.repeat_interleave(n)[:, None], trial, self._spins)
-                self._energy = torch.where(accept, e_new, self._energy)
+                keep = accept[atoms // n]
+                self._atom_energy[atoms[keep]] = e_atoms[keep]
+                self._energy = self._energy + torch.where(accept, delta, torch.zeros_like(delta))
                 accepted += accept.long()
+            # once a sweep, the energies from scratch: no rounding drift from summed changes
+            self._energy, self._atom_energy = self._energies(self._spins)
             self._record(accepted.double() / n)
             self.sweeps_done += 1
         return self
@@ -334,7 +387,7 @@ class SpinMonteCarlo:
     def energy(self) -> np.ndarray:
         """The energy of every replica now (eV), as the model gives it for the present spins."""
         with torch.no_grad():
-            return self._energies(self._spins).cpu().numpy()
+            return self._energies(self._spins)[0].cpu().numpy()
 
     def statistics(self, burn_in: int = 0) -> dict[str, dict[str, np.ndarray]]:
         """Per replica, for every recorded measure after ``burn_in`` sweeps: ``mean``, ``error`` (standard
@@ -379,7 +432,8 @@ class SpinMonteCarlo:
             raise InputError(f"the state was written with other settings: {state.get('settings')} against "
                              f"{self._settings()}", path=str(path), field="settings")
         self._spins = state["spins"].to(self._spins)
-        self._energy = state["energy"].to(self._energy)
+        with torch.no_grad():
+            self._energy, self._atom_energy = self._energies(self._spins)
         for g, s in zip(self._gens, state["generators"]):
             g.set_state(s)
         self._records = {k: [row for row in v.numpy()] for k, v in state["records"].items()}
