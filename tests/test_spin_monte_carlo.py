@@ -16,7 +16,7 @@ from scipy.spatial.transform import Rotation
 from mlexplore import InputError
 from mlexplore.descriptors import G2, SpinGaussPair, SpinGaussSelf, SymmetryFunctions
 from mlexplore.models import BPNN
-from mlexplore.simulation import SpinMonteCarlo, initial_spins, integrated_autocorrelation_time
+from mlexplore.simulation import SpinMonteCarlo, equilibration_sweep, initial_spins, integrated_autocorrelation_time
 from mlexplore.training import Potential
 
 KB = 8.617333262e-5  # eV/K
@@ -175,12 +175,16 @@ def test_measures_of_the_initial_states_and_statistics():
         assert hot.net_spin_ratio_[-1, r] == pytest.approx(net_spin_ratio(spins), abs=1e-12)
         assert hot.polar_angle_variance_[-1, r] == pytest.approx(polar_angle_variance(spins), abs=1e-9)
     stats = mc.statistics(burn_in=1)
-    assert set(stats) == {"energy", "net_spin_ratio", "polar_angle_variance", "acceptance"}
+    assert set(stats) == {"burn_in", "energy", "net_spin_ratio", "polar_angle_variance", "acceptance"}
+    with pytest.raises(InputError, match="burn_in"):
+        mc.statistics(burn_in=5)
     rng = np.random.default_rng(0)
     ar = np.zeros(20000)
     for t in range(1, len(ar)):  # AR(1) with φ = 0.8: τ = (1 + φ) / (2 (1 − φ)) = 4.5
         ar[t] = 0.8 * ar[t - 1] + rng.normal()
     assert integrated_autocorrelation_time(ar) == pytest.approx(4.5, rel=0.2)
+    drift = np.concatenate([np.linspace(10, 0, 300), rng.normal(size=1700)])  # relaxes, then fluctuates
+    assert 200 <= equilibration_sweep(drift) <= 500
 
 
 @pytest.mark.parametrize("kwargs, field", [

@@ -58,7 +58,7 @@ from ..errors import InputError
 from ..io.files import atomic_write
 from ..training.potential import Potential
 
-__all__ = ["SpinMonteCarlo", "initial_spins", "integrated_autocorrelation_time", "MOVES"]
+__all__ = ["SpinMonteCarlo", "initial_spins", "integrated_autocorrelation_time", "equilibration_sweep", "MOVES"]
 
 MOVES = ("cone", "sphere", "flip")
 
@@ -117,6 +117,23 @@ def integrated_autocorrelation_time(x: np.ndarray, c: float = 5.0) -> float:
         if m >= c * tau:
             break
     return float(max(tau, 0.5))
+
+
+def equilibration_sweep(x: np.ndarray) -> int:
+    """The burn-in that maximises the number of effectively independent samples left,
+    ``(n − t₀) / (2 τ(t₀))`` (Chodera, J. Chem. Theory Comput. 12, 1799 (2016)), tried at 20
+    evenly spaced t₀ over the first half of the series ``x``."""
+    x = np.asarray(x, float)
+    n = len(x)
+    if n < 8:
+        return 0
+    best, best_n = 0, -1.0
+    for t0 in np.unique(np.linspace(0, n // 2, 20).astype(int)):
+        tail = x[t0:]
+        n_eff = len(tail) / (2 * integrated_autocorrelation_time(tail))
+        if n_eff > best_n:
+            best, best_n = int(t0), n_eff
+    return best
 
 
 class SpinMonteCarlo:
@@ -389,10 +406,18 @@ class SpinMonteCarlo:
         with torch.no_grad():
             return self._energies(self._spins)[0].cpu().numpy()
 
-    def statistics(self, burn_in: int = 0) -> dict[str, dict[str, np.ndarray]]:
+    def statistics(self, burn_in: int | str = "auto") -> dict[str, dict[str, np.ndarray]]:
         """Per replica, for every recorded measure after ``burn_in`` sweeps: ``mean``, ``error`` (standard
-        error of the mean from the integrated autocorrelation time) and ``tau`` (sweeps)."""
-        out = {}
+        error of the mean from the integrated autocorrelation time) and ``tau`` (sweeps).
+        ``burn_in="auto"``: the largest over the replicas of :func:`equilibration_sweep` of the energy
+        (also returned, as ``out["burn_in"]``)."""
+        if burn_in == "auto":
+            e = self._series("energy")
+            burn_in = max((equilibration_sweep(e[:, r]) for r in range(self.n_replicas)), default=0)
+        if isinstance(burn_in, bool) or not isinstance(burn_in, (int, np.integer)) or burn_in < 0:
+            raise InputError(f"burn_in must be a whole number of sweeps ≥ 0 or 'auto', got {burn_in!r}",
+                             field="burn_in")
+        out: dict[str, Any] = {"burn_in": int(burn_in)}
         for key in ("energy", "net_spin_ratio", "polar_angle_variance", "acceptance"):
             x = self._series(key)[burn_in:]
             if len(x) == 0:
