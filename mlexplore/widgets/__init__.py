@@ -5,12 +5,15 @@
 - :class:`PDFViewer` — RDFs of datasets side by side, error PDFs of models with ensemble bands.
 - :class:`TaskComparison` — train STL and MTL models live and compare them.
 - :class:`RegressionPlayground` — NN regression essentials (002 ch. 2).
+- :class:`SpinMonteCarloPanel` — spin Monte Carlo of a lattice with a spin-aware potential, live.
 """
 
 from .basis_tuner import BasisTuner
 from .pdf_viewer import PDFViewer
 from .playground import RegressionPlayground
 from .structure_viewer import StructureViewer
+from .spin_monte_carlo import SpinMonteCarloPanel
 from .task_comparison import TaskComparison
 
-__all__ = ["BasisTuner", "StructureViewer", "PDFViewer", "TaskComparison", "RegressionPlayground"]
+__all__ = ["BasisTuner", "StructureViewer", "PDFViewer", "TaskComparison", "RegressionPlayground",
+           "SpinMonteCarloPanel"]
