@@ -232,3 +232,31 @@ def test_a_local_move_changes_the_energy_by_what_a_full_evaluation_says():
             full = mc._energies(trial)[0] - mc._energies(mc._spins)[0]
         np.testing.assert_allclose(delta, full, rtol=1e-10, atol=1e-10)
         assert 3 < len(atoms) < 3 * 54  # neighbours included, the rest left alone
+
+
+def test_spins_the_model_never_saw_are_flagged_once_and_counted():
+    """A model whose domain holds only ferromagnetic spins: PM sweeps warn once and count every sweep."""
+    import warnings as _w
+
+    from mlexplore.training import ExtrapolationWarning
+
+    pot = _potential()
+    cell = _cell((2, 2, 2))
+    fm = SpinMonteCarlo(pot, [cell], initial="FM", seed=0)
+    features = torch.cat([fm._geometric, pot.model.descriptor.spin_features(
+        fm._batch["positions"], fm._batch["cells"], fm._batch["n_atoms"], fm._spins, fm._nb)], dim=1)
+    pot.model.domain.fit(features, pot.model.element_index(fm._batch["numbers"]))
+    pot.extrapolation = "warn"
+    mc = SpinMonteCarlo(pot, [cell] * 2, temperature_K=3000, initial="PM", move="sphere", seed=0)
+    with _w.catch_warnings(record=True) as caught:
+        _w.simplefilter("always")
+        mc.run(3)
+    assert sum(issubclass(c.category, ExtrapolationWarning) for c in caught) == 1
+    assert mc.extrapolation.calls == 3 and mc.extrapolation.calls_extrapolating == 3
+    assert "spin Monte Carlo sweep 1" in str(next(c.message for c in caught if issubclass(c.category, ExtrapolationWarning)))
+
+
+def test_collinear_pm_starts_up_or_down():
+    mc = SpinMonteCarlo(_potential(), [_cell((2, 2, 2))], initial="PM", move="flip", collinear=True, magnitude=2.0)
+    z = mc.spins[0][:, 2]
+    assert set(np.round(z, 9)) == {-2.0, 2.0} and np.abs(mc.spins[0][:, :2]).max() == 0

@@ -37,13 +37,17 @@ Recorded after every sweep: the energy (eV), the net-spin ratio ``|Σ s| / Σ |s
 polar-angle variance about the net spin (SPEC §3: FM 0, PM π²/4 − 2, collinear AFM π²/4), and the
 acceptance rate. :meth:`statistics` gives means and standard errors from the integrated
 autocorrelation time (Sokal's windowing); :meth:`save` / :meth:`load` keep a long sweep resumable
-(spins, generators and records, written atomically).
+(spins, generators and records, written atomically). Every sweep grades the atoms against the
+potential's training domain (:attr:`SpinMonteCarlo.extrapolation`: one warning at the first sweep
+with spins the model never saw, the rest counted), since large or unseen moves leave it
+(002 §4.3.1 limits the move sizes for that reason).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -56,6 +60,7 @@ from ..data.dataset import StructureDataset
 from ..descriptors.symmetry import structure_tensors
 from ..errors import InputError
 from ..io.files import atomic_write
+from ..training.extrapolation import ExtrapolationError, ExtrapolationLog, ExtrapolationWarning, describe_extrapolation
 from ..training.potential import Potential
 
 __all__ = ["SpinMonteCarlo", "initial_spins", "integrated_autocorrelation_time", "equilibration_sweep", "MOVES"]
@@ -234,6 +239,8 @@ class SpinMonteCarlo:
         reach = int(torch.bincount(distinct, minlength=len(self._spins)).max()) + 1 if len(distinct) else 1
         self.local_moves = reach < 0.8 * n
         self.sweeps_done = 0
+        #: the training-domain record of the sweeps (:class:`~mlexplore.training.extrapolation.ExtrapolationLog`)
+        self.extrapolation = ExtrapolationLog()
         self._records: dict[str, list[np.ndarray]] = {"energy": [], "net_spin_ratio": [], "polar_angle_variance": [],
                                                       "acceptance": []}
 
@@ -253,6 +260,9 @@ class SpinMonteCarlo:
                                      field="initial")
                 m = np.asarray(m, float)
                 out.append(np.stack([np.zeros_like(m), np.zeros_like(m), m], 1) if m.ndim == 1 else m)
+            elif kind == "PM" and self.collinear:  # up or down at random
+                signs = np.random.default_rng(self.seed + r).choice([-1.0, 1.0], len(a))
+                out.append(np.stack([np.zeros(len(a)), np.zeros(len(a)), magnitude * signs], 1))
             else:
                 out.append(initial_spins(kind, len(a), magnitude, a.positions, np.asarray(a.cell),
                                          np.random.default_rng(self.seed + r)))
@@ -264,15 +274,35 @@ class SpinMonteCarlo:
     def _moments(self, spins: torch.Tensor) -> torch.Tensor:
         return spins[:, 2] if self.collinear else spins
 
-    def _energies(self, spins: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _energies(self, spins: torch.Tensor, grade: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Energy of every replica and of every atom (eV) for these spins: the spin columns
-        recomputed, the geometric ones kept."""
+        recomputed, the geometric ones kept. ``grade``: also grade the atoms against the training
+        domain and count them in :attr:`extrapolation`."""
         d = self.model.descriptor
         b = self._batch
         g = torch.cat([self._geometric, d.spin_features(b["positions"], b["cells"], b["n_atoms"],
                                                         self._moments(spins), self._nb)], dim=1)
         out = self.model({"features": g, "numbers": b["numbers"], "n_atoms": b["n_atoms"]})
+        if grade:
+            self._grade(g)
         return out["energy"], out["energies"]
+
+    def _grade(self, features: torch.Tensor) -> None:
+        """The training-domain check of every sweep: spins the model never saw (a collinear model's
+        canted states, moves larger than the training data's) are counted, and the first sweep that
+        has them warns once (or raises, by the potential's ``extrapolation`` policy)."""
+        domain = self.model.domain
+        if not domain.is_fitted:
+            return
+        a = domain.assess(features, self.model.element_index(self._batch["numbers"]), self.potential.novelty_limit)
+        first = self.extrapolation.calls_extrapolating == 0
+        if self.extrapolation.add(a) and first and self.potential.extrapolation != "ignore":
+            message = describe_extrapolation(a, self._batch["numbers"].cpu().numpy(), self.model.descriptor.feature_names,
+                                             self.potential.novelty_limit,
+                                             f"spin Monte Carlo sweep {self.sweeps_done + 1} (atoms of all replicas): ")
+            if self.potential.extrapolation == "raise":
+                raise ExtrapolationError(message)
+            warnings.warn(message, ExtrapolationWarning, stacklevel=4)
 
     def _local_change(self, spins: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
                                                                               torch.Tensor]:
@@ -363,8 +393,9 @@ class SpinMonteCarlo:
                 self._atom_energy[atoms[keep]] = e_atoms[keep]
                 self._energy = self._energy + torch.where(accept, delta, torch.zeros_like(delta))
                 accepted += accept.long()
-            # once a sweep, the energies from scratch: no rounding drift from summed changes
-            self._energy, self._atom_energy = self._energies(self._spins)
+            # once a sweep, the energies from scratch (no rounding drift from summed changes), and the
+            # training-domain check
+            self._energy, self._atom_energy = self._energies(self._spins, grade=True)
             self._record(accepted.double() / n)
             self.sweeps_done += 1
         return self
