@@ -22,8 +22,10 @@ convergence, local moments and total energy of:
     the reciprocal cell (cubic cell), moments seeded in the xy plane rotated by
     -2*pi*q.r_frac per atom (``--seed-sign``; GPAW's rotation sense).
 
-``--cell fe2`` is the 2-atom cubic BCC cell, ``--cell fe16`` the 2x2x2
-cubic supercell (16 atoms).  LDA throughout (self-consistent non-collinear
+``--cell fe2`` is the 2-atom cubic BCC cell, ``--cell fe4`` the 1x1x2
+cubic supercell (k-points k x k x k/2), ``--cell fe16`` the 2x2x2 cubic
+supercell (16 atoms).  ``--spins pm`` draws paramagnetic directions
+(thesis eq 3.32) instead of the two-sublattice canting.  LDA throughout (self-consistent non-collinear
 GPAW accepts LDA only).  Each run appends one JSON line to
 ``/tmp/ncprobe/results.jsonl``; the GPAW log goes to ``/tmp/ncprobe/<tag>.txt``.
 
@@ -47,7 +49,9 @@ OUT = Path('/tmp/ncprobe')
 
 def make_atoms(cell: str, a: float):
     atoms = bulk('Fe', 'bcc', a=a, cubic=True)  # 2 atoms
-    if cell == 'fe16':
+    if cell == 'fe4':
+        atoms = atoms.repeat((1, 1, 2))
+    elif cell == 'fe16':
         atoms = atoms.repeat((2, 2, 2))
     return atoms
 
@@ -67,11 +71,16 @@ def canted_directions(atoms, angle: float) -> np.ndarray:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('case', choices=['fm', 'nc-free', 'nc-con', 'spiral'])
-    p.add_argument('--cell', choices=['fe2', 'fe16'], default='fe2')
+    p.add_argument('--cell', choices=['fe2', 'fe4', 'fe16'], default='fe2')
     p.add_argument('--a', type=float, default=2.83)
     p.add_argument('--angle', type=float, default=0.0,
                    help='angle between the two sublattices (rad)')
-    p.add_argument('--spins', choices=['canted', 'pm'], default='canted',
+    p.add_argument('--sigma', type=float, default=0.2,
+                   help="pfm: polar angle arccos(1 - |N(0, sigma)|) (the "
+                        "literal thesis eq 3.29, arccos(|N(0, sigma)|), is "
+                        "~90 deg for small sigma)")
+    p.add_argument('--spins', choices=['canted', 'pm', 'pfm'],
+                   default='canted',
                    help="nc-*: 'canted' two sublattices at +-angle/2, or "
                         "'pm' random directions, polar arccos(1 - U[0, 2)), "
                         "azimuth U[0, 2pi) (thesis eq 3.32)")
@@ -97,14 +106,20 @@ def main(argv=None):
     atoms = make_atoms(args.cell, args.a)
     atoms.info['a_cubic'] = args.a
     n = len(atoms)
-    spins = (f'pm{args.seed}' if args.spins == 'pm' and
-             args.case.startswith('nc') else f'a{args.angle:g}')
+    spins = f'a{args.angle:g}'
+    if args.case.startswith('nc') and args.spins == 'pm':
+        spins = f'pm{args.seed}'
+    elif args.case.startswith('nc') and args.spins == 'pfm':
+        spins = f'pfm{args.sigma:g}s{args.seed}'
     tag = args.tag or (f'{args.cell}_{args.case}_{spins}_q{args.q:g}'
                        f'_k{args.k}_p{args.penalty:g}')
 
+    kpts = (args.k, args.k, args.k)
+    if args.cell == 'fe4':  # cell doubled along z
+        kpts = (args.k, args.k, max(1, args.k // 2))
     mode = {'name': 'pw', 'ecut': args.ecut}
     kw = dict(xc='LDA',
-              kpts=(args.k, args.k, args.k),
+              kpts=kpts,
               occupations={'name': 'fermi-dirac', 'width': args.width},
               symmetry='off',
               maxiter=args.maxiter,
@@ -117,9 +132,13 @@ def main(argv=None):
     if args.case == 'fm':
         kw['magmoms'] = [args.m0] * n
     elif args.case in ('nc-free', 'nc-con'):
-        if args.spins == 'pm':
+        if args.spins in ('pm', 'pfm'):
             rng = np.random.default_rng(args.seed)
-            theta = np.arccos(1 - rng.uniform(0, 2, n))
+            if args.spins == 'pm':
+                theta = np.arccos(1 - rng.uniform(0, 2, n))
+            else:
+                theta = np.arccos(np.clip(
+                    1 - np.abs(rng.normal(0, args.sigma, n)), -1, 1))
             phi = rng.uniform(0, 2 * np.pi, n)
             u = np.stack([np.sin(theta) * np.cos(phi),
                           np.sin(theta) * np.sin(phi),
@@ -174,8 +193,10 @@ def main(argv=None):
         dev = dict(max=round(float(dev.max()), 4),
                    mean=round(float(dev.mean()), 4))
     rec = dict(tag=tag, case=args.case, cell=args.cell, natoms=n,
+               kpts=list(kpts),
                angle_seed=args.angle, q=args.q, penalty=args.penalty,
                seed_sign=args.seed_sign, spins=args.spins, seed=args.seed,
+               sigma=args.sigma,
                seed_directions=np.round(u, 4).tolist() if u is not None
                else None,
                ecut=args.ecut, k=args.k, width=args.width,
