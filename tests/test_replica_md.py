@@ -85,6 +85,8 @@ def test_bad_input_and_blown_up_dynamics_are_named():
     pot = Potential(_model(), extrapolation="ignore", min_distance=0)
     with pytest.raises(InputError, match="temperature_K"):
         ReplicaMD(pot, _cells(), friction=0.02)
+    with pytest.raises(InputError, match="temperature_K"):
+        ReplicaMD(pot, _cells(), temperature_K=[300, 400], friction=0.02)  # 3 replicas
     with pytest.raises(InputError, match="timestep_fs"):
         ReplicaMD(pot, _cells(), timestep_fs=-1)
     with pytest.raises(InputError, match="replicas"):

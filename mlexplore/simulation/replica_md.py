@@ -128,7 +128,8 @@ class ReplicaMD:
         masses = np.concatenate([a.get_masses() for a in replicas])
         self._mass = torch.as_tensor(masses, dtype=dtype, device=device)[:, None]
         S = len(replicas)
-        temps = np.zeros(S) if temperature_K is None else np.broadcast_to(np.asarray(temperature_K, float), (S,)).copy()
+        temps = (np.zeros(S) if temperature_K is None else np.full(S, float(temperature_K))
+                 if np.ndim(temperature_K) == 0 else np.asarray(temperature_K, float))
         if temps.shape != (S,) or (temps < 0).any() or not np.isfinite(temps).all():
             raise InputError(f"temperature_K must be one value or one per replica ({S}), each ≥ 0", field="temperature_K")
         self.temperature_K = temps
