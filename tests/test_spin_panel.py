@@ -9,7 +9,7 @@ from ase.build import bulk
 from mlexplore.descriptors import G2, SpinGaussPair, SpinGaussSelf, SymmetryFunctions
 from mlexplore.models import BPNN
 from mlexplore.training import Potential
-from mlexplore.viz import polar_angles
+from mlexplore.analysis import polar_angles
 from mlexplore.widgets import SpinMonteCarloPanel
 
 

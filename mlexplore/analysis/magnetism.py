@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["spin_vectors", "net_spin_ratio", "polar_angle_variance", "magnetic_measures", "moments_by_neighbours"]
+__all__ = ["spin_vectors", "net_spin_ratio", "polar_angles", "polar_angle_variance", "magnetic_measures", "moments_by_neighbours"]
 
 
 def spin_vectors(spins: Any) -> np.ndarray:
@@ -46,18 +46,27 @@ def net_spin_ratio(spins: Any) -> float:
     return float(np.linalg.norm(s.sum(axis=0)) / total) if total > 0 else 0.0
 
 
+def polar_angles(spins: Any, tol: float = 1e-9) -> np.ndarray:
+    """The angle (rad, 0 … π) of every spin to the net-spin direction (to the largest spin when the
+    net spin vanishes), ``(N,)``; 0 for zero spins (length ≤ ``tol``)."""
+    s = spin_vectors(spins)
+    norms = np.linalg.norm(s, axis=1)
+    live = norms > tol
+    theta = np.zeros(len(s))
+    if not live.any():
+        return theta
+    net = s[live].sum(axis=0)
+    axis = net if np.linalg.norm(net) > tol * norms[live].sum() else s[np.argmax(norms)]
+    axis = axis / np.linalg.norm(axis)
+    theta[live] = np.arccos(np.clip(s[live] @ axis / norms[live], -1.0, 1.0))
+    return theta
+
+
 def polar_angle_variance(spins: Any, tol: float = 1e-9) -> float:
     """Variance (rad²) of the angles between the spins and the net-spin direction (zero spins skipped)."""
     s = spin_vectors(spins)
-    norms = np.linalg.norm(s, axis=1)
-    s, norms = s[norms > tol], norms[norms > tol]
-    if len(s) == 0:
-        return 0.0
-    net = s.sum(axis=0)
-    axis = net if np.linalg.norm(net) > tol * norms.sum() else s[np.argmax(norms)]
-    axis = axis / np.linalg.norm(axis)
-    theta = np.arccos(np.clip(s @ axis / norms, -1.0, 1.0))
-    return float(theta.var())
+    live = np.linalg.norm(s, axis=1) > tol
+    return float(polar_angles(s, tol)[live].var()) if live.any() else 0.0
 
 
 def magnetic_measures(dataset: Any, label: str = "magmoms") -> dict[str, np.ndarray]:

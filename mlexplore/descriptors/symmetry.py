@@ -342,17 +342,7 @@ class SymmetryFunctions(nn.Module):
         if neighbors is None:
             neighbors = neighbor_pairs(positions, cells, pbc, n_atoms, self.neighbor_cutoff,
                                        method=self.neighbor_method)
-        # a list reused on unchanged, constant positions (a panel re-evaluating terms) keeps its
-        # pair vectors too; anything that needs gradients recomputes them
-        frozen = not (positions.requires_grad or cells.requires_grad)
-        kept = neighbors.kept_vectors(positions, cells) if frozen else None
-        if kept is not None:
-            vec, d = kept
-        else:
-            vec = pair_vectors(positions, cells.to(positions.dtype), batch, neighbors)
-            d = _safe_norm(vec)
-            if frozen:
-                neighbors.keep_vectors(positions, cells, vec, d)
+        vec, d = _pair_geometry(positions, cells, batch, neighbors)
         pending = neighbors.cache.pop("overlap_check", None)  # armed by neighbor_list(): once per list
         if pending is not None:
             _check_overlaps(neighbors, d, *pending)
@@ -486,16 +476,8 @@ class SymmetryFunctions(nn.Module):
         rows of those centres are exact, the others are not to be used."""
         if not self.spin:
             raise InputError("this descriptor has no spin terms", field="terms")
-        frozen = not (positions.requires_grad or cells.requires_grad)
-        kept = neighbors.kept_vectors(positions, cells) if frozen else None
-        if kept is not None:
-            vec, d = kept
-        else:
-            batch = torch.repeat_interleave(torch.arange(len(n_atoms), device=positions.device), n_atoms)
-            vec = pair_vectors(positions, cells.to(positions.dtype), batch, neighbors)
-            d = _safe_norm(vec)
-            if frozen:
-                neighbors.keep_vectors(positions, cells, vec, d)
+        batch = torch.repeat_interleave(torch.arange(len(n_atoms), device=positions.device), n_atoms)
+        vec, d = _pair_geometry(positions, cells, batch, neighbors)
         if pairs is not None:
             neighbors = Neighbors(neighbors.centers[pairs], neighbors.neighbors[pairs], neighbors.shifts[pairs],
                                   neighbors.cutoff)
@@ -632,6 +614,22 @@ class SymmetryFunctions(nn.Module):
                     batch["neighbors"] = self.neighbor_list(batch, min_distance, first_structure=a)
                 out.append(self(**batch))
         return torch.cat(out) if out else torch.zeros((0, self.n_features), dtype=dtype, device=device)
+
+
+def _pair_geometry(positions: torch.Tensor, cells: torch.Tensor, batch: torch.Tensor,
+                   neighbors: Neighbors) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pair vectors ``(P, 3)`` and lengths ``(P,)`` (Å) of ``neighbors``. A list reused on unchanged,
+    constant positions (a panel re-evaluating terms, spin Monte Carlo moves) keeps them; anything
+    that needs gradients recomputes them."""
+    frozen = not (positions.requires_grad or cells.requires_grad)
+    kept = neighbors.kept_vectors(positions, cells) if frozen else None
+    if kept is not None:
+        return kept
+    vec = pair_vectors(positions, cells.to(positions.dtype), batch, neighbors)
+    d = _safe_norm(vec)
+    if frozen:
+        neighbors.keep_vectors(positions, cells, vec, d)
+    return vec, d
 
 
 def _check_overlaps(nb: Neighbors, d: torch.Tensor, reach: float, numbers: np.ndarray, offsets: np.ndarray,

@@ -35,7 +35,6 @@ graded against the potential's training domain and counted in :attr:`ReplicaMD.e
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,7 +47,7 @@ from ..data.validate import check_limit, check_structures
 from ..descriptors.symmetry import structure_tensors
 from ..descriptors.verlet import DEFAULT_SKIN, VerletList
 from ..errors import InputError
-from ..training.extrapolation import ExtrapolationError, ExtrapolationLog, ExtrapolationWarning, describe_extrapolation
+from ..training.extrapolation import ExtrapolationLog
 from ..training.potential import Potential
 
 __all__ = ["ReplicaMD"]
@@ -164,22 +163,9 @@ class ReplicaMD:
         grade = self.check_every and step % self.check_every == 0
         out = self._model.energy_and_forces({**batch, "neighbors": nb}, return_features=bool(grade))
         if grade:
-            self._grade(out["features"], step)
+            self.potential.grade(out["features"], batch["numbers"], what=f"replica MD step {step} (atoms counted "
+                                 "over all replicas): ", log=self.extrapolation)
         return out["forces"].detach(), out["energy"].detach()
-
-    def _grade(self, features: torch.Tensor, step: int) -> None:
-        domain = self._model.domain
-        if not domain.is_fitted:
-            return
-        a = domain.assess(features, self._model.element_index(self._batch["numbers"]), self.potential.novelty_limit)
-        first = self.extrapolation.calls_extrapolating == 0
-        if self.extrapolation.add(a) and first and self.potential.extrapolation != "ignore":
-            message = describe_extrapolation(a, self._batch["numbers"].cpu().numpy(),
-                                             self._model.descriptor.feature_names, self.potential.novelty_limit,
-                                             f"replica MD step {step} (atoms counted over all replicas): ")
-            if self.potential.extrapolation == "raise":
-                raise ExtrapolationError(message)
-            warnings.warn(message, ExtrapolationWarning, stacklevel=4)
 
     def _kinetic(self) -> torch.Tensor:
         per_atom = 0.5 * (self._mass * self._velocities ** 2).sum(dim=1)

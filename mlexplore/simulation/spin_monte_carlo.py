@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -56,11 +55,12 @@ import numpy as np
 import torch
 from ase import Atoms, units
 
+from ..analysis.magnetism import net_spin_ratio, polar_angle_variance
 from ..data.dataset import StructureDataset
 from ..descriptors.symmetry import structure_tensors
 from ..errors import InputError
 from ..io.files import atomic_write
-from ..training.extrapolation import ExtrapolationError, ExtrapolationLog, ExtrapolationWarning, describe_extrapolation
+from ..training.extrapolation import ExtrapolationLog
 from ..training.potential import Potential
 
 __all__ = ["SpinMonteCarlo", "initial_spins", "integrated_autocorrelation_time", "equilibration_sweep", "MOVES"]
@@ -283,26 +283,10 @@ class SpinMonteCarlo:
         g = torch.cat([self._geometric, d.spin_features(b["positions"], b["cells"], b["n_atoms"],
                                                         self._moments(spins), self._nb)], dim=1)
         out = self.model({"features": g, "numbers": b["numbers"], "n_atoms": b["n_atoms"]})
-        if grade:
-            self._grade(g)
+        if grade:  # spins the model never saw (a collinear model's canted states, moves larger than the data's)
+            self.potential.grade(g, b["numbers"], what=f"spin Monte Carlo sweep {self.sweeps_done + 1} (atoms of all "
+                                 "replicas): ", log=self.extrapolation)
         return out["energy"], out["energies"]
-
-    def _grade(self, features: torch.Tensor) -> None:
-        """The training-domain check of every sweep: spins the model never saw (a collinear model's
-        canted states, moves larger than the training data's) are counted, and the first sweep that
-        has them warns once (or raises, by the potential's ``extrapolation`` policy)."""
-        domain = self.model.domain
-        if not domain.is_fitted:
-            return
-        a = domain.assess(features, self.model.element_index(self._batch["numbers"]), self.potential.novelty_limit)
-        first = self.extrapolation.calls_extrapolating == 0
-        if self.extrapolation.add(a) and first and self.potential.extrapolation != "ignore":
-            message = describe_extrapolation(a, self._batch["numbers"].cpu().numpy(), self.model.descriptor.feature_names,
-                                             self.potential.novelty_limit,
-                                             f"spin Monte Carlo sweep {self.sweeps_done + 1} (atoms of all replicas): ")
-            if self.potential.extrapolation == "raise":
-                raise ExtrapolationError(message)
-            warnings.warn(message, ExtrapolationWarning, stacklevel=4)
 
     def _local_change(self, spins: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
                                                                               torch.Tensor]:
@@ -401,20 +385,13 @@ class SpinMonteCarlo:
         return self
 
     def _record(self, acceptance: torch.Tensor) -> None:
-        s = self._spins.view(self.n_replicas, self.n_atoms, 3)
-        lengths = s.norm(dim=2)
-        net = s.sum(dim=1)
-        ratio = net.norm(dim=1) / lengths.sum(dim=1).clamp(min=1e-300)
-        big = lengths.argmax(dim=1)
-        axis = torch.where((net.norm(dim=1) > 1e-9 * lengths.sum(dim=1))[:, None], net,
-                           s[torch.arange(self.n_replicas), big])
-        axis = axis / axis.norm(dim=1, keepdim=True)
-        cos = ((s * axis[:, None, :]).sum(dim=2) / lengths.clamp(min=1e-300)).clamp(-1, 1)
-        theta = torch.arccos(cos)
-        variance = theta.var(dim=1, unbiased=False)
-        for key, value in (("energy", self._energy), ("net_spin_ratio", ratio), ("polar_angle_variance", variance),
-                           ("acceptance", acceptance)):
-            self._records[key].append(value.detach().cpu().numpy().copy())
+        """The sweep's measures per replica, by the analysis layer's definitions (SPEC §3)."""
+        spins = self.spins
+        for key, value in (("energy", self._energy.cpu().numpy()),
+                           ("net_spin_ratio", np.array([net_spin_ratio(s) for s in spins])),
+                           ("polar_angle_variance", np.array([polar_angle_variance(s) for s in spins])),
+                           ("acceptance", acceptance.cpu().numpy())):
+            self._records[key].append(np.array(value, dtype=float))
 
     # --------------------------------------------------------------- results
     def _series(self, key: str) -> np.ndarray:

@@ -121,23 +121,36 @@ class Potential:
     def is_committee(self) -> bool:
         return isinstance(self.model, Committee)
 
-    def _assess(self, features: torch.Tensor, numbers: torch.Tensor, results: dict[str, Any], policy: str,
-                what: str = "", stacklevel: int = 4) -> Any:
-        """Grade the atoms against the training domain, put the per-atom flags into ``results`` and
-        act on ``policy``; returns the assessment (None for a model without a recorded domain)."""
+    def grade(self, features: torch.Tensor, numbers: torch.Tensor, results: dict[str, Any] | None = None,
+              policy: str | None = None, what: str = "", log: ExtrapolationLog | None = None,
+              stacklevel: int = 4) -> Any:
+        """Grade atoms against the model's training domain and act on ``policy`` (default:
+        :attr:`extrapolation`): the one check behind :meth:`predict`, :meth:`calculate` and the
+        drivers of :mod:`mlexplore.simulation`.
+
+        ``features (N, F)``: the descriptor's raw values; ``numbers (N,)``; ``results``: a dict that
+        gets the per-atom ``extrapolating``, ``extrapolation_grade`` and ``novelty``; ``what``: the
+        start of the one-line message; ``log``: an :class:`ExtrapolationLog` of a run — the call is
+        counted in it and only the run's first extrapolating call warns or raises; ``stacklevel``:
+        of the warning, counted from this method. Returns the assessment (None for a model without
+        a recorded domain)."""
         domain = self.model.domain
         if not domain.is_fitted:
             return None
+        policy = self.extrapolation if policy is None else policy
         a = domain.assess(features, self.model.element_index(numbers), self.novelty_limit)
-        results["extrapolating"], results["extrapolation_grade"], results["novelty"] = (
-            a.extrapolating, a.grade, a.novelty)
-        if a.n_extrapolating and policy != "ignore":
+        if results is not None:
+            results["extrapolating"], results["extrapolation_grade"], results["novelty"] = (
+                a.extrapolating, a.grade, a.novelty)
+        first = log is None or log.calls_extrapolating == 0
+        if a.n_extrapolating and first and policy != "ignore":
             message = describe_extrapolation(a, numbers.cpu().numpy(), self.model.descriptor.feature_names,
                                              self.novelty_limit, what)
             if policy == "raise":
                 raise ExtrapolationError(message)
-            if policy == "warn":
-                warnings.warn(message, ExtrapolationWarning, stacklevel=stacklevel)
+            warnings.warn(message, ExtrapolationWarning, stacklevel=stacklevel)
+        if log is not None:
+            log.add(a)
         return a
 
     # ------------------------------------------------------------------ files
@@ -199,8 +212,8 @@ class Potential:
                 parts.setdefault(k, []).append(v.detach().cpu().numpy())
         out = {k: np.concatenate(v) for k, v in parts.items()}
         features = out.pop("features")
-        self._assess(torch.from_numpy(features), torch.as_tensor(dataset.numbers), out, policy,
-                     what=f"predict on {len(dataset)} structure(s): ", stacklevel=3)  # points at predict's caller
+        self.grade(torch.from_numpy(features), torch.as_tensor(dataset.numbers), out, policy,
+                   what=f"predict on {len(dataset)} structure(s): ", stacklevel=3)  # points at predict's caller
         return out
 
     def calculate(self, atoms, min_distance: float | None | str = "default", extrapolation: str | None = None,
@@ -267,11 +280,8 @@ class Potential:
             results["energy_std"] = float(out["energy_std"].detach().sum())
             for name in ("energies", "forces", *model.atom_outputs):
                 results[f"{name}_std"] = out[f"{name}_std"].detach().cpu().numpy()
-        first_time = log is None or log.calls_extrapolating == 0
-        a = self._assess(out["features"].detach(), batch["numbers"], results, policy if first_time else "ignore",
-                         what="" if log is None else f"calculation {log.calls + 1}: ")
-        if log is not None and a is not None:
-            log.add(a)
+        self.grade(out["features"].detach(), batch["numbers"], results, policy,
+                   what="" if log is None else f"calculation {log.calls + 1}: ", log=log)
         return results
 
     def as_ase_calculator(self, min_distance: float | None | str = "default",

@@ -1,12 +1,14 @@
 """Figures of spin Monte Carlo runs (002 §4.3.1, figs 4.20–4.22): traces per sweep and the
-magnetisation against temperature; the polar angles that colour a lattice's moments.
+magnetisation against temperature.
 
 - :func:`spin_traces` — the net-spin ratio |M| (top) and the energy per atom (bottom) of every
   replica against the sweep, one colour per temperature.
 - :func:`magnetisation_curve` — mean |M| with its error bar against temperature, one line per
   initial state or cell, with reference temperatures as vertical lines (e.g. the measured Curie
   temperature of iron, 1043 K).
-- :func:`polar_angles` — each spin's angle (rad) to the net spin (the quantity of SPEC §3).
+
+The per-spin polar angles that colour a lattice's moments come from
+:func:`mlexplore.analysis.polar_angles`.
 """
 
 from __future__ import annotations
@@ -20,23 +22,7 @@ from plotly.subplots import make_subplots
 
 from ..errors import InputError
 
-__all__ = ["spin_traces", "magnetisation_curve", "polar_angles"]
-
-
-def polar_angles(spins: Any) -> np.ndarray:
-    """The angle (rad, 0 … π) of every spin ``(N, 3)`` to the net spin (to the largest spin when the
-    net spin vanishes; 0 for zero spins)."""
-    s = np.asarray(spins, float)
-    if s.ndim != 2 or s.shape[1] != 3:
-        raise InputError(f"spins must have shape (N, 3), got {s.shape}", field="spins")
-    norms = np.linalg.norm(s, axis=1)
-    net = s.sum(axis=0)
-    axis = net if np.linalg.norm(net) > 1e-9 * max(norms.sum(), 1e-300) else s[np.argmax(norms)]
-    if np.linalg.norm(axis) == 0:
-        return np.zeros(len(s))
-    axis = axis / np.linalg.norm(axis)
-    cos = np.divide(s @ axis, norms, out=np.ones_like(norms), where=norms > 0)
-    return np.arccos(np.clip(cos, -1, 1))
+__all__ = ["spin_traces", "magnetisation_curve"]
 
 
 def spin_traces(net_spin_ratio: Any, energy_per_atom: Any, temperatures: Sequence[float],

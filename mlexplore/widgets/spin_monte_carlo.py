@@ -5,7 +5,7 @@ Controls: the temperatures (one replica per temperature and initial state), the 
 thread and Stop ends it after the current sweep. Shown: the net-spin ratio |M| and the energy per
 atom of every replica against the sweep (:func:`mlexplore.viz.spin_traces`), the statistics after
 the burn-in, and the lattice of one replica in the :class:`StructureViewer` with its moments as
-arrows, coloured by their polar angle to the net spin (:func:`mlexplore.viz.polar_angles`).
+arrows, coloured by their polar angle to the net spin (:func:`mlexplore.analysis.polar_angles`).
 Everything is a call into :class:`mlexplore.simulation.SpinMonteCarlo`; from Python:
 ``panel.temperatures.value = "300, 900"``, ``panel.run_sweeps(20)``, ``panel.mc.net_spin_ratio_``.
 """
@@ -20,11 +20,12 @@ import numpy as np
 from ase import Atoms
 
 from ..data.dataset import StructureDataset
+from ..analysis.magnetism import polar_angles
 from ..errors import InputError
 from ..io.text import parse_numbers
 from ..simulation.spin_monte_carlo import SpinMonteCarlo
 from ..training.potential import Potential
-from ..viz.spins import polar_angles, spin_traces
+from ..viz.spins import spin_traces
 from .plot_output import PlotOutput
 from .structure_viewer import StructureViewer
 
