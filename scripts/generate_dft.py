@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Generate (or extend, or resume) the shipped DFT datasets with GPAW.
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/generate_dft.py [fe_spin] [fept] [--limit N] [--reverse]
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/generate_dft.py [fe_spin] [fept] [fe_noncollinear] [--limit N] [--reverse]
 
 Runs single-threaded (one core). Records go to data/dft/<name>.jsonl, appended
 one configuration at a time: kill it at any moment and start it again to
@@ -72,8 +72,9 @@ def main() -> None:
             continue
         if args.limit is not None:
             configs = configs[: args.limit]
+        # GPAW's non-collinear calculator cannot change its smearing in place: no rescue there
         run = dict(out=records, settings=settings, log_dir=ROOT / "data" / "dft" / "logs" / name,
-                   rescue_smearing=RESCUE_SMEARING)
+                   rescue_smearing=None if settings.noncollinear else RESCUE_SMEARING)
         # one label() call per set, so its progress bar and ETA span the whole set; the forward
         # process exports as it goes (the reverse one's records included), the reverse one at its end
         export_now = _exporter(name, records, keys, max(1, args.export_every))

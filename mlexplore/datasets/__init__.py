@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from .alloys import lattice_alloy
 from .cache import cache_dir
-from .dft_data import fe_spin_dft, fept_dft
+from .dft_data import fe_noncollinear_dft, fe_spin_dft, fept_dft
 from .gold import GOLD_GROUPS, gold
 from .ising import ising_energy, ising_lattice
 from .sampling import sample_occupations
+from .spin_sampling import spin_directions
 from .generate import generate_dataset
 from .registry import REGISTRY, BuiltinDataset
 
-__all__ = ["lattice_alloy", "gold", "ising_lattice", "fept_dft", "fe_spin_dft", "ising_energy", "sample_occupations", "cache_dir",
+__all__ = ["lattice_alloy", "gold", "ising_lattice", "fept_dft", "fe_spin_dft", "fe_noncollinear_dft", "ising_energy", "sample_occupations", "spin_directions", "cache_dir",
            "GOLD_GROUPS", "REGISTRY", "BuiltinDataset", "generate_dataset"]

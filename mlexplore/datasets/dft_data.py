@@ -1,4 +1,4 @@
-"""The real-DFT datasets shipped with mlexplore (GPAW, spin-polarised PBE).
+"""The real-DFT datasets shipped with mlexplore (GPAW; spin-polarised PBE, and non-collinear LDA).
 
 Made by ``scripts/generate_dft.py`` with :mod:`mlexplore.dft`; the data card
 is in the README. Loading needs no GPAW.
@@ -11,7 +11,7 @@ from pathlib import Path
 from ..data.dataset import StructureDataset
 from ..errors import InputError
 
-__all__ = ["fept_dft", "fe_spin_dft", "DATA_DIR"]
+__all__ = ["fept_dft", "fe_spin_dft", "fe_noncollinear_dft", "DATA_DIR"]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -53,3 +53,22 @@ def fe_spin_dft() -> StructureDataset:
     ``pattern_kept`` (1 when the SCF kept the initial pattern).
     """
     return _load("fe_spin")
+
+
+def fe_noncollinear_dft() -> StructureDataset:
+    """BCC iron (2- and 4-atom cells, strained, rattled) with non-collinear spins, GPAW LDA.
+
+    Each geometry carries the thesis' spin states (002 §3.3.3), named by a tag: ``FM``,
+    ``perturbed-FM`` (with ``sigma0.015`` … ``sigma0.2``), ``PM``, ``AFM-B2``, ``AFM-layer``;
+    each atom's moment was held along its seeded direction by a penalty
+    (:func:`mlexplore.dft.configs.fe_noncollinear_configurations`, ``SHIPPED_SETTINGS``).
+    Labels: ``energy`` (eV, without the penalty term), ``forces`` (eV/Å), ``magmoms``
+    (μ_B 3-vectors, the moments reached), ``initial_magmoms`` (the seeds, 3-vectors),
+    ``magmom`` (length of the total moment) and ``direction_deviation`` (rad, the largest angle
+    between a seed and its reached moment). No stress: GPAW has none for non-collinear runs.
+    LDA energies: do not mix them with the PBE sets.
+
+    The set grows while ``scripts/generate_dft.py fe_noncollinear`` runs (resumable; the
+    README's data card says how many are in this copy).
+    """
+    return _load("fe_noncollinear")

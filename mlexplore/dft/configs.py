@@ -13,6 +13,12 @@ patterns (SPEC §7): ``FM``, ``AFM-B2`` (cube corner vs centre), ``AFM-layer``
 (alternating (001) double layers), ``AFM-L10`` (FCC (001) layers), ``random``
 (random ± signs). Initial magnitudes vary in 1.5–3.0 μ_B. The pattern is the
 tag; the SCF decides the final moments.
+
+``fe_noncollinear_configurations`` — BCC iron in 2- and 4-atom cells, strained and rattled as
+above, each geometry with the thesis' non-collinear spin states (002 §3.3.3): perturbed FM at
+σ = 0 (FM), 0.015, 0.05, 0.1, 0.2, PM, and the collinear AFM orders; the directions are held by
+a penalty in the DFT run (``DFTSettings(direction_penalty=…)``), so the state is the tag and
+the recorded moments are the ones reached.
 """
 
 from __future__ import annotations
@@ -24,10 +30,11 @@ from ase.build import bulk
 from ..data.dataset import StructureDataset
 from ..datasets.sampling import (canonical_keys, count_classes, distinct_occupations, lattice_permutations,
                                  sample_occupations)
+from ..datasets.spin_sampling import PERTURBED_FM_SIGMAS, spin_directions
 from ..errors import InputError
 from .settings import DFTSettings
 
-__all__ = ["fept_configurations", "fe_spin_configurations", "shipped_plan", "SHIPPED_SETTINGS",
+__all__ = ["fept_configurations", "fe_spin_configurations", "fe_noncollinear_configurations", "shipped_plan", "SHIPPED_SETTINGS",
            "FEPT_LATTICE_CONSTANT", "FE_BCC_A", "FE_FCC_A"]
 
 #: Å; gives 13.2 Å³/atom, between BCC Fe (11.8) and FCC Pt (15.1).
@@ -177,18 +184,81 @@ def fe_spin_configurations(seed: int = 0, n_bcc2: int = 120, n_bcc4: int = 30, n
                                        name="Fe collinear spins (GPAW PBE)")
 
 
+def _noncollinear_block(rep: tuple, states: list[tuple[str, float]], count: int,
+                        rng: np.random.Generator) -> list[list[tuple[Atoms, tuple]]]:
+    """``count`` strained, rattled BCC cells repeated ``rep``, each with every state of ``states``
+    (``(name, σ)``: ``"perturbed-FM"`` at σ, ``"PM"``, or a collinear pattern of :func:`_patterns`
+    along z) at one random seed magnitude (1.8–2.6 μ_B); one list per geometry."""
+    blocks = []
+    for _ in range(count):
+        base = bulk("Fe", "bcc", a=FE_BCC_A, cubic=True).repeat(rep)
+        patterns = _patterns(base, FE_BCC_A, "bcc", rng, 0)
+        geometry, gtags = _strained(base, rng, volumetric=0.04, shear=0.03, rattle=0.08)
+        magnitude = rng.uniform(1.8, 2.6)
+        n = len(geometry)
+        block = []
+        for name, sigma in states:
+            if name in ("perturbed-FM", "PM"):
+                u = spin_directions(name, n, rng, sigma)
+            else:
+                u = np.zeros((n, 3))
+                u[:, 2] = patterns[name]
+            atoms = geometry.copy()
+            atoms.set_initial_magnetic_moments(None)  # ASE's bulk Fe carries scalar moments
+            atoms.set_initial_magnetic_moments(magnitude * u)
+            state = "FM" if name == "perturbed-FM" and sigma == 0 else name
+            extra = (f"sigma{sigma:g}",) if state == "perturbed-FM" else ()
+            block.append((atoms, ("bcc", f"Fe{n}", state, *extra, *gtags)))
+        blocks.append(block)
+    return blocks
+
+
+def fe_noncollinear_configurations(seed: int = 0, n_bcc2: int = 45, n_bcc4: int = 15) -> StructureDataset:
+    """BCC iron with non-collinear spin states (3-vector ``initial_magmoms``); see the module docstring.
+
+    Each of ``n_bcc2`` 2-atom geometries carries 7 states: FM, perturbed FM at σ = 0.015, 0.05,
+    0.1, 0.2, PM, AFM-B2. Each of ``n_bcc4`` 4-atom (1×1×2) geometries carries 6: perturbed FM
+    at σ = 0.1 and 0.2, two PM draws, AFM-B2 and AFM-layer. Defaults: 315 + 90 = 405. Order: three
+    2-atom geometries (21 configurations, ~25 min on one core), then one 4-atom geometry (~20
+    min), and so on, each geometry's states together (the energy differences between spin states
+    at one geometry are what a spin Monte Carlo uses); any prefix spans both cells and all states.
+    """
+    rng = np.random.default_rng(seed)
+    fe2 = _noncollinear_block((1, 1, 1), [("perturbed-FM", s) for s in (0.0, *PERTURBED_FM_SIGMAS)]
+                              + [("PM", 0.0), ("AFM-B2", 0.0)], n_bcc2, rng)
+    fe4 = _noncollinear_block((1, 1, 2), [("perturbed-FM", 0.1), ("perturbed-FM", 0.2), ("PM", 0.0), ("PM", 0.0),
+                                          ("AFM-B2", 0.0), ("AFM-layer", 0.0)], n_bcc4, rng)
+    merged = []
+    while fe2 or fe4:
+        for _ in range(3):
+            if fe2:
+                merged += fe2.pop(0)
+        if fe4:
+            merged += fe4.pop(0)
+    return StructureDataset.from_atoms([m[0] for m in merged], tags=[m[1] for m in merged],
+                                       name="Fe non-collinear spins (GPAW LDA, constrained directions)")
+
+
 #: The settings of the shipped datasets (scripts/generate_dft.py). Changing them changes every
 #: record key: the old records stay in the record file but are no longer matched.
 SHIPPED_SETTINGS = {
     "fe_spin": DFTSettings(ecut=350.0, kpt_density=1.8, smearing=0.1, magmoms={"Fe": 2.5},
                            mixer={"kind": "dif", "beta": 0.05, "nmaxold": 5, "weight": 50.0}),
     "fept": DFTSettings(ecut=350.0, kpts=(2, 2, 2), smearing=0.1, magmoms={"Fe": 3.0, "Pt": 0.5}),
+    # GPAW 26.7: self-consistent non-collinear spins take LDA only, no stress, no Hirshfeld.
+    # k-point density 1.5 Å gives 4×4×4 on every strained Fe2 cell and 4×4×2 on Fe4 (measured
+    # 62–83 s per Fe2 configuration on one core); 0.8 eV is GPAW's default direction penalty
+    # (reached directions within ~0.06 rad of the seeds on Fe2, FACTS/README).
+    "fe_noncollinear": DFTSettings(xc="LDA", ecut=300.0, kpt_density=1.5, smearing=0.1, magmoms={"Fe": 2.2},
+                                   hirshfeld=False, maxiter=80, noncollinear=True, direction_penalty=0.8),
 }
 
 
 def shipped_plan(name: str) -> tuple[StructureDataset, DFTSettings, list[str]]:
-    """The configurations, settings and record keys of a shipped set (``fe_spin`` or ``fept``)."""
-    makers = {"fe_spin": fe_spin_configurations, "fept": fept_configurations}
+    """The configurations, settings and record keys of a shipped set (``fe_spin``, ``fept`` or
+    ``fe_noncollinear``)."""
+    makers = {"fe_spin": fe_spin_configurations, "fept": fept_configurations,
+              "fe_noncollinear": fe_noncollinear_configurations}
     if name not in makers:
         raise InputError(f"unknown DFT set {name!r}; choose from {', '.join(makers)}", field="name")
     configs, settings = makers[name](), SHIPPED_SETTINGS[name]

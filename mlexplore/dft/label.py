@@ -37,6 +37,8 @@ def gpaw_calculator(settings: DFTSettings, atoms: Atoms, kpts: tuple, txt: Any =
     """A GPAW plane-wave calculator for ``settings`` (needs ``mlexplore[dft]``, see
     ``scripts/install_gpaw.sh``)."""
     _require_gpaw()
+    if settings.noncollinear:
+        return _noncollinear_calculator(settings, atoms, kpts, txt)
     from gpaw import GPAW, PW, FermiDirac
 
     extra = {}
@@ -49,6 +51,28 @@ def gpaw_calculator(settings: DFTSettings, atoms: Atoms, kpts: tuple, txt: Any =
     return GPAW(mode=PW(settings.ecut), xc=settings.xc, kpts=list(kpts),
                 occupations=FermiDirac(settings.smearing), spinpol=settings.spinpol,
                 maxiter=settings.maxiter, txt=txt, legacy_gpaw=True, **extra)
+
+
+def _noncollinear_calculator(settings: DFTSettings, atoms: Atoms, kpts: tuple, txt: Any = None):
+    """GPAW's self-consistent non-collinear plane-wave calculator (LDA, no symmetry), seeded with
+    ``atoms``' 3-vector initial moments and, with ``settings.direction_penalty``, each atom's
+    moment held along its seed by :class:`gpaw.new.constraints.SpinDirectionConstraint`."""
+    from gpaw.new.ase_interface import GPAW
+
+    seeds = np.asarray(atoms.get_initial_magnetic_moments(), dtype=float).reshape(len(atoms), 3)
+    extra = {}
+    if settings.direction_penalty is not None:
+        from gpaw.new.constraints import SpinDirectionConstraint
+
+        norms = np.linalg.norm(seeds, axis=1)
+        if np.any(norms < 1e-8):
+            raise InputError(f"a direction constraint needs a non-zero seed on every atom; atoms "
+                             f"{np.flatnonzero(norms < 1e-8).tolist()} have none", field="initial_magmoms")
+        extra["extensions"] = [SpinDirectionConstraint({a: (seeds[a] / norms[a]).tolist() for a in range(len(atoms))},
+                                                       settings.direction_penalty)]
+    return GPAW(mode={"name": "pw", "ecut": settings.ecut}, xc=settings.xc, kpts=list(kpts),
+                occupations={"name": "fermi-dirac", "width": settings.smearing}, symmetry="off",
+                magmoms=seeds.tolist(), maxiter=settings.maxiter, txt=txt, **extra)
 
 
 def set_smearing(calc, width: float) -> None:
@@ -106,9 +130,12 @@ def _compute(atoms: Atoms, settings: DFTSettings, factory: CalculatorFactory, kp
     result: dict[str, Any] = {}
     result["energy"] = float(work.get_potential_energy())
     result["forces"] = work.get_forces()
-    if work.pbc.all():
+    if work.pbc.all() and not settings.noncollinear:  # GPAW 26.7 has no non-collinear stress
         result["stress"] = work.get_stress(voigt=True)
-    if settings.spinpol:
+    if settings.noncollinear:  # (N, 3) local moments; the total's length
+        result["magmoms"] = np.asarray(calc.get_non_collinear_magnetic_moments(), dtype=float).reshape(-1, 3)
+        result["magmom"] = float(np.linalg.norm(calc.get_non_collinear_magnetic_moment()))
+    elif settings.spinpol:
         result["magmoms"] = np.asarray(work.get_magnetic_moments(), dtype=float)
         result["magmom"] = float(work.get_magnetic_moment())
     else:

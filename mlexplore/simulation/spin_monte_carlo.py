@@ -57,6 +57,7 @@ from ase import Atoms, units
 
 from ..analysis.magnetism import net_spin_ratio, polar_angle_variance
 from ..data.dataset import StructureDataset
+from ..datasets.spin_sampling import spin_directions
 from ..descriptors.symmetry import structure_tensors
 from ..errors import InputError
 from ..io.files import atomic_write
@@ -95,11 +96,7 @@ def initial_spins(kind: str, n_atoms: int, magnitude: float, positions: np.ndarr
         s = np.zeros((n_atoms, 3))
         s[:, 2] = np.where(parity == 0, 1.0, -1.0)
     elif kind == "PM":
-        rng = np.random.default_rng() if rng is None else rng
-        cos_t = 1 - rng.uniform(0, 2, n_atoms)
-        phi = rng.uniform(0, 2 * np.pi, n_atoms)
-        sin_t = np.sqrt(1 - cos_t ** 2)
-        s = np.stack([sin_t * np.cos(phi), sin_t * np.sin(phi), cos_t], axis=1)
+        s = spin_directions("PM", n_atoms, rng)
     else:
         raise InputError(f"initial state must be 'FM', 'AFM' or 'PM' (or an array of spins), got {kind!r}",
                          field="initial")
