@@ -82,3 +82,17 @@ def test_relaxation_layout_and_no_order_without_exchange():
         relax_from_states(pot, cell, states=())
     with pytest.raises(InputError, match="temperatures"):
         temperature_sweep(pot, cell, [-5.0])
+
+
+def test_relaxed_magnetisation_figure_shows_the_means_and_every_replica():
+    from mlexplore.viz import relaxed_magnetisation
+
+    final = {"FM": [0.9, 0.8, 0.85], "PM": [0.3, 0.2, 0.25], "AFM": [0.1, 0.3, 0.2]}
+    fig = relaxed_magnetisation(final, temperature_K=300)
+    bars, points = fig.data
+    assert list(bars.x) == ["FM", "PM", "AFM"]
+    np.testing.assert_allclose(bars.y, [0.85, 0.25, 0.2])
+    np.testing.assert_allclose(bars.error_y.array, [0.05 / np.sqrt(3), 0.05 / np.sqrt(3), 0.1 / np.sqrt(3)])
+    assert len(points.y) == 9 and "300 K" in fig.layout.title.text
+    with pytest.raises(InputError):
+        relaxed_magnetisation({})

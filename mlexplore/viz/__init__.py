@@ -25,6 +25,6 @@ from .uncertainty import (UNCERTAINTY_QUANTITIES, CalibrationCurve, atom_uncerta
 
 __all__ += ["parity_with_errors", "calibration_curve", "calibration_figure", "CalibrationCurve",
             "atom_uncertainties", "uncertainty_colors", "UNCERTAINTY_QUANTITIES"]
-from .spins import magnetisation_curve, spin_traces
+from .spins import magnetisation_curve, relaxed_magnetisation, spin_traces
 
-__all__ += ["spin_traces", "magnetisation_curve"]
+__all__ += ["spin_traces", "magnetisation_curve", "relaxed_magnetisation"]

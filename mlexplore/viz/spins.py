@@ -22,7 +22,7 @@ from plotly.subplots import make_subplots
 
 from ..errors import InputError
 
-__all__ = ["spin_traces", "magnetisation_curve"]
+__all__ = ["spin_traces", "magnetisation_curve", "relaxed_magnetisation"]
 
 
 def spin_traces(net_spin_ratio: Any, energy_per_atom: Any, temperatures: Sequence[float],
@@ -66,4 +66,25 @@ def magnetisation_curve(curves: Mapping[str, tuple[Any, Any, Any]],
                       annotation_position="top")
     fig.update_layout(template="plotly_white", xaxis_title="temperature (K)", yaxis_title="|M| = |Σ s| / Σ |s|",
                       yaxis_range=[0, 1.02], height=380, margin=dict(t=40, l=60, r=10, b=40))
+    return fig
+
+
+def relaxed_magnetisation(final: Mapping[str, Any], temperature_K: float | None = None) -> go.Figure:
+    """Bars of the mean relaxed |M| per initial state (``final`` = ``{state: per-replica |M|}``), with
+    the standard error of the mean as error bars and each replica as a point."""
+    if not final:
+        raise InputError("no initial states to show", field="final")
+    fig = go.Figure()
+    names = list(final)
+    values = [np.asarray(final[k], float).ravel() for k in names]
+    means = [v.mean() for v in values]
+    errs = [v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else 0.0 for v in values]
+    fig.add_trace(go.Bar(x=names, y=means, error_y=dict(type="data", array=errs, visible=True), name="mean ± s.e.m.",
+                         marker_color="lightsteelblue"))
+    fig.add_trace(go.Scatter(x=[k for k, v in zip(names, values) for _ in v], y=np.concatenate(values),
+                             mode="markers", name="replicas", marker=dict(color="black", size=6, opacity=0.6)))
+    title = "relaxed |M| by initial state" + (f" at {temperature_K:g} K" if temperature_K is not None else "")
+    fig.update_layout(template="plotly_white", title=title, xaxis_title="initial state",
+                      yaxis_title="|M| = |Σ s| / Σ |s|", yaxis_range=[0, 1.02], height=360,
+                      margin=dict(t=50, l=60, r=10, b=40))
     return fig
