@@ -152,3 +152,25 @@ def test_gpaw_holds_canted_moments(tmp_path):
     assert np.linalg.norm(m[1], axis=1).min() > 1.0
     e = ds.label("energy")
     assert e[1] > e[0]
+
+
+def test_two_sublattice_exchange_recovers_a_heisenberg_coupling(tmp_path):
+    """The stand-in's energy is −0.1 eV u_A·u_B per Fe2 cell: J = 0.05 eV/atom exactly, R² = 1."""
+    from ase.units import kB
+
+    from mlexplore.dft.iron_physics import two_sublattice_exchange
+
+    configs = fe_noncollinear_configurations(n_bcc2=3, n_bcc4=1)
+    ds = label(configs, tmp_path / "nc.jsonl", settings=NC, calculator=fake_noncollinear, progress=False)
+    r = two_sublattice_exchange(ds)
+    assert r["n"] == 18  # 3 geometries × 6 states beside FM; the Fe4 cells are not used
+    assert r["J"] == pytest.approx(0.05, rel=1e-9) and r["r2"] == pytest.approx(1.0)
+    assert r["tc_mean_field"] == pytest.approx(2 * 0.05 / 3 / kB)
+    # collinear data cannot say: named, not a number from scalar moments
+    from ase.build import bulk
+    from dft_stand_in import fake
+
+    collinear = label([bulk("Fe", "bcc", a=2.83, cubic=True)], tmp_path / "c.jsonl",
+                      settings=DFTSettings(hirshfeld=False), calculator=fake, progress=False)
+    with pytest.raises(InputError, match="3-vector"):
+        two_sublattice_exchange(collinear)
