@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from ..errors import InputError
 from .symmetry import SymmetryFunctions
-from .terms import G2, G4, G9, SpinGaussPair, SpinGaussSelf, Term
+from .terms import G2, G4, G9, SpinGaussPair, SpinGaussSelf, SpinPair, SpinSelf, Term
 
 __all__ = ["PRESETS", "preset_terms", "from_preset", "resolve_basis", "LOEFFLER_AU_AS_PRINTED"]
 
@@ -21,6 +21,13 @@ _BLOORE_SPIN = ([SpinGaussSelf(0.035711, xi, alpha) for xi, alpha in
                  ((1, 0), (2, 0), (1, 1), (2, 1), (1, 2), (2, 4), (1, 3), (2, 9))]
                 + [SpinGaussPair("dot", eta, alpha) for eta, alpha in itertools.product(
                     (0.000357, 0.035711, 0.028569, 0.089277), (0.0, 35.0, 70.0))])
+#: Signed exchange terms for iron's moments (|S| ≈ 2–2.3 μB, so S_i·S_j ∈ [−5, 5] μB²): the moment
+#: length (S1 ξ = 1, 2), the cutoff-weighted Heisenberg and biquadratic sums Σ_j (S_i·S_j)^ξ f_c
+#: (ξ = 1, 2), and Gaussians of S_i·S_j at α = −4…4 μB², η = 0.3 μB⁻⁴. The SANNIP S2 Gaussians sit at
+#: α = 0, 35, 70 μB²: even in S_i·S_j at α = 0 and out of reach at 35 and 70, they hardly tell a
+#: parallel neighbour from an antiparallel one at these moments.
+_EXCHANGE_SPIN = ([SpinSelf(1), SpinSelf(2), SpinPair("dot", 1), SpinPair("dot", 2)]
+                  + [SpinGaussPair("dot", 0.3, alpha) for alpha in (-4.0, -2.0, 0.0, 2.0, 4.0)])
 
 #: Table 1 of 004 exactly as printed: G2 η (Å⁻²) and G9 (η, λ, ζ).
 LOEFFLER_AU_AS_PRINTED = {
@@ -56,6 +63,10 @@ PRESETS: dict[str, dict] = {
     "bloore-fe-sannip": {"terms": _BLOORE_RADIAL + _BLOORE_ANGULAR + _BLOORE_SPIN, "cutoff": 6.0,
                          "cutoff_function": "cosine",
                          "doc": "Bloore (002) A.2: bloore-fe-bp + 8 S1 + 12 S2 spin terms (SANNIP 001)"},
+    "fe-exchange": {"terms": _BLOORE_RADIAL + _BLOORE_ANGULAR + _EXCHANGE_SPIN, "cutoff": 6.0,
+                    "cutoff_function": "cosine",
+                    "doc": "bloore-fe-bp + 9 signed exchange terms (moment length, Σ(S_i·S_j)^ξ f_c, "
+                           "Gaussians of S_i·S_j at −4…4 μB²), for spin Monte Carlo of iron"},
     "loeffler-au": {"terms": _loeffler_terms(), "cutoff": 6.0, "cutoff_function": "polynomial",
                     "doc": "Salazar (004) table 1: 8 G2 + 18 G9, R_c = 6 Å, r_s = 0 (two typos corrected)"},
 }
