@@ -1,9 +1,11 @@
 """Spin Monte Carlo speed: sweeps per second for BCC iron cells, replicas batched against one at a time.
 
     python benchmarks/spin_mc.py [--sizes 3,5] [--replicas 8] [--sweeps 3] [--threads 1] [--device cpu]
+                                 [--basis bloore-fe-sannip]
 
-Model: a BPNN of 2 × 25 tanh on the thesis' spin-aware basis ``bloore-fe-sannip`` (24 G2 + 18 G4 +
-8 S1 + 12 S2, R_c = 6 Å), random weights (the cost does not depend on them). Cells: BCC Fe,
+Model: a BPNN of 2 × 25 tanh on a spin-aware preset: the thesis' ``bloore-fe-sannip`` (24 G2 + 18 G4 +
+8 S1 + 12 S2, R_c = 6 Å) by default, or ``fe-exchange`` (the notebook's); random weights (the cost
+does not depend on them). Cells: BCC Fe,
 a = 2.83 Å, 3×3×3 cubic cells (54 atoms) and 5×5×5 (250), PM initial state, cone moves of 0.3
 rad at 1000 K. A sweep is one attempted move per atom of every replica. Prints, per cell:
 replica-sweeps per second for ``--replicas`` replicas in one :class:`SpinMonteCarlo` and for one
@@ -43,12 +45,13 @@ def main() -> None:
     parser.add_argument("--sweeps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--basis", default="bloore-fe-sannip", choices=["bloore-fe-sannip", "fe-exchange"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = BPNN(from_preset("bloore-fe-sannip", elements=["Fe"]), hidden=(25, 25))
+    model = BPNN(from_preset(args.basis, elements=["Fe"]), hidden=(25, 25))
     pot = Potential(model, device=args.device, extrapolation="ignore")
-    print(f"bloore-fe-sannip, 2 × 25 tanh, {args.device}, {torch.get_num_threads()} thread(s), cone moves at 1000 K")
+    print(f"{args.basis}, 2 × 25 tanh, {args.device}, {torch.get_num_threads()} thread(s), cone moves at 1000 K")
     for rep in (int(s) for s in args.sizes.split(",")):
         cell = bulk("Fe", "bcc", a=2.83, cubic=True).repeat(rep)
         batched, setup = rate(pot, cell, args.replicas, args.sweeps)

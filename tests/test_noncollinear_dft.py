@@ -93,8 +93,9 @@ def test_noncollinear_plan_states_cells_and_kpoints():
     settings = SHIPPED_SETTINGS["fe_noncollinear"]
     kpts = {tuple(settings.kpts_for(a)) for a in configs.to_atoms()}
     assert kpts == {(4, 4, 4), (4, 4, 2)}
-    # the first 27 configurations hold three Fe2 geometries (7 states each), then one Fe4 geometry (6)
-    assert [t[1] for t in configs.tags[:27]] == ["Fe2"] * 21 + ["Fe4"] * 6
+    # the 2-atom geometries first (7 states each), then the 4-atom ones (6 each)
+    assert [t[1] for t in configs.tags] == ["Fe2"] * 315 + ["Fe4"] * 90
+    assert [t[2] for t in configs.tags[:7]] == ["FM"] + ["perturbed-FM"] * 4 + ["PM", "AFM-B2"]
     # the AFM seeds are collinear and antiparallel between nearest neighbours; PM seeds point anywhere
     per = configs.per_structure("initial_magmoms")
     afm = per[states.index("AFM-B2")]

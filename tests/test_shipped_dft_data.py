@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlexplore.datasets.dft_data import fe_spin_dft, fept_dft
+from mlexplore.datasets.dft_data import fe_noncollinear_dft, fe_spin_dft, fept_dft
 from mlexplore.dft import latest_records, read_records
 from mlexplore.dft.configs import shipped_plan
 from mlexplore.dft.iron_physics import ferromagnetic_bcc_eos, pattern_energy_gaps
@@ -96,11 +96,11 @@ def test_fept_dft_loads_with_physical_moments_and_zero_end_members():
         assert mix[b2[0]] == mix[formulas == "Fe8Pt8"].min()
 
 
-@pytest.mark.parametrize("name", ["fe_spin", "fept"])
+@pytest.mark.parametrize("name", ["fe_spin", "fept", "fe_noncollinear"])
 def test_shipped_file_matches_the_records(name):
     """The package file is the export of every successful record: none stale, none missing."""
     ok = _ok_records(name)
-    loader = {"fe_spin": fe_spin_dft, "fept": fept_dft}[name]
+    loader = {"fe_spin": fe_spin_dft, "fept": fept_dft, "fe_noncollinear": fe_noncollinear_dft}[name]
     ds = loader()
     assert len(ds) == len(ok)
     np.testing.assert_array_equal(ds.label("energy"), [r["energy"] for r in ok])
@@ -126,3 +126,24 @@ def test_shipped_sets_have_the_stated_counts_and_labels():
     patterns = {t for tags in fe.tags for t in tags} & {"FM", "AFM-B2", "AFM-layer", "AFM-L10", "random"}
     assert patterns == {"FM", "AFM-B2", "AFM-layer", "AFM-L10", "random"}
     assert {"bcc", "fcc"} <= {t for tags in fe.tags for t in tags}
+
+
+def test_fe_noncollinear_dft_is_constrained_lda_iron():
+    """Moments held along their seeds, LDA iron's moment, FM the lowest state of every 2-atom
+    geometry, and a positive Heisenberg coupling that the small-angle energies follow."""
+    from mlexplore.dft.iron_physics import same_geometry, two_sublattice_exchange
+
+    ds = fe_noncollinear_dft()
+    assert ds.label("magmoms").shape == (ds.n_atoms.sum(), 3) and "stress" not in ds
+    assert ds.label("direction_deviation").max() < 0.2  # rad: the penalty held every moment near its seed
+    state = np.array([t[2] for t in ds.tags])
+    fm = np.repeat(state == "FM", ds.n_atoms)
+    m = np.linalg.norm(ds.label("magmoms")[fm], axis=1)
+    assert len(m) and (m > 1.8).all() and (m < 2.5).all()  # LDA BCC iron near a = 2.83 Å: ≈ 2.1 μB
+    e = ds.label("energy") / ds.n_atoms
+    assert (-10.3 < e).all() and (e < -9.3).all()  # GPAW LDA energies of bulk Fe, eV/atom
+    for g in same_geometry(ds):
+        if ds.n_atoms[g[0]] == 2 and "FM" in state[g]:
+            assert state[g][np.argmin(e[g])] == "FM"
+    small = two_sublattice_exchange(ds, max_angle=np.pi / 3)
+    assert small["J"] > 0.05 and small["r2"] > 0.95

@@ -218,23 +218,19 @@ def fe_noncollinear_configurations(seed: int = 0, n_bcc2: int = 45, n_bcc4: int 
 
     Each of ``n_bcc2`` 2-atom geometries carries 7 states: FM, perturbed FM at σ = 0.015, 0.05,
     0.1, 0.2, PM, AFM-B2. Each of ``n_bcc4`` 4-atom (1×1×2) geometries carries 6: perturbed FM
-    at σ = 0.1 and 0.2, two PM draws, AFM-B2 and AFM-layer. Defaults: 315 + 90 = 405. Order: three
-    2-atom geometries (21 configurations, ~25 min on one core), then one 4-atom geometry (~20
-    min), and so on, each geometry's states together (the energy differences between spin states
-    at one geometry are what a spin Monte Carlo uses); any prefix spans both cells and all states.
+    at σ = 0.1 and 0.2, two PM draws, AFM-B2 and AFM-layer. Defaults: 315 + 90 = 405. Order: the
+    2-atom geometries, then the 4-atom ones, each geometry's states together (the energy
+    differences between spin states at one geometry are what a spin Monte Carlo uses). The draws
+    do not depend on the order, so neither do the record keys.
     """
     rng = np.random.default_rng(seed)
     fe2 = _noncollinear_block((1, 1, 1), [("perturbed-FM", s) for s in (0.0, *PERTURBED_FM_SIGMAS)]
                               + [("PM", 0.0), ("AFM-B2", 0.0)], n_bcc2, rng)
     fe4 = _noncollinear_block((1, 1, 2), [("perturbed-FM", 0.1), ("perturbed-FM", 0.2), ("PM", 0.0), ("PM", 0.0),
                                           ("AFM-B2", 0.0), ("AFM-layer", 0.0)], n_bcc4, rng)
-    merged = []
-    while fe2 or fe4:
-        for _ in range(3):
-            if fe2:
-                merged += fe2.pop(0)
-        if fe4:
-            merged += fe4.pop(0)
+    # every 2-atom geometry first: non-collinear Fe4 SCFs are slow and often do not converge
+    # (README), so `generate_dft.py fe_noncollinear --limit 315` computes the 2-atom cells alone
+    merged = [item for block in fe2 + fe4 for item in block]
     return StructureDataset.from_atoms([m[0] for m in merged], tags=[m[1] for m in merged],
                                        name="Fe non-collinear spins (GPAW LDA, constrained directions)")
 
