@@ -22,7 +22,39 @@ sys.path.insert(0, str(ROOT))
 from mlexplore.dft import latest_records, read_records, records_to_dataset  # noqa: E402
 from mlexplore.dft.configs import shipped_plan  # noqa: E402
 from mlexplore.dft.export import finish_dataset  # noqa: E402
-from mlexplore.dft.iron_physics import ferromagnetic_bcc_eos, pattern_energy_gaps  # noqa: E402
+from mlexplore.dft.iron_physics import (ferromagnetic_bcc_eos, pattern_energy_gaps, same_geometry,  # noqa: E402
+                                        two_sublattice_exchange)
+
+
+def noncollinear_card(ds) -> None:
+    """The non-collinear set: states, moments held, energies above FM by state, the Heisenberg J."""
+    state = np.array([t[2] for t in ds.tags])
+    norms = np.linalg.norm(ds.label("magmoms"), axis=1)
+    print(f"   |moments| {norms.min():.2f} … {norms.max():.2f} μB; largest angle seed → reached "
+          f"{ds.label('direction_deviation').max():.3f} rad (median {np.median(ds.label('direction_deviation')):.3f})")
+    e = ds.label("energy") / ds.n_atoms
+    above = np.full(len(ds), np.nan)
+    for g in same_geometry(ds):
+        fm = [i for i in g if state[i] == "FM"]
+        if fm:
+            above[g] = e[g] - e[fm[0]]
+    for s in dict.fromkeys(state):
+        sel = (state == s) & np.isfinite(above)
+        cells = dict(Counter(int(n) for n in ds.n_atoms[state == s]))
+        line = f"   {s:<13} {int((state == s).sum()):3d} {cells}"
+        if sel.any() and s != "FM":
+            line += (f"; E − E_FM {1000 * above[sel].min():+.0f} … {1000 * above[sel].max():+.0f} meV/atom, "
+                     f"median {1000 * np.median(above[sel]):+.0f}")
+        print(line)
+    for name, angle in (("all angles", np.pi), ("θ ≤ 60°", np.pi / 3)):
+        try:
+            r = two_sublattice_exchange(ds, max_angle=angle)
+        except Exception as exc:  # noqa: BLE001 - too few states yet
+            print(f"   exchange ({name}): {exc}")
+            continue
+        print(f"   exchange ({name}): J = {1000 * r['J']:.1f} ± {1000 * r['J_error']:.1f} meV/atom over {r['n']} "
+              f"Fe2 states, R² {r['r2']:.4f}, rms residual {r['rms_residual']:.1f} meV/atom, mean-field T_C "
+              f"{r['tc_mean_field']:.0f} K")
 
 
 
@@ -31,7 +63,7 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true", help="end with the status table in markdown")
     args = parser.parse_args()
     table = []
-    for name in ("fe_spin", "fept"):
+    for name in ("fe_spin", "fept", "fe_noncollinear"):
         path = ROOT / "data" / "dft" / f"{name}.jsonl"
         records = read_records(path)
         _, _, keys = shipped_plan(name)
@@ -59,7 +91,9 @@ def main() -> None:
         m = ds.label("magmoms")
         sizes = Counter(int(n) for n in ds.n_atoms)
         print(f"   cells {dict(sorted(sizes.items()))}; tags {dict(Counter(t for tt in ds.tags for t in tt))}")
-        if name == "fept":
+        if name == "fe_noncollinear":
+            noncollinear_card(ds)
+        elif name == "fept":
             fe, pt = m[ds.numbers == 26], m[ds.numbers == 78]
             print(f"   moments Fe {fe.min():.2f} … {fe.max():.2f} μB, Pt {pt.min():.2f} … {pt.max():.2f} μB")
             ct = ds.label("charge_transfer")
