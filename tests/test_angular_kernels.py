@@ -198,3 +198,15 @@ def test_split_blocks_and_centre_groups_give_the_same_moments_and_gradients(monk
         out.append((m.detach(), torch.autograd.grad((m * m).sum(), pos)[0]))
     np.testing.assert_allclose(out[1][0], out[0][0], rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(out[1][1], out[0][1], rtol=1e-10, atol=1e-12)
+
+
+def test_non_integer_zeta_is_finite_for_opposite_neighbours():
+    """FCC copper has neighbours exactly opposite each other: 1 + cos θ rounds to a tiny negative
+    number, and a non-integer power of it was NaN."""
+    from ase.build import bulk
+
+    from mlexplore.descriptors import G4, G5, SymmetryFunctions
+
+    for term in (G4(0.02, 1.5, 1), G5(0.02, 1.5, 1)):
+        f = SymmetryFunctions([term], cutoff=5.0).compute(bulk("Cu", "fcc", a=3.6, cubic=True))
+        assert torch.isfinite(torch.as_tensor(f)).all() and float(torch.as_tensor(f).min()) > 0

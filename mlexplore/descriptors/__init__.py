@@ -52,3 +52,6 @@ __all__ += ["descriptor_to_config", "descriptor_from_config", "save_basis", "loa
 from .feature_cache import FeatureCache, environment_sample
 
 __all__ += ["FeatureCache", "environment_sample"]
+from .points import grid_points, point_features, point_neighbors
+
+__all__ += ["point_features", "point_neighbors", "grid_points"]

@@ -29,7 +29,10 @@ and featurised in chunks of ``chunk_size``, so memory stays bounded for millions
 extra atoms they would list every point-point pair too — about ten thousand per point on a
 0.45 Å grid with R_c = 6 Å, against some fifty atoms.)
 
-Timing: TIMING
+Timing (measured once, not asserted; one core of a 2-core CPU shared with other jobs, eager, default
+``chunk_size``): 32-atom fcc Al (a = 4.05 Å) on an 18×18×18 grid, R_c = 6 Å, 3 G2 + 3 G4 terms,
+~55 atoms per point: 0.7–0.8 s in float64 (about 0.2 s of it the search), 0.6 s in float32;
+256 atoms on a 45×45×45 grid (91 125 points): 14 s, 0.5 GB peak for the whole process.
 """
 
 from __future__ import annotations
@@ -157,8 +160,9 @@ def point_features(descriptor: SymmetryFunctions, points: Any, atoms: Atoms | No
     if dtype is None:
         floating = isinstance(points, torch.Tensor) and points.is_floating_point()
         dtype = points.dtype if floating else torch.float64
-    pts = _float_tensor(points, "points", device, dtype)
-    pos = _float_tensor(positions, "positions", device, dtype)
+    pts64 = _float_tensor(points, "points", device, torch.float64)  # for the search
+    pos64 = _float_tensor(positions, "positions", device, torch.float64)
+    pts, pos = pts64.to(dtype), pos64.to(dtype)  # for the features (tensors keep their graphs)
     num = torch.as_tensor(np.asarray(numbers) if not isinstance(numbers, torch.Tensor) else numbers, device=device)
     if num.dim() != 1 or num.shape[0] != pos.shape[0] or num.is_floating_point() or num.is_complex():
         raise InputError(f"numbers must be {pos.shape[0]} integer atomic numbers (one per position), got shape "
@@ -170,14 +174,16 @@ def point_features(descriptor: SymmetryFunctions, points: Any, atoms: Atoms | No
         cell_t = torch.zeros((3, 3), dtype=dtype, device=device)
     else:  # a (3, 3) tensor keeps its graph
         _cell(cell)
-        cell_t = torch.as_tensor(cell).to(device=device, dtype=dtype)
+        cell_t = (cell if isinstance(cell, torch.Tensor) else torch.as_tensor(np.asarray(cell, dtype=np.float64))
+                  ).to(device=device, dtype=dtype)
     pbc_t = _pbc(False if pbc is None else pbc).to(device)
     cutoff, exclude_within = _distances(descriptor.neighbor_cutoff, exclude_within)
     P, A = pts.shape[0], pos.shape[0]
     if P == 0 or A == 0:
         return torch.zeros((P, descriptor.n_features), dtype=dtype, device=device)
-    bins = _AtomBins(pos.detach().double(), cell_t.detach().double(), pbc_t, cutoff, exclude_within)
-    wrapped, shift = bins.wrap(pts.detach().double())
+    cell64 = torch.as_tensor(_cell(cell) if cell is not None else np.zeros((3, 3)), device=device)
+    bins = _AtomBins(pos64.detach(), cell64, pbc_t, cutoff, exclude_within)
+    wrapped, shift = bins.wrap(pts64.detach())
     bins.span(wrapped)
     # the points' own atomic number only has to be one of the descriptor's elements: no pair has
     # a point as its neighbour, so no column depends on it
@@ -225,28 +231,28 @@ class _AtomBins:
         if bool(self.pbc.any()):
             # as for the atom-centred features (neighbors.py): a periodic structure needs three
             # independent cell vectors; those of its open directions set only its fractional coordinates
-            full = cell
-            volume = float(torch.linalg.det(full).abs())
+            volume = float(torch.linalg.det(cell).abs())
             if volume < 1e-9:
                 raise InputError("periodic structure with a singular (zero-volume) cell", field="cell")
-            normals = torch.stack([torch.linalg.cross(full[1], full[2]), torch.linalg.cross(full[2], full[0]),
-                                   torch.linalg.cross(full[0], full[1])])
+            normals = torch.stack([torch.linalg.cross(cell[1], cell[2]), torch.linalg.cross(cell[2], cell[0]),
+                                   torch.linalg.cross(cell[0], cell[1])])
             spacing = volume / torch.linalg.norm(normals, dim=1)  # between lattice planes, Å
             reach = torch.where(self.pbc, cutoff / spacing, torch.zeros_like(spacing))  # in fractions
-            self.full, self.inverse = full, torch.linalg.inv(full)
+            self.cell, self.inverse = cell, torch.linalg.inv(cell)
             wrapped, home = self.wrap(positions)
-            reps = (torch.floor(reach).long() + 1).tolist()  # ≥ ceil(reach); extra images are dropped
+            # ≥ ceil(reach) images each way (the extra ones are dropped); none along open directions
+            reps = torch.where(self.pbc, torch.floor(reach).long() + 1, 0).tolist()
             grid = [torch.arange(-r, r + 1, device=device) for r in reps]
             images = torch.stack(torch.meshgrid(*grid, indexing="ij"), dim=-1).reshape(-1, 3)  # (K, 3)
             frac = (wrapped @ self.inverse)[None] + images[:, None].double()  # (K, A, 3)
             window = (frac >= -reach - 1e-9) & (frac <= 1 + reach + 1e-9)
             near = (window | ~self.pbc).all(dim=2)  # the points lie in [0, 1) along periodic directions
             k, atom = torch.nonzero(near, as_tuple=True)
-            self.xyz = wrapped[atom] + images[k].double() @ full
+            self.xyz = wrapped[atom] + images[k].double() @ cell
             self.shift = home[atom] + images[k].double()  # from the atom as given
             self.atom = atom
         else:
-            self.full = self.inverse = None
+            self.cell = self.inverse = None
             self.xyz = positions
             self.shift = torch.zeros_like(positions)
             self.atom = torch.arange(positions.shape[0], device=device)
@@ -257,10 +263,10 @@ class _AtomBins:
         if not bool(torch.isfinite(points).all()):
             bad = int(torch.nonzero(~torch.isfinite(points).all(dim=1))[0])
             raise InputError(f"non-finite coordinates of point {bad}", field="points")
-        if self.full is None:
+        if self.cell is None:
             return points, torch.zeros_like(points)
         shift = torch.where(self.pbc, -torch.floor(points @ self.inverse), torch.zeros_like(points))
-        return points + shift @ self.full, shift
+        return points + shift @ self.cell, shift
 
     def span(self, points: torch.Tensor) -> None:
         """Bins over the box of the (wrapped) points plus R_c on every side; the images outside it
@@ -318,7 +324,7 @@ def _float_tensor(x: Any, name: str, device: Any, dtype: torch.dtype) -> torch.T
 
 
 def _cell(cell: Any) -> np.ndarray:
-    c = np.asarray(cell, dtype=np.float64) if not isinstance(cell, torch.Tensor) else cell.detach().cpu().double().numpy()
+    c = cell.detach().cpu().double().numpy() if isinstance(cell, torch.Tensor) else np.asarray(cell, dtype=np.float64)
     if c.shape != (3, 3) or not np.isfinite(c).all():
         raise InputError(f"cell must be a finite (3, 3) array of cell vectors in Å, got shape {c.shape}",
                          field="cell")

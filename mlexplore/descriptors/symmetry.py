@@ -411,8 +411,10 @@ class SymmetryFunctions(nn.Module):
                     rc = torch.tensor(self.cutoff, dtype=d.dtype, device=d.device)
                     cos, rad = triplet_geometry(vx, vy, vz, d, p_idx, q_idx, rc, p["eta"], rs,
                                                 FAMILY_CODES[cls.__name__], self._fc)
-                    outs[cls] = scatter(2.0 ** (1 - p["zeta"]) * (1 + p["lam"] * cos[:, None]) ** p["zeta"]
-                                        * torch.stack(rad, dim=1))
+                    # clamped: 1 + λ cos θ rounds below 0 for opposite neighbours (λ = 1), and a
+                    # non-integer power of a negative number is NaN
+                    base = (1 + p["lam"] * cos[:, None]).clamp(min=0)
+                    outs[cls] = scatter(2.0 ** (1 - p["zeta"]) * base ** p["zeta"] * torch.stack(rad, dim=1))
             if gf:
                 rij, rik = vec[p_idx], vec[q_idx]
                 dij, dik = d[p_idx], d[q_idx]
