@@ -16,3 +16,9 @@ __all__ = ["ensemble_error_stats", "rmse", "mae", "r2", "regression_report", "pe
            "net_spin_ratio", "polar_angles", "polar_angle_variance", "magnetic_measures", "moments_by_neighbours", "spin_vectors", "equation_of_state",
            "cubic_elastic_constants", "surface_energy"]
 __all__ += ["featurise", "Featurisation", "first_tags"]
+from .ldos import (INTEGRATION_METHODS, LDOSObservables, band_energy, check_energy_grid, dos, electron_count,
+                   electron_density, fermi_dirac, fermi_level, gaussian_dos, integration_weights, ldos_observables)
+
+__all__ += ["dos", "fermi_level", "electron_count", "band_energy", "electron_density", "integration_weights",
+            "fermi_dirac", "gaussian_dos", "check_energy_grid", "ldos_observables", "LDOSObservables",
+            "INTEGRATION_METHODS"]

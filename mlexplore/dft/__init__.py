@@ -3,13 +3,16 @@
 ``label(structures, out="run.jsonl", settings=DFTSettings(...))`` computes
 spin-polarised PBE energies, forces, stress, per-atom magnetic moments and
 Hirshfeld charges, appending one record per configuration so that a killed
-run resumes where it stopped.
+run resumes where it stopped. ``compute_ldos(calc)`` gives the local density of states on the
+real-space grid of a converged GPAW calculation, with GPAW's references (for the LDOS surrogate).
 """
 
 from .label import failed_records, gpaw_calculator, label, pattern_kept
 from .records import append_record, latest_records, read_new_records, read_records, records_to_dataset
 from .settings import DEFAULT_MAGMOMS, DFTSettings
 from .options import parse_kpts, parse_magmoms, parse_mixer
+from .ldos import LDOS_FORMAT, LDOSResult, compute_ldos, default_energy_grid
 
 __all__ = ["label", "DFTSettings", "DEFAULT_MAGMOMS", "gpaw_calculator", "failed_records", "pattern_kept",
-           "read_records", "read_new_records", "latest_records", "append_record", "records_to_dataset", "parse_kpts", "parse_magmoms", "parse_mixer"]
+           "read_records", "read_new_records", "latest_records", "append_record", "records_to_dataset", "parse_kpts", "parse_magmoms", "parse_mixer",
+           "compute_ldos", "LDOSResult", "default_energy_grid", "LDOS_FORMAT"]
