@@ -8,3 +8,6 @@ from .graph import GatedConv, GraphNet
 from .lattice import LatticeMLP, site_occupations
 
 __all__ = ["BPNN", "Committee", "FeatureDomain", "DomainAssessment", "ACTIVATIONS", "mlp", "LatticeMLP", "site_occupations", "GraphNet", "GatedConv"]
+from .ldos_net import LDOS_ACTIVATIONS, LDOSNet
+
+__all__ += ["LDOSNet", "LDOS_ACTIVATIONS"]

@@ -20,11 +20,14 @@ from ..errors import InputError
 from ..io.files import atomic_write
 from ..models.bpnn import BPNN
 from ..models.committee import Committee
+from ..models.ldos_net import LDOSNet
 
 __all__ = ["save_model", "load_model", "MODEL_FORMAT"]
 
 MODEL_FORMAT = "mlexplore-model"
-_CLASSES = {"BPNN": BPNN, "Committee": Committee}
+_CLASSES = {"BPNN": BPNN, "Committee": Committee, "LDOSNet": LDOSNet}
+#: models whose descriptor is optional (built as ``cls(**config, descriptor=...)``)
+_DESCRIPTOR_OPTIONAL = {"LDOSNet"}
 
 
 def _plain(value: Any) -> Any:
@@ -42,14 +45,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def save_model(model: BPNN | Committee, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+def save_model(model: BPNN | Committee | LDOSNet, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
     """Write ``model`` (and JSON-like ``extra``: history, metrics, …) to ``path`` atomically."""
     name = type(model).__name__
     if name not in _CLASSES:
         raise InputError(f"cannot save a {name}; supported: {list(_CLASSES)}")
     payload = {
         "format": MODEL_FORMAT, "version": 1, "model_class": name, "model_config": _plain(model.config()),
-        "descriptor": _plain(descriptor_to_config(model.descriptor)),
+        "descriptor": None if model.descriptor is None else _plain(descriptor_to_config(model.descriptor)),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "extra": _plain(extra or {}),
     }
@@ -91,7 +94,13 @@ def load_model(path: str | os.PathLike, map_location: Any = "cpu", return_extra:
     if cls is None:
         raise InputError(f"unknown model class {payload['model_class']!r}", path=path)
     try:
-        model = cls(descriptor_from_config(payload["descriptor"]), **payload["model_config"])
+        config = payload["descriptor"]
+        descriptor = None if config is None and payload["model_class"] in _DESCRIPTOR_OPTIONAL else \
+            descriptor_from_config(config)
+        if payload["model_class"] in _DESCRIPTOR_OPTIONAL:
+            model = cls(**payload["model_config"], descriptor=descriptor)
+        else:
+            model = cls(descriptor, **payload["model_config"])
         state = payload["state_dict"]
         float_dtypes = {v.dtype for v in state.values() if v.is_floating_point()}
         if len(float_dtypes) == 1:  # keep the precision the model was trained in

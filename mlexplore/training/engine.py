@@ -111,6 +111,11 @@ DEFAULTS: dict[str, TrainingDefaults] = {
     # compare_bases: descriptor bases on Fe (002 §4)
     "bases": TrainingDefaults(epochs=300, lr=3e-3, patience=50, dtype=torch.float64, reduction="mse",
                               batch_size=8, source="002 §4 (small Fe cells: short runs, larger steps)"),
+    # fit_ldos: the LDOS surrogate, one grid point per sample (003; Ellis et al. 2021). Epochs and
+    # optimiser as MALA's basic example (100 epochs of Adam; it uses batches of 40 points at 1e-5);
+    # batches of 1024 points at 1e-3 are this toolkit's choice: on a CPU small batches pay per-batch overhead
+    "ldos": TrainingDefaults(epochs=100, lr=1e-3, patience=10, dtype=torch.float32, reduction="mse",
+                             batch_size=1024, source="MALA examples/basic/ex01 (Adam, 100 epochs); batch 1024, lr 1e-3"),
     # fit_toy: one-dimensional regression for teaching (002 §2.1)
     "toy": TrainingDefaults(epochs=500, lr=1e-2, patience=None, dtype=torch.float64, reduction="mse",
                             batch_size=16, source="002 §2.1"),
