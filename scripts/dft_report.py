@@ -46,6 +46,18 @@ def noncollinear_card(ds) -> None:
             line += (f"; E − E_FM {1000 * above[sel].min():+.0f} … {1000 * above[sel].max():+.0f} meV/atom, "
                      f"median {1000 * np.median(above[sel]):+.0f}")
         print(line)
+    per_geometry = []
+    for g in same_geometry(ds):  # one J per geometry: the coupling changes with the strain
+        try:
+            r = two_sublattice_exchange(ds[[i for i in g if ds.n_atoms[i] == 2]], max_angle=np.pi / 3)
+        except Exception:  # noqa: BLE001 - no FM state or too few small angles there
+            continue
+        if r["n"] >= 3:
+            per_geometry.append((r["J"], r["r2"]))
+    if per_geometry:
+        j, r2 = np.array(per_geometry).T
+        print(f"   exchange per 2-atom geometry (θ ≤ 60°, ≥ 3 states): {len(j)} geometries, J {1000 * j.min():.0f} … "
+              f"{1000 * j.max():.0f} meV/atom (median {1000 * np.median(j):.0f}), R² ≥ {r2.min():.3f}")
     for name, angle in (("all angles", np.pi), ("θ ≤ 60°", np.pi / 3)):
         try:
             r = two_sublattice_exchange(ds, max_angle=angle)

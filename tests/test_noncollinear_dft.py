@@ -167,6 +167,12 @@ def test_two_sublattice_exchange_recovers_a_heisenberg_coupling(tmp_path):
     assert r["n"] == 18  # 3 geometries × 6 states beside FM; the Fe4 cells are not used
     assert r["J"] == pytest.approx(0.05, rel=1e-9) and r["r2"] == pytest.approx(1.0)
     assert r["tc_mean_field"] == pytest.approx(2 * 0.05 / 3 / kB)
+    # a state whose moments collapsed (non-magnetic) has no angle: left out, J unchanged
+    collapsed = ds.copy()
+    i = next(k for k, t in enumerate(ds.tags) if t[2] == "AFM-B2")
+    collapsed.atom_labels["magmoms"][collapsed.atom_slice(i)] *= 1e-4
+    r_collapsed = two_sublattice_exchange(collapsed)
+    assert r_collapsed["n"] == 17 and r_collapsed["J"] == pytest.approx(0.05, rel=1e-9)
     small = two_sublattice_exchange(ds, max_angle=np.pi / 3)
     assert 0 < small["n"] < 18 and small["one_minus_cos"].max() <= 0.5 + 1e-9
     assert small["J"] == pytest.approx(0.05, rel=1e-9)

@@ -164,7 +164,8 @@ def ferromagnetic_bcc_eos(ds: StructureDataset, include_sheared: bool = False,
             "curve": (grid, fit.func(grid, *fit.eos_parameters))}
 
 
-def two_sublattice_exchange(ds: StructureDataset, reference: str = "FM", max_angle: float = np.pi) -> dict[str, Any]:
+def two_sublattice_exchange(ds: StructureDataset, reference: str = "FM", max_angle: float = np.pi,
+                            min_moment: float = 0.5) -> dict[str, Any]:
     """The exchange energy scale of non-collinear 2-atom BCC cells (``fe_noncollinear_dft``).
 
     In a 2-atom BCC cell every atom of one sublattice sees the other only through one relative
@@ -174,7 +175,9 @@ def two_sublattice_exchange(ds: StructureDataset, reference: str = "FM", max_ang
     state, using the states whose angle is at most ``max_angle`` (rad); the residual says how far
     the data are from that form. Iron is not a rigid-moment magnet: the moments shrink as θ grows
     (AFM-B2 Fe2 ≈ 1.7 against 2.1 μB FM in LDA), so a fit over all angles, led by the AFM states at
-    1 − cos θ = 2, gives a larger J than the small-angle (spin-wave) fit; compare both.
+    1 − cos θ = 2, gives a larger J than the small-angle (spin-wave) fit; compare both. A state whose
+    moments collapsed below ``min_moment`` (μB; compressed AFM cells end non-magnetic) has no angle
+    and is left out.
 
     The mean-field Curie temperature of the inter-sublattice couplings alone is
     ``k_B T_C^MF = 2J/3`` (``(1/3) Σ_j J_0j`` without the same-sublattice terms, which the 2-atom
@@ -203,6 +206,8 @@ def two_sublattice_exchange(ds: StructureDataset, reference: str = "FM", max_ang
             if i == refs[0]:
                 continue
             a, b = m[ds.atom_slice(i)]
+            if min(np.linalg.norm(a), np.linalg.norm(b)) < min_moment:
+                continue
             cos = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
             if np.arccos(np.clip(cos, -1, 1)) <= max_angle + 1e-9:
                 x.append(1 - cos)
