@@ -33,6 +33,16 @@ F, N_E = 4, 32
 ENERGIES = np.linspace(-2.0, 2.0, N_E)
 
 
+
+@pytest.fixture(autouse=True)
+def float32_default():
+    """These tests build networks in torch's default precision, float32; another test module sets
+    float64 for the whole session at import (tests/test_descriptors.py), so set it here and restore it."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    yield
+    torch.set_default_dtype(old)
+
 def gaussian_rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     x = rng.uniform(0, 1, (n, F)).astype(np.float32)
