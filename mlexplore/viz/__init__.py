@@ -28,3 +28,6 @@ __all__ += ["parity_with_errors", "calibration_curve", "calibration_figure", "Ca
 from .spins import magnetisation_curve, relaxed_magnetisation, spin_traces
 
 __all__ += ["spin_traces", "magnetisation_curve", "relaxed_magnetisation"]
+from .ldos import density_slice, dos_figure
+
+__all__ += ["dos_figure", "density_slice"]
