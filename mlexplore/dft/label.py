@@ -16,7 +16,7 @@ from ase import Atoms
 
 from ..data.dataset import StructureDataset
 from ..errors import InputError
-from .records import append_record, latest_records, read_new_records, read_records, records_to_dataset
+from .records import PendingWork, append_record, latest_records, read_records, records_to_dataset
 from .settings import DFTSettings
 
 __all__ = ["label", "gpaw_calculator", "failed_records", "pattern_kept", "set_smearing"]
@@ -232,8 +232,6 @@ def label(
     if rescue_smearing is not None and not rescue_smearing > settings.smearing:
         raise InputError(f"rescue_smearing ({rescue_smearing} eV) must be wider than the run's smearing "
                          f"({settings.smearing} eV)", field="rescue_smearing")
-    previous, offset = read_new_records(out, 0)
-
     def settled(r: dict) -> bool:  # needs no more work
         if r["status"] == "ok":
             return True
@@ -241,25 +239,17 @@ def label(
             return False
         return rescue_smearing is None or "rescue" in r or not _is_convergence_error(r.get("error", ""))
 
-    done = {r["key"] for r in previous if settled(r)}
+    work = PendingWork(keys, out, settled, reverse=reverse)  # shared with a --reverse process
     # the same settings fail the same way: an earlier non-converged SCF goes straight to the rescue
-    failed_before = {r["key"]: r["error"] for r in previous
+    failed_before = {r["key"]: r["error"] for r in work.previous
                      if r["status"] == "failed" and "rescue" not in r and _is_convergence_error(r.get("error", ""))}
-    todo = [i for i, k in enumerate(keys) if k not in done]
-    todo = list(dict.fromkeys(todo))  # identical inputs are computed once
-    if reverse:
-        todo.reverse()
-    seen: set[str] = set()
     n_failed = 0
-    with tqdm(total=len(images), initial=len(images) - len(todo), desc="DFT", unit="config",
+    with tqdm(total=len(images), initial=len(images) - len(work.todo), desc="DFT", unit="config",
               disable=not progress) as bar:
-        for i in todo:
-            news, offset = read_new_records(out, offset)  # what another process finished meanwhile
-            done.update(r["key"] for r in news if settled(r) and r["key"] not in seen)
-            if keys[i] in seen or keys[i] in done:
+        for i, run in work:
+            if not run:  # another process finished it meanwhile, or it is listed twice
                 bar.update(1)
                 continue
-            seen.add(keys[i])
             atoms = images[i]
             txt = None if log_dir is None else str(Path(log_dir) / f"{keys[i]}.txt")
             if txt:

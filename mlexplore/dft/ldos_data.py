@@ -119,7 +119,7 @@ from ..analysis.ldos import band_energy, electron_count, fermi_level, gaussian_d
 from ..errors import InputError, check_positive, check_whole
 from ..io.files import atomic_write
 from .ldos import LDOSResult, compute_ldos
-from .records import append_record, latest_records, read_new_records, read_records
+from .records import PendingWork, append_record, latest_records, read_records
 
 __all__ = ["aluminium_snapshots", "LDOSSettings", "label_ldos", "gpaw_ldos", "coarsen", "ldos_checks",
            "load_ldos_set", "load_aluminium_ldos", "aluminium_ldos_card", "LDOSSnapshot", "write_small_set",
@@ -576,22 +576,14 @@ def label_ldos(snapshots: Atoms | Iterable[Atoms], out_dir: str | os.PathLike, s
             return (out_dir / r["file"]).exists()
         return not retry_failed
 
-    previous, offset = read_new_records(records_path, 0)
-    done = {r["key"] for r in latest_records(previous).values() if settled(r)}
-    todo = [i for i, k in enumerate(keys) if k not in done]  # a repeated snapshot is computed once (seen)
-    if reverse:
-        todo.reverse()
-    seen: set[str] = set()
+    work = PendingWork(keys, records_path, settled, reverse=reverse)  # shared with a --reverse process
     n_failed = 0
-    with tqdm(total=len(images), initial=len(images) - len(todo), desc="LDOS", unit="snapshot",
+    with tqdm(total=len(images), initial=len(images) - len(work.todo), desc="LDOS", unit="snapshot",
               disable=not progress) as bar:
-        for i in todo:
-            news, offset = read_new_records(records_path, offset)
-            done.update(r["key"] for r in news if settled(r) and r["key"] not in seen)
-            if keys[i] in seen or keys[i] in done:
+        for i, run in work:
+            if not run:  # another process finished it meanwhile, or it is listed twice
                 bar.update(1)
                 continue
-            seen.add(keys[i])
             atoms = images[i]
             txt = None
             if log:

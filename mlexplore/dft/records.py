@@ -20,7 +20,7 @@ from ..data.dataset import StructureDataset
 from ..errors import InputError
 from ..io.files import append_line
 
-__all__ = ["append_record", "read_records", "read_new_records", "latest_records", "records_to_dataset"]
+__all__ = ["append_record", "read_records", "read_new_records", "latest_records", "records_to_dataset", "PendingWork"]
 
 
 def _jsonable(value: Any) -> Any:
@@ -128,3 +128,35 @@ def records_to_dataset(records: list[dict], name: str = "") -> StructureDataset:
                **({"rescue": r["rescue"]} if "rescue" in r else {}), **r.get("meta", {})} for r in ok],
         name=name,
     )
+
+
+class PendingWork:
+    """Which of ``keys`` a resumable run still has to compute, shared with other processes.
+
+    ``settled(record)`` says whether a record needs no more work. :attr:`todo` holds the indices not
+    settled in ``path`` at the start (in order, or reversed with ``reverse``: a second process
+    working from the other end). Iterating yields ``(index, run)`` for each of them: before each,
+    the records other processes appended meanwhile are read, and ``run`` is False for a key that is
+    settled by now or was already taken by this run (a key listed twice is computed once). Used by
+    :func:`mlexplore.dft.label` and :func:`mlexplore.dft.label_ldos`.
+    """
+
+    def __init__(self, keys: list[str], path: str | os.PathLike, settled, reverse: bool = False) -> None:
+        self.keys, self.path, self.settled = list(keys), Path(path), settled
+        self.previous, self._offset = read_new_records(self.path, 0)
+        self.done = {k for k, r in latest_records(self.previous).items() if settled(r)}
+        self.todo = [i for i, k in enumerate(self.keys) if k not in self.done]
+        if reverse:
+            self.todo.reverse()
+
+    def __iter__(self):
+        seen: set[str] = set()
+        for i in self.todo:
+            news, self._offset = read_new_records(self.path, self._offset)
+            self.done.update(r["key"] for r in news if self.settled(r) and r["key"] not in seen)
+            key = self.keys[i]
+            if key in seen or key in self.done:
+                yield i, False
+                continue
+            seen.add(key)
+            yield i, True
