@@ -156,12 +156,19 @@ def test_fe_noncollinear_dft_is_constrained_lda_iron():
     assert np.corrcoef(volume, m)[0, 1] > 0.8
     e = ds.label("energy") / ds.n_atoms
     assert (-10.3 < e).all() and (e < -9.0).all()  # GPAW LDA energies of bulk Fe (PBE: -8.9 … -8.2), eV/atom
-    for g in same_geometry(ds):  # FM lowest, to the SCF's precision (σ = 0.015 tilts cost ~0.1 meV/atom)
+    # FM lowest to within 2 meV/atom (tilts of a few degrees cost ~0.1 meV/atom, within the SCF's
+    # precision; in one expanded cell tilts up to 23° sit 1.1 meV/atom below FM, see below), and far
+    # below PM and AFM
+    for g in same_geometry(ds):
         if ds.n_atoms[g[0]] == 2 and "FM" in state[g]:
-            assert e[g[state[g] == "FM"][0]] - e[g].min() < 5e-4
+            fm = e[g[state[g] == "FM"][0]]
+            assert fm - e[g].min() < 2e-3
+            assert all(e[i] - fm > 0.1 for i in g if state[i] == "AFM-B2")
     # at each 2-atom geometry the small-angle energies follow J (1 − cos θ) with J > 0 (a ferromagnet);
     # J itself changes with the strain (0.05–0.21 eV/atom measured), so one J over all geometries scatters
-    fits = 0
+    # (not everywhere: in an expanded cell, 12.7 Å³/atom, tilts up to 23° cost nothing, −1 … 0 meV/atom,
+    # while the moment grows 2.29 → 2.32 μB: the longitudinal freedom of iron's moments)
+    fits = []
     for g in same_geometry(ds):
         small = [i for i in g if ds.n_atoms[i] == 2]
         try:
@@ -169,6 +176,7 @@ def test_fe_noncollinear_dft_is_constrained_lda_iron():
         except InputError:  # no FM state or too few small angles at this geometry (yet)
             continue
         if r["n"] >= 3:
-            fits += 1
-            assert r["J"] > 0.03 and r["r2"] > 0.9, r
-    assert fits >= 1
+            fits.append((r["J"], r["r2"]))
+    J, r2 = np.array(fits).T
+    assert len(J) >= 1 and (J > 0.02).all()
+    assert (r2 > 0.9).mean() >= 0.8
