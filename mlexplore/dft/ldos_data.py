@@ -270,15 +270,21 @@ def save_plan(snapshots: Sequence[Atoms], path: str | os.PathLike) -> Path:
     return path
 
 
-def load_plan(path: str | os.PathLike) -> list[Atoms]:
-    """The snapshots of a plan written by :func:`save_plan`."""
+def _read_tagged_json(path: str | os.PathLike, fmt: str, what: str) -> dict:
+    """A JSON object whose ``"format"`` is ``fmt``; else an InputError naming the file as ``what``."""
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
     except json.JSONDecodeError as exc:
-        raise InputError(f"not a plan file: {exc.msg}", path=path) from None
-    if not isinstance(data, dict) or data.get("format") != _PLAN_FORMAT:
-        raise InputError(f"not a plan file of format {_PLAN_FORMAT!r}", path=path)
+        raise InputError(f"not {what}: {exc.msg}", path=path) from None
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise InputError(f"not {what} of format {fmt!r}", path=path)
+    return data
+
+
+def load_plan(path: str | os.PathLike) -> list[Atoms]:
+    """The snapshots of a plan written by :func:`save_plan`."""
+    data = _read_tagged_json(path, _PLAN_FORMAT, "a plan file")
     out = []
     for item in data["snapshots"]:
         a = Atoms(numbers=item["numbers"], positions=item["positions"], cell=item["cell"], pbc=item["pbc"])
@@ -747,14 +753,7 @@ def aluminium_ldos_card(path: str | os.PathLike | None = None) -> dict:
     path = Path(path) if path is not None else _package_data() / SHIPPED_LDOS_MANIFEST
     if not path.exists():
         raise InputError("the shipped LDOS set is missing; write it with scripts/generate_ldos.py --small", path=path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not an LDOS manifest: {exc.msg}", path=path) from None
-    if not isinstance(data, dict) or data.get("format") != _MANIFEST_FORMAT:
-        raise InputError(f"not an LDOS manifest of format {_MANIFEST_FORMAT!r}", path=path)
-    return data
+    return _read_tagged_json(path, _MANIFEST_FORMAT, "an LDOS manifest")
 
 
 def load_aluminium_ldos(tag: str | None = None, path: str | os.PathLike | None = None) -> list[LDOSSnapshot]:
