@@ -359,3 +359,42 @@ def test_gpaw_result_survives_a_file(al_k6, tmp_path):
     back = LDOSResult.load(result.save(tmp_path / "al.npz"))
     assert np.array_equal(back.ldos, result.ldos)
     assert back.observables().e_fermi == pytest.approx(result.observables().e_fermi, abs=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# ldos_errors: what a prediction's observables miss, against hand computations
+# ---------------------------------------------------------------------------------------------
+
+def _two_state_ldos(weights_a: float, shape=(3, 4, 5)):
+    """An LDOS of two Gaussian bands on a grid: band a (centre −2 eV) with spatial weight
+    ``weights_a``·(1 + x/10), band b (centre +1 eV) uniform."""
+    from mlexplore.analysis.ldos import gaussian_dos
+
+    e = np.arange(-6.0, 5.0, 0.05)
+    ga = gaussian_dos(np.array([[-2.0]]), np.array([[1.0]]), e, 0.2)
+    gb = gaussian_dos(np.array([[1.0]]), np.array([[1.0]]), e, 0.2)
+    x = np.arange(np.prod(shape)).reshape(shape) / np.prod(shape)
+    return e, (weights_a * (1 + x / 10))[..., None] * ga + 0.5 * gb
+
+
+def test_ldos_errors_are_zero_for_the_reference_and_match_hand_numbers():
+    from mlexplore.analysis.ldos import ldos_errors, ldos_observables
+
+    e, ref = _two_state_ldos(1.0)
+    vol, n, kT = 0.1, 5.0, 0.05
+    same = ldos_errors(ref, ref, e, vol, n, kT, n_atoms=4)
+    assert same.band_energy == 0 and same.e_fermi == 0 and same.density_mape == 0 and same.dos_error == 0
+    assert same.ldos_rmse == 0 and same.electrons == 0
+    pred = ref * 1.02  # 2 % too many states everywhere
+    got = ldos_errors(pred, ref, e, vol, n, kT, n_atoms=4)
+    po, ro = (ldos_observables(d, e, vol, n, kT) for d in (pred, ref))
+    assert got.band_energy == pytest.approx(1000 * (po.band_energy - ro.band_energy) / 4)
+    assert got.e_fermi == pytest.approx(1000 * (po.e_fermi - ro.e_fermi))
+    assert got.dos_error == pytest.approx(2.0, rel=1e-6)
+    assert got.electrons == pytest.approx(0.02 * n, rel=1e-3)  # 2 % more states below DFT's E_F
+    assert got.density_mape == pytest.approx(100 * np.mean(np.abs(po.density - ro.density) / ro.density))
+    assert got.ldos_rmse == pytest.approx(np.sqrt(np.mean((0.02 * ref) ** 2)))
+    assert got.n_atoms == 4 and set(got.as_dict()) >= {"band_energy", "density_mape", "dos_error"}
+    with pytest.raises(InputError) as info:
+        ldos_errors(pred[:2], ref, e, vol, n, kT, n_atoms=4)
+    assert info.value.field == "predicted"

@@ -452,3 +452,32 @@ def test_end_to_end_gpaw_ldos_to_observables():
     full = ldos_points(result, descriptor())
     _observables_agree(result, full, full, epochs=20,
                        tol={"dos": 0.1, "e_fermi": 0.3, "band_energy": 0.1, "density": 0.15})
+
+
+def test_predict_snapshot_featurises_and_predicts_the_whole_grid_in_blocks():
+    """predict_snapshot (what replaces DFT) = point features of every voxel → predict_ldos, in grid
+    order, for a result, a snapshot holding one, or an ase.Atoms with a grid; blocks change nothing."""
+    from ase import Atoms
+
+    from mlexplore.training.ldos_fit import predict_snapshot
+
+    result, sf = synthetic_result(shape=(4, 5, 6)), descriptor()
+    torch.manual_seed(0)
+    model = LDOSNet(sf.n_features, result.energies, hidden=(8,), descriptor=sf)
+    full = ldos_points(result, sf)
+    expected = predict_ldos(model, full.features).reshape(4, 5, 6, -1)
+    got = predict_snapshot(model, result, block=7)
+    assert got.shape == (4, 5, 6, len(result.energies))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(predict_snapshot(model, SimpleNamespace(result=result)), got, rtol=1e-5, atol=1e-7)
+    atoms = Atoms(numbers=result.numbers, positions=result.positions, cell=result.cell, pbc=True)
+    np.testing.assert_allclose(predict_snapshot(model, atoms, grid_shape=(4, 5, 6)), got, rtol=1e-5, atol=1e-7)
+    with pytest.raises(InputError) as info:
+        predict_snapshot(model, atoms)
+    assert info.value.field == "grid_shape"
+    bare = LDOSNet(sf.n_features, result.energies, hidden=(8,))
+    with pytest.raises(InputError) as info:
+        predict_snapshot(bare, result)
+    assert info.value.field == "descriptor"
+    np.testing.assert_allclose(predict_snapshot(bare, result, sf), predict_snapshot(bare, result, sf, block=11),
+                               rtol=1e-5, atol=1e-7)

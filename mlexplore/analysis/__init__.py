@@ -17,8 +17,9 @@ __all__ = ["ensemble_error_stats", "rmse", "mae", "r2", "regression_report", "pe
            "cubic_elastic_constants", "surface_energy"]
 __all__ += ["featurise", "Featurisation", "first_tags"]
 from .ldos import (INTEGRATION_METHODS, LDOSObservables, band_energy, check_energy_grid, dos, electron_count,
-                   electron_density, fermi_dirac, fermi_level, gaussian_dos, integration_weights, ldos_observables)
+                   electron_density, fermi_dirac, fermi_level, gaussian_dos, integration_weights, ldos_errors,
+                   ldos_observables, LDOSErrors)
 
 __all__ += ["dos", "fermi_level", "electron_count", "band_energy", "electron_density", "integration_weights",
-            "fermi_dirac", "gaussian_dos", "check_energy_grid", "ldos_observables", "LDOSObservables",
+            "fermi_dirac", "gaussian_dos", "check_energy_grid", "ldos_observables", "LDOSObservables", "ldos_errors", "LDOSErrors",
             "INTEGRATION_METHODS"]

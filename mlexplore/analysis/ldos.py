@@ -49,7 +49,7 @@ from ..errors import InputError, check_positive
 
 __all__ = ["check_energy_grid", "fermi_dirac", "gaussian_dos", "dos", "integration_weights", "electron_count",
            "band_energy", "fermi_level", "electron_density", "LDOSObservables", "ldos_observables",
-           "INTEGRATION_METHODS"]
+           "INTEGRATION_METHODS", "LDOSErrors", "ldos_errors"]
 
 #: energy integration rules of :func:`integration_weights`
 INTEGRATION_METHODS = ("cubic", "linear", "trapezoid")
@@ -500,3 +500,105 @@ def ldos_observables(ldos: Any, energies: Any, voxel_volume: float, n_electrons:
     w0 = integration_weights(e, mu, kT, 0, method)
     return LDOSObservables(dos=total, e_fermi=mu, n_electrons=float(total @ w0),
                            band_energy=float(total @ integration_weights(e, mu, kT, 1, method)), density=d @ w0)
+
+
+@dataclass
+class LDOSErrors:
+    """How far a predicted LDOS's observables lie from a reference LDOS's (one snapshot).
+
+    Attributes
+    ----------
+    band_energy : float
+        Predicted − reference band energy, each at its own Fermi level (meV / atom).
+    e_fermi : float
+        Predicted − reference Fermi level (meV).
+    density_mape : float
+        Mean absolute percentage error of the density over the grid points (%), MALA's density
+        measure (Ellis et al. 2021, Table I), each density at its own Fermi level.
+    density_max : float
+        Largest absolute density error (electrons / Å³).
+    electrons : float
+        Electrons the predicted LDOS holds at the *reference's* Fermi level minus the reference's
+        count there (a prediction integrated at the DFT E_F; at its own E_F the count is imposed).
+    dos_error : float
+        ``∫ |D_pred − D_ref| dE / ∫ D_ref dE`` over the energy grid (%): the integrated absolute DOS
+        error relative to the reference's states on the grid.
+    dos_occupied_error : float
+        The same restricted to occupied states, weighted by the reference's Fermi function (%).
+    ldos_rmse : float
+        Root mean square of the LDOS residual over grid points and energies (states / (eV Å³)).
+    n_atoms : int
+        Atoms of the snapshot (the per-atom denominator).
+    """
+
+    band_energy: float
+    e_fermi: float
+    density_mape: float
+    density_max: float
+    electrons: float
+    dos_error: float
+    dos_occupied_error: float
+    ldos_rmse: float
+    n_atoms: int
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.__dict__.items()}
+
+
+def ldos_errors(predicted: Any, reference: Any, energies: Any, voxel_volume: float, n_electrons: float, kT: float,
+                n_atoms: int, method: str = "cubic") -> LDOSErrors:
+    """The errors of a predicted LDOS's observables against a reference LDOS on the same grid.
+
+    Both LDOS are integrated by :func:`ldos_observables` (each with its Fermi level fixed by the
+    electron count at the electronic temperature), so the comparison is of what a user of the
+    prediction gets against what the DFT LDOS itself gives (how the latter matches the DFT code's
+    own numbers is a property of the data, :func:`mlexplore.dft.ldos_checks`).
+
+    Parameters
+    ----------
+    predicted, reference : array_like
+        LDOS in states / (eV Å³), same shape ``(..., n_energies)`` (spatial axes first, in the same
+        order).
+    energies : array_like
+        The uniform energy grid (eV).
+    voxel_volume : float
+        Volume of one grid cell (Å³).
+    n_electrons : float
+        Valence electrons of the snapshot.
+    kT : float
+        Electronic temperature (eV).
+    n_atoms : int
+        Atoms in the snapshot (band energy per atom).
+    method : {"cubic", "linear", "trapezoid"}
+        Energy integration rule.
+
+    Returns
+    -------
+    LDOSErrors
+    """
+    p, r = np.asarray(_as_array(predicted, "predicted")), np.asarray(_as_array(reference, "reference"))
+    if p.shape != r.shape:
+        raise InputError(f"predicted has shape {p.shape}, the reference {r.shape}", field="predicted")
+    if int(n_atoms) < 1:
+        raise InputError(f"n_atoms must be at least 1, got {n_atoms!r}", field="n_atoms")
+    e, _ = check_energy_grid(energies)
+    po = ldos_observables(p, e, voxel_volume, n_electrons, kT, method)
+    ro = ldos_observables(r, e, voxel_volume, n_electrons, kT, method)
+    dp, dr = np.asarray(po.density, np.float64), np.asarray(ro.density, np.float64)
+    if np.any(np.abs(dr) == 0):
+        raise InputError("the reference density is zero at some grid point: its percentage error is undefined",
+                         field="reference")
+    occupied = fermi_dirac(e, ro.e_fermi, kT)
+    gap = np.abs(po.dos - ro.dos)
+    sq = 0.0
+    flat_p, flat_r = p.reshape(-1, e.size), r.reshape(-1, e.size)
+    for a in range(0, flat_p.shape[0], 65536):  # float64 sums without a full-size copy
+        sq += float(np.sum((flat_p[a:a + 65536].astype(np.float64) - flat_r[a:a + 65536]) ** 2))
+    return LDOSErrors(band_energy=1000.0 * (po.band_energy - ro.band_energy) / int(n_atoms),
+                      e_fermi=1000.0 * float(po.e_fermi - ro.e_fermi),
+                      density_mape=100.0 * float(np.mean(np.abs(dp - dr) / np.abs(dr))),
+                      density_max=float(np.max(np.abs(dp - dr))),
+                      electrons=float((po.dos - ro.dos) @ integration_weights(e, ro.e_fermi, kT, 0, method)),
+                      dos_error=100.0 * float(gap.sum() / ro.dos.sum()),
+                      dos_occupied_error=100.0 * float((gap * occupied).sum() / (ro.dos * occupied).sum()),
+                      ldos_rmse=math.sqrt(sq / flat_p.size), n_atoms=int(n_atoms))

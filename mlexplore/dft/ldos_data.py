@@ -735,8 +735,11 @@ def load_ldos_set(out_dir: str | os.PathLike, tag: str | None = None,
     for r in chosen:
         if r["status"] != "ok" or (tag is not None and r.get("tag") != tag):
             continue
-        out.append(LDOSSnapshot(tag=r.get("tag", ""), key=r["key"], result=LDOSResult.load(Path(out_dir) / r["file"]),
-                                record=r))
+        path = Path(out_dir) / r["file"]
+        if not path.exists():
+            raise InputError(f"{path} (the LDOS of record {r['key']} in {Path(out_dir) / RECORDS_NAME}) is missing: "
+                             "pass keys= (e.g. those of the plan with its settings) to load the others", field="keys")
+        out.append(LDOSSnapshot(tag=r.get("tag", ""), key=r["key"], result=LDOSResult.load(path), record=r))
     return out
 
 

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from ase import Atoms
 
 from ..descriptors.points import grid_points, point_features
 from ..descriptors.symmetry import SymmetryFunctions
@@ -47,7 +48,7 @@ from .checkpoint import save_model
 from .engine import (DEFAULTS, History, Objective, Output, check_training_options, output_loss,
                      resolve_device, total_loss, train_loop)
 
-__all__ = ["LDOSObjective", "LDOSPoints", "ldos_points", "fit_ldos", "predict_ldos", "LDOS_DEFAULTS"]
+__all__ = ["LDOSObjective", "LDOSPoints", "ldos_points", "fit_ldos", "predict_ldos", "predict_snapshot", "LDOS_DEFAULTS"]
 
 #: The defaults of :func:`fit_ldos` (``DEFAULTS["ldos"]``, with every protocol's in the engine).
 LDOS_DEFAULTS = DEFAULTS["ldos"]
@@ -446,3 +447,77 @@ def predict_ldos(model: LDOSNet, features: Any, chunk: int = PREDICT_CHUNK) -> n
     finally:
         model.train(was_training)
     return out.numpy()
+
+
+def predict_snapshot(model: LDOSNet, result: Any, descriptor: SymmetryFunctions | None = None, *,
+                     grid_shape: tuple[int, int, int] | None = None, block: int = 1 << 16, chunk_size: int = 2048,
+                     device: Any = None, progress: bool = False) -> np.ndarray:
+    """The model's LDOS on every grid point of a structure, ``(nx, ny, nz, n_E)`` in states / (eV Å³).
+
+    What a user of the surrogate runs in place of DFT: the points of the grid are featurised
+    ``block`` at a time (:func:`~mlexplore.descriptors.points.point_features`) and each block goes
+    straight through the network (:func:`predict_ldos`), so memory stays ``block × (F + n_E)``
+    besides the result. Pass the result to :func:`~mlexplore.analysis.ldos_observables`.
+
+    Parameters
+    ----------
+    model : LDOSNet
+        The trained network.
+    result : LDOSResult, snapshot, or ase.Atoms
+        The structure: an :class:`~mlexplore.dft.ldos.LDOSResult` or a snapshot of
+        :mod:`mlexplore.dft.ldos_data` (its grid is used), or any object with ``cell``,
+        ``positions``, ``numbers`` (and ``pbc``, default periodic), or an ``ase.Atoms`` with
+        ``grid_shape``.
+    descriptor : SymmetryFunctions, optional
+        Default: the model's own (saved with it).
+    grid_shape : (nx, ny, nz), optional
+        The grid; default that of ``result.ldos`` / ``result.grid_shape``.
+    block, chunk_size :
+        Points per network call, and per neighbour search inside it (the memory knobs).
+    device :
+        Where the features are computed (default: the model's device).
+    progress : bool
+        Show a progress bar over the blocks.
+    """
+    if not isinstance(model, LDOSNet):
+        raise InputError(f"predict_snapshot needs an LDOSNet, got {type(model).__name__}", field="model")
+    descriptor = descriptor if descriptor is not None else model.descriptor
+    if not isinstance(descriptor, SymmetryFunctions):
+        raise InputError("the model has no descriptor saved with it: pass descriptor=", field="descriptor")
+    if descriptor.n_features != model.n_features:
+        raise InputError(f"the descriptor has {descriptor.n_features} features, the model takes {model.n_features}",
+                         field="descriptor")
+    check_whole(block, "block", 1)
+    if not hasattr(result, "ldos") and hasattr(result, "result"):
+        result = result.result
+    if isinstance(result, Atoms):
+        cell, positions, numbers, pbc = result.cell.array, result.positions, result.numbers, result.pbc
+    else:
+        for name in ("cell", "positions", "numbers"):
+            if getattr(result, name, None) is None:
+                raise InputError(f"the structure needs {name!r} (an LDOSResult or an ase.Atoms has it)",
+                                 field="result")
+        cell, positions, numbers = result.cell, result.positions, result.numbers
+        pbc = getattr(result, "pbc", True)
+    if grid_shape is None:
+        ldos = getattr(result, "ldos", None)
+        grid_shape = tuple(ldos.shape[:3]) if ldos is not None else getattr(result, "grid_shape", None)
+    if grid_shape is None or len(grid_shape) != 3:
+        raise InputError(f"grid_shape must be (nx, ny, nz), got {grid_shape!r}", field="grid_shape")
+    shape = tuple(check_whole(n, "grid_shape", 1) for n in grid_shape)
+    model_device = model.output_scale.device
+    device = model_device if device is None else resolve_device(device)
+    points = grid_points(np.asarray(cell, dtype=np.float64), shape, device=device)
+    n = points.shape[0]
+    out = np.empty((n, model.n_energies), dtype=torch.empty((), dtype=model.output_scale.dtype).numpy().dtype)
+    starts = range(0, n, int(block))
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="LDOS prediction", disable=len(starts) < 2)
+    for a in starts:
+        b = min(a + int(block), n)
+        x = point_features(descriptor, points[a:b], positions=positions, numbers=numbers, cell=cell, pbc=pbc,
+                           dtype=torch.float64, chunk_size=chunk_size)
+        out[a:b] = predict_ldos(model, x)
+    return out.reshape(*shape, model.n_energies)

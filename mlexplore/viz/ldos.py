@@ -23,8 +23,10 @@ __all__ = ["dos_figure", "density_slice"]
 
 
 def dos_figure(energies: Any, curves: Mapping[str, Any], fermi_levels: Mapping[str, float] | None = None,
-               title: str = "density of states") -> go.Figure:
-    """``curves`` = ``{name: DOS (states/eV) on energies (eV)}``; ``fermi_levels`` = ``{name: E_F (eV)}``."""
+               title: str = "density of states", yaxis_title: str = "DOS (states/eV)") -> go.Figure:
+    """``curves`` = ``{name: DOS (states/eV) on energies (eV)}``; ``fermi_levels`` = ``{name: E_F (eV)}``.
+
+    The same figure draws the LDOS at one point (``yaxis_title="LDOS (states/(eV Å³))"``)."""
     e = np.asarray(energies, float).ravel()
     if not curves:
         raise InputError("no DOS curves to draw", field="curves")
@@ -37,7 +39,7 @@ def dos_figure(energies: Any, curves: Mapping[str, Any], fermi_levels: Mapping[s
     for name, ef in (fermi_levels or {}).items():
         fig.add_vline(x=float(ef), line=dict(dash="dot", width=1), annotation_text=f"E_F {name}",
                       annotation_position="top left")
-    fig.update_layout(template="plotly_white", title=title, xaxis_title="E (eV)", yaxis_title="DOS (states/eV)",
+    fig.update_layout(template="plotly_white", title=title, xaxis_title="E (eV)", yaxis_title=yaxis_title,
                       height=360, margin=dict(t=50, l=60, r=10, b=40))
     return fig
 

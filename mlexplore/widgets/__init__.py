@@ -6,9 +6,11 @@
 - :class:`TaskComparison` — train STL and MTL models live and compare them.
 - :class:`RegressionPlayground` — NN regression essentials (002 ch. 2).
 - :class:`SpinMonteCarloPanel` — spin Monte Carlo of a lattice with a spin-aware potential, live.
+- :class:`LDOSExplorer` — a density plane (DFT, prediction, error) and the LDOS at a clicked point.
 """
 
 from .basis_tuner import BasisTuner
+from .ldos_explorer import LDOSExplorer
 from .pdf_viewer import PDFViewer
 from .playground import RegressionPlayground
 from .structure_viewer import StructureViewer
@@ -16,4 +18,4 @@ from .spin_monte_carlo import SpinMonteCarloPanel
 from .task_comparison import TaskComparison
 
 __all__ = ["BasisTuner", "StructureViewer", "PDFViewer", "TaskComparison", "RegressionPlayground",
-           "SpinMonteCarloPanel"]
+           "SpinMonteCarloPanel", "LDOSExplorer"]
