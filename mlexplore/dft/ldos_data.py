@@ -698,6 +698,54 @@ def coarsen(result: LDOSResult, factor: int, energy_factor: int = 1) -> LDOSResu
         seconds=result.seconds)
 
 
+def broaden(result: LDOSResult, sigma: float, block: int = 1 << 14) -> LDOSResult:
+    """The same LDOS with a wider Gaussian: standard deviation ``sigma`` (eV) instead of ``result.sigma``.
+
+    Gaussians compose exactly — a Gaussian of width σ₀ convolved with one of width
+    √(σ² − σ₀²) is one of width σ — so the LDOS is convolved along energy with the latter (sampled
+    on the energy grid and normalised to the grid's sum, which keeps ∫ d(r, E) dE at every point;
+    zero beyond the grid's ends, where the original has no states either). ``dos_reference`` is
+    recomputed from the eigenvalues with ``sigma`` (exact); the density and the DFT numbers are kept.
+
+    Why: in a cell of a few dozen atoms sampled with a few k-points the eigenvalues are a
+    discrete set, and at σ = 0.05 eV its DOS is a comb of peaks whose positions belong to the
+    whole cell, not to a point's neighbourhood; a local surrogate cannot learn them (two 32-atom
+    snapshots of Al at 933 K differ by 15 % in ∫|ΔD| at σ = 0.05 eV, 4.9 % at 0.15, 3.2 % at 0.2).
+    The price is a bias of the band energy against the DFT code's own Σ f ε (−0.3, −1.2, −2.9,
+    −5.4 meV/atom at σ = 0.05, 0.1, 0.15, 0.2 eV on those snapshots, the same to ±0.2 meV/atom on
+    both: a constant shift that leaves energy differences alone).
+
+    Parameters
+    ----------
+    result : LDOSResult
+    sigma : float
+        The new width (eV), ≥ ``result.sigma``; equal returns the result unchanged.
+    block : int
+        Grid points convolved at a time (float64 copies of at most this many LDOS rows).
+    """
+    if not isinstance(result, LDOSResult):
+        raise InputError(f"result must be an LDOSResult, got {type(result).__name__}", field="result")
+    sigma = check_positive(sigma, "sigma")
+    if sigma < result.sigma - 1e-12:
+        raise InputError(f"sigma {sigma} eV is narrower than the LDOS's {result.sigma} eV: a broadening cannot be "
+                         "undone", field="sigma")
+    if sigma <= result.sigma + 1e-12:
+        return result
+    from scipy.ndimage import gaussian_filter1d
+
+    step = float(result.energies[1] - result.energies[0])
+    width = math.sqrt(sigma ** 2 - result.sigma ** 2) / step  # in grid points
+    rows = result.ldos.reshape(-1, result.ldos.shape[-1])
+    out = np.empty_like(rows)
+    for a in range(0, rows.shape[0], int(block)):
+        out[a:a + block] = gaussian_filter1d(rows[a:a + block].astype(np.float64), width, axis=-1, mode="constant",
+                                             truncate=8.0)
+    return dataclasses.replace(
+        result, ldos=out.reshape(result.ldos.shape), sigma=float(sigma),
+        dos_reference=gaussian_dos(result.eigenvalues, result.state_weights[:, None], result.energies, sigma),
+        seconds=result.seconds)
+
+
 @dataclass
 class LDOSSnapshot:
     """One snapshot of an LDOS set: its ``tag`` (``train``/``test``/``large``), record ``key``, the
