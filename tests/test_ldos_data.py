@@ -4,6 +4,7 @@ real GPAW run when GPAW is installed."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import math
@@ -17,7 +18,7 @@ from ase.build import bulk
 from mlexplore.analysis.ldos import fermi_dirac, gaussian_dos
 from mlexplore.dft import LDOSResult, append_record, read_records
 from mlexplore.dft.ldos_data import (AL_LATTICE_CONSTANT_933K, KT_933K, RECORDS_NAME, LDOSSettings, LDOSSnapshot,
-                                     aluminium_ldos_card, aluminium_snapshots, coarsen, label_ldos, ldos_checks,
+                                     aluminium_ldos_card, aluminium_snapshots, broaden, coarsen, label_ldos, ldos_checks,
                                      load_aluminium_ldos, load_ldos_set, load_plan, save_plan, write_small_set)
 from mlexplore.errors import InputError
 
@@ -383,3 +384,26 @@ def test_gpaw_run_reproduces_gpaws_electron_count(tmp_path):
     assert np.allclose(result.energies, settings.energies)
     assert settings.energies[0] < result.eigenvalues.min() - 5 * settings.sigma
     assert result.e_fermi + 10 * settings.kT + 5 * settings.sigma < settings.energies[-1]
+
+
+# ----------------------------------------------------------------------------------------------
+# Broadening
+# ----------------------------------------------------------------------------------------------
+
+def test_broaden_gives_the_ldos_computed_with_the_wider_gaussian():
+    """Gaussians compose: the σ = 0.05 eV LDOS broadened to 0.15 eV is the LDOS built with 0.15 eV
+    from the same states (to the sampling of the kernel on the 0.05 eV grid), with the same charge."""
+    atoms = _cells(1)[0]
+    fine = synthetic_result(atoms, LDOSSettings())
+    wide = synthetic_result(atoms, dataclasses.replace(LDOSSettings(), sigma=0.15))
+    got = broaden(fine, 0.15)
+    assert got.sigma == 0.15 and got.ldos.dtype == fine.ldos.dtype and got.ldos.shape == fine.ldos.shape
+    np.testing.assert_allclose(got.ldos, wide.ldos, rtol=0, atol=2e-3 * wide.ldos.max())
+    np.testing.assert_allclose(got.dos_reference, wide.dos_reference, rtol=1e-12)
+    step = fine.energies[1] - fine.energies[0]
+    np.testing.assert_allclose(got.ldos.sum(-1) * step, fine.ldos.sum(-1) * step, rtol=1e-5)
+    assert got.e_fermi == fine.e_fermi and np.array_equal(got.density_reference, fine.density_reference)
+    assert broaden(fine, fine.sigma) is fine
+    with pytest.raises(InputError) as info:
+        broaden(fine, 0.02)
+    assert info.value.field == "sigma"
