@@ -320,7 +320,7 @@ def test_a_small_set_written_and_read_back(tmp_path):
     assert card["card"]["name"] == "test set" and card["card"]["counts"] == {"train": 2, "test": 1, "large": 0}
     back = load_aluminium_ldos(path=path)
     assert [s.tag for s in back] == ["train", "test", "train"]
-    assert back[0].result.grid_shape == (3, 3, 3)
+    assert back[0].result.grid_shape == (3, 3, 3) and back[0].record["factor"] == 2
     assert isinstance(back[0], LDOSSnapshot) and back[0].key == snaps[0].key
     assert len(load_aluminium_ldos("test", path=path)) == 1
     with pytest.raises(InputError) as info:

@@ -837,15 +837,20 @@ def write_small_set(snapshots: Sequence[LDOSSnapshot], folder: str | os.PathLike
                     energy_factor: int = 1, card: dict | None = None, prefix: str = "al933_ldos_small") -> Path:
     """Write coarse copies of ``snapshots`` and their manifest into ``folder`` (the shipped format).
 
-    Each snapshot is :func:`coarsen`-ed, saved as ``<prefix>_<tag><n>.npz`` (float32, compressed,
-    atomically), and listed in ``<prefix>.json`` with its tag, key, DFT references, the full
-    grid's checks and the coarse grid's own (:func:`ldos_checks`). ``card`` (a dict) is stored as
-    the manifest's ``card`` with the sizes added. Returns the manifest's path.
+    Each snapshot is :func:`coarsen`-ed with the smallest stride ≥ ``factor`` that divides its grid
+    (a 36³ grid with 4, a 54³ one with 6: the cells of different sizes keep about the same number of
+    points), saved as ``<prefix>_<tag><n>.npz`` (float32, compressed, atomically), and listed in
+    ``<prefix>.json`` with its tag, key, stride, DFT references, the full grid's checks and the coarse
+    grid's own (:func:`ldos_checks`). ``card`` (a dict) is stored as the manifest's ``card`` with the
+    sizes added. Returns the manifest's path.
     """
     folder = Path(folder)
+    factor = check_whole(factor, "factor", 1)
     entries, counters, total = [], {t: 0 for t in SNAPSHOT_TAGS}, 0
     for snap in snapshots:
-        coarse = coarsen(snap.result, factor, energy_factor)
+        shape = snap.result.grid_shape
+        stride = next(k for k in range(factor, max(shape) + 1) if all(n % k == 0 for n in shape))
+        coarse = coarsen(snap.result, stride, energy_factor)
         coarse.ldos = coarse.ldos.astype(np.float32, copy=False)
         name = f"{prefix}_{snap.tag}{counters.get(snap.tag, 0)}.npz"
         counters[snap.tag] = counters.get(snap.tag, 0) + 1
@@ -855,6 +860,7 @@ def write_small_set(snapshots: Sequence[LDOSSnapshot], folder: str | os.PathLike
         rec = snap.record
         entries.append({
             "tag": snap.tag, "key": snap.key, "file": name, "file_bytes": size, "n_atoms": int(len(coarse.numbers)),
+            "factor": stride,
             "grid_shape": list(coarse.grid_shape), "full_grid_shape": list(snap.result.grid_shape),
             "n_energies": int(coarse.energies.size),
             "references": {n: float(getattr(coarse, n)) for n in
