@@ -12,8 +12,8 @@ any moment and start it again to resume. Two processes can share the set (one co
 plain, one with --reverse; they meet in the middle.
 
 --small computes nothing: it takes the first finished snapshots of each tag in <out> (plan order;
-2 train, 1 test, 1 large by default), keeps every --factor-th grid point (mlexplore.dft.ldos_data.coarsen:
-4 on 32-atom cells alone, 6 when a 108-atom cell is among them), and writes them with their
+2 train, 1 test, 1 large by default), keeps every 4th grid point of the 32-atom cells and every 6th
+of the 108-atom ones (mlexplore.dft.ldos_data.coarsen; --factor), and writes them with their
 manifest (data card) to mlexplore/datasets/data/al933_ldos_small*.{npz,json}, the files
 mlexplore.dft.ldos_data.load_aluminium_ldos reads.
 
@@ -72,8 +72,6 @@ def write_small(out: Path, keys: list[str], settings: LDOSSettings, preset: str,
         chosen += load_ldos_set(out, tag=tag, keys=keys)[: counts[tag]]
     if not chosen:
         raise SystemExit(f"no finished snapshot of this plan in {out}: run the generator first")
-    if not factor:
-        factor = next(f for f in range(4, 100) if all(n % f == 0 for s in chosen for n in s.result.grid_shape))
     seconds = {t: [s.record["seconds"] for s in chosen if s.tag == t] for t in SNAPSHOT_TAGS}
     card = {
         "name": "Aluminium at 933 K: LDOS from GPAW (small, coarse copy)",
@@ -84,7 +82,7 @@ def write_small(out: Path, keys: list[str], settings: LDOSSettings, preset: str,
         "settings": settings.to_dict(), "preset": preset, "kT_eV": KT_933K,
         "made_from": str(out.resolve().relative_to(ROOT)) if out.resolve().is_relative_to(ROOT) else str(out),
         "seconds_per_snapshot": seconds,
-        "note": "every factor-th grid point of the GPAW LDOS; DFT references kept; coarse_grid_checks show what "
+        "note": "every factor-th grid point of the GPAW LDOS (per snapshot: its entry's factor); DFT references kept; coarse_grid_checks show what "
                 "the coarse LDOS itself integrates to",
     }
     for old in dest.glob("al933_ldos_small_*.npz"):  # a smaller new set must not leave old files behind
@@ -106,10 +104,9 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="compute nothing: write the shipped small version")
     parser.add_argument("--small-counts", type=int, nargs=3, default=(2, 1, 1), metavar=("TRAIN", "TEST", "LARGE"),
                         help="snapshots of each tag in the small version")
-    parser.add_argument("--factor", type=int, default=0,
-                        help="grid stride of the small version (default: the smallest stride >= 4 that divides "
-                             "every chosen snapshot's grid: 4 for 32-atom cells alone (36^3 -> 9^3), 6 with "
-                             "108-atom ones (54^3 -> 9^3))")
+    parser.add_argument("--factor", type=int, default=4,
+                        help="grid stride of the small version: each snapshot takes the smallest stride >= this "
+                             "that divides its grid (4: 36^3 -> 9^3 for 32-atom cells, 54^3 -> 9^3 for 108-atom ones)")
     parser.add_argument("--energy-factor", type=int, default=1, help="energy stride of the small version")
     parser.add_argument("--dest", type=Path, default=ROOT / "mlexplore" / "datasets" / "data",
                         help="where --small writes")

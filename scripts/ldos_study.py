@@ -41,7 +41,7 @@ from mlexplore.descriptors import G2, G4, SymmetryFunctions, from_preset  # noqa
 from mlexplore.dft import LDOSSettings, broaden, coarsen, load_ldos_set, load_plan  # noqa: E402
 from mlexplore.io.files import atomic_write  # noqa: E402
 from mlexplore.models import LDOSNet  # noqa: E402
-from mlexplore.training import fit_ldos, ldos_points, predict_snapshot, save_model  # noqa: E402
+from mlexplore.training import fit_ldos, ldos_points, load_model, predict_snapshot, save_model  # noqa: E402
 
 
 def _g4(zetas=(1, 4)):
@@ -103,6 +103,30 @@ def _free_energy_errors(snapshot, predicted: np.ndarray, settings: LDOSSettings,
     return out
 
 
+def _train(name: str, fit_on: list, val_on, hidden: tuple, args, save: bool) -> tuple[LDOSNet, dict]:
+    """An LDOSNet with descriptor ``name`` trained on every point of ``fit_on``, validated on ``val_on``."""
+    sf = CANDIDATES[name]()
+    t0 = time.perf_counter()
+    parts = [ldos_points(s.result, sf) for s in fit_on]
+    x, y = torch.cat([p.features for p in parts]), torch.cat([p.ldos for p in parts])
+    del parts
+    val = ldos_points(val_on.result, sf)
+    featurise = time.perf_counter() - t0
+    torch.manual_seed(0)
+    net = LDOSNet(sf.n_features, val.energies, hidden=hidden, descriptor=sf)
+    t0 = time.perf_counter()
+    history = fit_ldos(net, x, y, val=val, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                       lr_patience=5, patience=args.patience, device=args.device, progress=False)
+    train_seconds = time.perf_counter() - t0
+    if save and args.save_model:
+        save_model(net, args.save_model, extra={"sigma": args.sigma, "energy_factor": args.energy_factor,
+                                                "descriptor": name, "train": [s.key for s in fit_on],
+                                                "validation": val_on.key, "study": "scripts/ldos_study.py"})
+    return net, {"descriptor": name, "n_features": sf.n_features, "cutoff": sf.cutoff, "train_points": int(x.shape[0]),
+                 "featurise_seconds": featurise, "train_seconds": train_seconds, "best_epoch": history.best_epoch,
+                 "epochs_run": len(history.train_loss), "snapshots": []}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "ldos")
@@ -120,6 +144,9 @@ def main() -> None:
     parser.add_argument("--energy", action="store_true", help="total free energy of the held-out 32-atom cells "
                         "(reruns GPAW's SCF on each: ~2 min per cell)")
     parser.add_argument("--save-model", type=Path, default=None, help="save the first descriptor's model here")
+    parser.add_argument("--model", type=Path, default=None, help="evaluate this saved model instead of training "
+                        "(--descriptors, --epochs, --hidden are then ignored; its descriptor is its own)")
+    parser.add_argument("--held", default="test,large", help="the held-out tags predicted")
     parser.add_argument("--out", type=Path, default=ROOT / "data" / "ldos" / "study.json")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
@@ -132,33 +159,22 @@ def main() -> None:
         raise SystemExit(f"need ≥ 2 training and ≥ 1 held-out snapshot in {args.data}: have "
                          f"{ {t: len(v) for t, v in by_tag.items()} } (run scripts/generate_ldos.py)")
     fit_on, val_on = train[:-1], train[-1]
-    held = by_tag["test"] + by_tag["large"]
+    held = [s for t in args.held.split(",") for s in by_tag[t]]
     for s in train + held:
         s.result = coarsen(broaden(s.result, args.sigma), 1, args.energy_factor)
     hidden = tuple(int(h) for h in args.hidden.split(","))
     results = {"sigma": args.sigma, "energy_factor": args.energy_factor, "hidden": hidden, "epochs": args.epochs, "train": [s.key for s in fit_on],
                "validation": val_on.key, "held_out": [s.key for s in held], "runs": []}
     rows = []
-    for k, name in enumerate(args.descriptors.split(",")):
-        sf = CANDIDATES[name]()
-        t0 = time.perf_counter()
-        parts = [ldos_points(s.result, sf) for s in fit_on]
-        x, y = torch.cat([p.features for p in parts]), torch.cat([p.ldos for p in parts])
-        del parts
-        val = ldos_points(val_on.result, sf)
-        featurise = time.perf_counter() - t0
-        torch.manual_seed(0)
-        net = LDOSNet(sf.n_features, val.energies, hidden=hidden, descriptor=sf)
-        t0 = time.perf_counter()
-        history = fit_ldos(net, x, y, val=val, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                           lr_patience=5, patience=args.patience, device=args.device, progress=False)
-        train_seconds = time.perf_counter() - t0
-        del x, y
-        if k == 0 and args.save_model:
-            save_model(net, args.save_model, extra={"sigma": args.sigma, "study": "scripts/ldos_study.py"})
-        run = {"descriptor": name, "n_features": sf.n_features, "cutoff": sf.cutoff, "train_points": len(val) * len(fit_on),
-               "featurise_seconds": featurise, "train_seconds": train_seconds, "best_epoch": history.best_epoch,
-               "epochs_run": len(history.train_loss), "snapshots": []}
+    for k, name in enumerate(args.descriptors.split(",") if args.model is None else ["saved"]):
+        if args.model is not None:
+            net, extra = load_model(args.model, return_extra=True)
+            if not np.allclose(net.energies, held[0].result.energies):
+                raise SystemExit(f"{args.model} predicts on another energy grid: pass its --sigma/--energy-factor "
+                                 f"(saved with: {extra})")
+            run = {"descriptor": str(args.model), "saved_with": extra, "snapshots": []}
+        else:
+            net, run = _train(name, fit_on, val_on, hidden, args, save=k == 0)
         for s in held:
             r = s.result
             t0 = time.perf_counter()
@@ -184,7 +200,8 @@ def main() -> None:
         if s:
             print(f"{run['descriptor']}: test mean |E_b| {np.mean([abs(r['band_energy']) for r in s]):.2f} meV/atom, "
                   f"density MAPE {np.mean([r['density_mape'] for r in s]):.2f} %, DOS {np.mean([r['dos_error'] for r in s]):.2f} %"
-                  f"; {run['train_points']} points, {run['train_seconds']:.0f} s training, best epoch {run['best_epoch']}")
+                  + (f"; {run['train_points']} points, {run['train_seconds']:.0f} s training, best epoch "
+                     f"{run['best_epoch']}" if "train_points" in run else ""))
 
 
 if __name__ == "__main__":

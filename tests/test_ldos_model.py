@@ -51,13 +51,13 @@ def gaussian_rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return x, y.astype(np.float32)
 
 
-def train_synthetic(seed: int, torch_seed: int = 0, epochs: int = 12):
+def train_synthetic(seed: int, torch_seed: int = 0, epochs: int = 12, refit_output: bool = True):
     x, y = gaussian_rows(2000, 0)
     xv, yv = gaussian_rows(400, 1)
     torch.manual_seed(torch_seed)
     model = LDOSNet(F, ENERGIES, hidden=(32, 32))
     history = fit_ldos(model, x, y, (xv, yv), epochs=epochs, batch_size=64, lr=3e-3, device="cpu", seed=seed,
-                       patience=None, progress=False)
+                       patience=None, progress=False, refit_output=refit_output)
     return model, history, (xv, yv)
 
 
@@ -68,6 +68,10 @@ def test_training_learns_the_synthetic_ldos_deterministically():
     assert rmse[-1] < 0.1 * float(yv.std())
     assert rmse[-1] < 0.2 * rmse[0]
     pred = predict_ldos(model, xv)
+    # the least-squares output layer is kept only if it does not raise the validation loss
+    assert math.sqrt(float(((pred - yv) ** 2).mean())) <= min(rmse) * (1 + 1e-4)
+    plain, _, _ = train_synthetic(seed=3, refit_output=False)
+    pred = predict_ldos(plain, xv)
     assert math.sqrt(float(((pred - yv) ** 2).mean())) == pytest.approx(min(rmse), rel=1e-4)  # best weights kept
     again, h2, _ = train_synthetic(seed=3)
     assert h2.val_loss == h.val_loss and h2.train_loss == h.train_loss
@@ -481,3 +485,31 @@ def test_predict_snapshot_featurises_and_predicts_the_whole_grid_in_blocks():
     assert info.value.field == "descriptor"
     np.testing.assert_allclose(predict_snapshot(bare, result, sf), predict_snapshot(bare, result, sf, block=11),
                                rtol=1e-5, atol=1e-7)
+
+
+def test_refit_output_layer_is_the_least_squares_optimum_and_zeroes_the_mean_residual():
+    """With the hidden layers fixed the loss is quadratic in the last layer: the refit layer equals
+    numpy's least-squares solution, the training residual then has zero mean at every energy, and
+    the loss is no higher than before."""
+    from mlexplore.training.ldos_fit import refit_output_layer
+
+    x, y = gaussian_rows(300, seed=2)
+    torch.manual_seed(0)
+    model = LDOSNet(F, ENERGIES, hidden=(16,)).double()
+    model.fit_scalers(torch.as_tensor(x), torch.as_tensor(y))
+    xt, yt = torch.as_tensor(x), torch.as_tensor(y)
+    with torch.no_grad():
+        loss_before = float(((model(xt, scaled=True) - model.scale_ldos(yt)) ** 2).mean())
+        h = model.net[:-1](model.scale_features(xt)).numpy()
+    refit_output_layer(model, x, y, ridge=0.0, chunk=7)
+    design = np.hstack([h, np.ones((len(h), 1))])
+    expected, *_ = np.linalg.lstsq(design, model.scale_ldos(yt).numpy(), rcond=None)
+    np.testing.assert_allclose(model.net[-1].weight.detach().numpy(), expected[:-1].T, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(model.net[-1].bias.detach().numpy(), expected[-1], rtol=1e-6, atol=1e-8)
+    with torch.no_grad():
+        residual = model(xt, scaled=True) - model.scale_ldos(yt)
+    assert float(residual.mean(0).abs().max()) < 1e-8
+    assert float((residual ** 2).mean()) <= loss_before
+    with pytest.raises(InputError) as info:
+        refit_output_layer(model, x[:, :2], y)
+    assert info.value.field == "features"

@@ -42,6 +42,7 @@ from .active_learning import (MD, ActiveLearning, DFTLabeller, Pool, Rattle, for
 
 __all__ += ["ActiveLearning", "Pool", "Rattle", "MD", "DFTLabeller", "select", "structure_uncertainty",
             "format_iteration"]
-from .ldos_fit import LDOS_DEFAULTS, LDOSObjective, LDOSPoints, fit_ldos, ldos_points, predict_ldos, predict_snapshot
+from .ldos_fit import (LDOS_DEFAULTS, LDOSObjective, LDOSPoints, fit_ldos, ldos_points, predict_ldos,
+                       predict_snapshot, refit_output_layer)
 
-__all__ += ["fit_ldos", "predict_ldos", "predict_snapshot", "ldos_points", "LDOSPoints", "LDOSObjective", "LDOS_DEFAULTS"]
+__all__ += ["fit_ldos", "predict_ldos", "predict_snapshot", "refit_output_layer", "ldos_points", "LDOSPoints", "LDOSObjective", "LDOS_DEFAULTS"]
