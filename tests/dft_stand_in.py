@@ -51,3 +51,11 @@ class FakeNonCollinearDFT(Calculator):
 
 def fake_noncollinear(settings, atoms, kpts, txt):
     return FakeNonCollinearDFT()
+
+
+def emt(settings, atoms, kpts, txt):
+    """ASE's EMT as the labeller (Cu, Au, …): real energies, forces and stress in milliseconds. Use it
+    with ``DFTSettings(spinpol=False, hirshfeld=False)``: EMT has no moments and no density."""
+    from ase.calculators.emt import EMT
+
+    return EMT()

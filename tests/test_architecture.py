@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "mlexplore"
 
 #: the layers in order; a module may import its own layer and those before it
-LAYERS = ["errors", "data", "io", "descriptors", "datasets", "analysis|models|dft", "training", "simulation", "viz", "widgets",
+LAYERS = ["errors|execution", "data", "io", "descriptors", "datasets", "analysis|models|dft", "training", "simulation", "viz", "widgets",
           "demo", "cli"]
 #: the deliberate circle: StructureDataset.save/load read and write through mlexplore.io, so the
 #: data and io packages import each other, through mlexplore.data.dataset only

@@ -68,8 +68,8 @@ def test_training_learns_the_synthetic_ldos_deterministically():
     assert rmse[-1] < 0.1 * float(yv.std())
     assert rmse[-1] < 0.2 * rmse[0]
     pred = predict_ldos(model, xv)
-    # the least-squares output layer is kept only if it does not raise the validation loss
-    assert math.sqrt(float(((pred - yv) ** 2).mean())) <= min(rmse) * (1 + 1e-4)
+    # the least-squares output layer (on the training rows): here it also lowers the validation error
+    assert math.sqrt(float(((pred - yv) ** 2).mean())) < min(rmse)
     plain, _, _ = train_synthetic(seed=3, refit_output=False)
     pred = predict_ldos(plain, xv)
     assert math.sqrt(float(((pred - yv) ** 2).mean())) == pytest.approx(min(rmse), rel=1e-4)  # best weights kept

@@ -16,6 +16,7 @@ from ase import Atoms
 
 from ..data.dataset import StructureDataset
 from ..errors import InputError
+from ..execution import ExecutorLike, executor_scope
 from .records import PendingWork, append_record, latest_records, read_records, records_to_dataset
 from .settings import DFTSettings
 
@@ -145,6 +146,45 @@ def _compute(atoms: Atoms, settings: DFTSettings, factory: CalculatorFactory, kp
     return result
 
 
+def _label_configuration(record: dict[str, Any], atoms: Atoms, settings: DFTSettings, factory: CalculatorFactory,
+                         log_dir: str | None, rescue_smearing: float | None, first_error: str | None
+                         ) -> dict[str, Any]:
+    """One task of :func:`label`: compute one configuration and return its finished ``record``
+    (``status`` ``"ok"`` with the labels, or ``"failed"`` with the error; ``seconds``).
+
+    ``record`` holds the key, settings, k-points and initial moments (:func:`label` fills it);
+    ``first_error``: the non-converged SCF of an earlier run, which sends it straight to the rescue.
+    A pure function of its arguments: it runs the same in this process or on a Dask worker.
+    """
+    record = dict(record)
+    key = record["key"]
+    txt = None if log_dir is None else str(Path(log_dir) / f"{key}.txt")
+    if log_dir is not None:
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    args = (atoms, settings, factory, tuple(record["kpts"]), record["initial_magmoms"])
+    try:
+        first_error = first_error if rescue_smearing is not None else None
+        if first_error is None:
+            try:
+                record.update(_compute(*args, txt))
+            except Exception as exc:
+                first_error = f"{type(exc).__name__}: {exc}"
+                if rescue_smearing is None or not _is_convergence_error(first_error):
+                    raise
+        if first_error is not None:
+            record["rescue"] = {"warmup_smearing": float(rescue_smearing), "first_error": first_error}
+            rescue_txt = None if txt is None else str(Path(log_dir) / f"{key}_rescue.txt")
+            record.update(_compute(*args, rescue_txt, warmup_smearing=rescue_smearing))
+        record["status"] = "ok"
+    except Exception as exc:  # one bad configuration must not stop the run
+        record["status"] = "failed"
+        record["error"] = f"{type(exc).__name__}: {exc}"
+        record["traceback"] = traceback.format_exc(limit=5)
+    record["seconds"] = time.perf_counter() - t0
+    return record
+
+
 def label(
     data: StructureDataset | Atoms | Iterable[Atoms],
     out: str | os.PathLike,
@@ -156,6 +196,8 @@ def label(
     rescue_smearing: float | None = None,
     reverse: bool = False,
     on_record: Callable[[dict], Any] | None = None,
+    executor: ExecutorLike = None,
+    threads: int | None = None,
 ) -> StructureDataset:
     """Compute DFT labels for every structure, resumably.
 
@@ -194,9 +236,11 @@ def label(
         :class:`DFTSettings` (default: PBE, 350 eV, k-point density 1.8 Å).
     calculator:
         Factory ``(settings, atoms, kpts, txt) -> ASE calculator``; default
-        GPAW (:func:`gpaw_calculator`).
+        GPAW (:func:`gpaw_calculator`). With a Dask executor it is pickled
+        to the workers (a module-level function, or anything cloudpickle takes).
     log_dir:
-        Folder for one GPAW text log per configuration (default: no logs).
+        Folder for one GPAW text log per configuration (default: no logs). With
+        a Dask executor the workers write there: a folder they all reach.
     rescue_smearing:
         Wider Fermi-Dirac width (eV) for the second try of a configuration
         whose SCF did not converge (default: no second try).
@@ -206,12 +250,27 @@ def label(
         meanwhile are read, and what they finished is skipped; so two
         processes, one forward and one ``reverse``, share a set and meet in
         the middle (only a configuration both start at once is computed twice;
-        the result has it once).
+        the result has it once). In this process only: a cluster run
+        (``executor``) shares the set among its workers instead.
     on_record:
         Called with each record (a dict: ``status``, ``index``, ``seconds``,
         the labels…) right after it is appended to ``out``, e.g. to export the
         growing set every few configurations while one progress bar (and its
         ETA) spans the whole run.
+    executor:
+        Where the configurations are computed
+        (:func:`~mlexplore.execution.resolve_executor`): None, here one after
+        the other; a Dask cluster (a ``distributed.Client``,
+        ``"tcp://host:8786"``, ``"local"``), one task per configuration still
+        to do, at the same time on the workers. This process appends each
+        record to ``out`` as it arrives (in the order they finish), so a rerun
+        after it died resumes from the records; a configuration is submitted
+        once (a key listed twice is computed once). An executor made here is
+        closed at the end.
+    threads:
+        OpenMP/BLAS threads of each configuration (GPAW's;
+        :func:`~mlexplore.execution.thread_environment`). None: 1 on a Dask
+        executor, the process's own setting here.
 
     Returns
     -------
@@ -239,58 +298,46 @@ def label(
             return False
         return rescue_smearing is None or "rescue" in r or not _is_convergence_error(r.get("error", ""))
 
-    work = PendingWork(keys, out, settled, reverse=reverse)  # shared with a --reverse process
-    # the same settings fail the same way: an earlier non-converged SCF goes straight to the rescue
-    failed_before = {r["key"]: r["error"] for r in work.previous
-                     if r["status"] == "failed" and "rescue" not in r and _is_convergence_error(r.get("error", ""))}
-    n_failed = 0
-    with tqdm(total=len(images), initial=len(images) - len(work.todo), desc="DFT", unit="config",
-              disable=not progress) as bar:
-        for i, run in work:
-            if not run:  # another process finished it meanwhile, or it is listed twice
+    with executor_scope(executor) as ex:
+        if reverse and not ex.in_process:
+            raise InputError("reverse pairs two processes on one record file; a cluster run (executor) shares "
+                             "the set among its workers instead", field="reverse")
+        if threads is None and not ex.in_process:
+            threads = 1  # explicit: one core per configuration, as each worker has one thread
+        work = PendingWork(keys, out, settled, reverse=reverse)  # shared with a --reverse process
+        # the same settings fail the same way: an earlier non-converged SCF goes straight to the rescue
+        failed_before = {r["key"]: r["error"] for r in work.previous
+                         if r["status"] == "failed" and "rescue" not in r and _is_convergence_error(r.get("error", ""))}
+        folder = None if log_dir is None else str(log_dir)
+        n_failed = 0
+        with tqdm(total=len(images), initial=len(images) - len(work.todo), desc="DFT", unit="config",
+                  disable=not progress) as bar:
+            def tasks():
+                for i, run in work:
+                    if not run:  # another process finished it meanwhile, or it is listed twice
+                        bar.update(1)
+                        continue
+                    atoms = images[i]
+                    record: dict[str, Any] = {
+                        "key": keys[i], "index": i, "settings": settings.to_dict(),
+                        "numbers": atoms.numbers, "positions": atoms.positions, "cell": atoms.cell.array,
+                        "pbc": atoms.pbc, "kpts": list(settings.kpts_for(atoms)),
+                        "initial_magmoms": settings.initial_magmoms(atoms),
+                        "tags": list(source.tags[i]) if source is not None else [],
+                        "meta": dict(source.meta[i]) if source is not None else {},
+                    }
+                    yield i, (record, atoms, settings, factory, folder, rescue_smearing, failed_before.get(keys[i]))
+
+            for i, record in ex.run(_label_configuration, tasks(), threads=threads):
+                if record["status"] == "failed":
+                    n_failed += 1
+                    warnings.warn(f"DFT configuration {i} failed ({record['error']}); recorded in {out}",
+                                  stacklevel=2)
+                append_record(out, record)
                 bar.update(1)
-                continue
-            atoms = images[i]
-            txt = None if log_dir is None else str(Path(log_dir) / f"{keys[i]}.txt")
-            if txt:
-                Path(log_dir).mkdir(parents=True, exist_ok=True)
-            record: dict[str, Any] = {
-                "key": keys[i], "index": i, "settings": settings.to_dict(),
-                "numbers": atoms.numbers, "positions": atoms.positions, "cell": atoms.cell.array,
-                "pbc": atoms.pbc, "kpts": list(settings.kpts_for(atoms)),
-                "initial_magmoms": settings.initial_magmoms(atoms),
-                "tags": list(source.tags[i]) if source is not None else [],
-                "meta": dict(source.meta[i]) if source is not None else {},
-            }
-            t0 = time.perf_counter()
-            args = (atoms, settings, factory, tuple(record["kpts"]), record["initial_magmoms"])
-            try:
-                first_error = failed_before.get(keys[i]) if rescue_smearing is not None else None
-                if first_error is None:
-                    try:
-                        record.update(_compute(*args, txt))
-                    except Exception as exc:
-                        first_error = f"{type(exc).__name__}: {exc}"
-                        if rescue_smearing is None or not _is_convergence_error(first_error):
-                            raise
-                if first_error is not None:
-                    record["rescue"] = {"warmup_smearing": float(rescue_smearing), "first_error": first_error}
-                    rescue_txt = None if txt is None else str(Path(log_dir) / f"{keys[i]}_rescue.txt")
-                    record.update(_compute(*args, rescue_txt, warmup_smearing=rescue_smearing))
-                record["status"] = "ok"
-            except Exception as exc:  # one bad configuration must not stop the run
-                n_failed += 1
-                record["status"] = "failed"
-                record["error"] = f"{type(exc).__name__}: {exc}"
-                record["traceback"] = traceback.format_exc(limit=5)
-                warnings.warn(f"DFT configuration {i} failed ({record['error']}); recorded in {out}",
-                              stacklevel=2)
-            record["seconds"] = time.perf_counter() - t0
-            append_record(out, record)
-            bar.update(1)
-            bar.set_postfix(failed=n_failed)
-            if on_record is not None:
-                on_record(record)
+                bar.set_postfix(failed=n_failed)
+                if on_record is not None:
+                    on_record(record)
     by_key = latest_records(read_records(out))
     ordered = [by_key[k] for k in dict.fromkeys(keys) if k in by_key and by_key[k]["status"] == "ok"]
     if not ordered:

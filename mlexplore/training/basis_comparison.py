@@ -20,6 +20,7 @@ from ..analysis.metrics import mae, per_group, r2, rmse
 from ..data.dataset import StructureDataset
 from ..data.splits import random_split
 from ..errors import InputError
+from ..execution import ExecutorLike
 from ..models.bpnn import BPNN
 from .engine import DEFAULTS
 from .experiments import ExperimentPlan, ExperimentResult, deprecated_runs_pair, markdown_table, run_experiment
@@ -214,7 +215,7 @@ def compare_bases(dataset: StructureDataset, bases: Mapping[str, Any], n_runs: i
                   activation: str = _BASIS["activation"], epochs: int = _BASIS["epochs"], lr: float = _BASIS["lr"],
                   batch_size: int = _BASIS["batch_size"], device: Any = _BASIS["device"],
                   seed: int = _BASIS["seed"], progress: bool = True, return_runs: bool = False,
-                  **fit_kwargs) -> ExperimentResult:
+                  executor: ExecutorLike = None, **fit_kwargs) -> ExperimentResult:
     """Train a :class:`~mlexplore.models.BPNN` per basis on ``n_runs`` shuffled splits; score on the test sets.
 
     Parameters
@@ -232,6 +233,9 @@ def compare_bases(dataset: StructureDataset, bases: Mapping[str, Any], n_runs: i
     hidden, activation, epochs, lr, batch_size, fit_kwargs:
         The network and :func:`~mlexplore.training.fit` settings, the same for every basis
         (:class:`BasisComparisonOptions`).
+    executor:
+        Where the networks are trained (:func:`~mlexplore.training.run_experiment`): None here;
+        a Dask cluster (a ``distributed.Client``, ``"tcp://…"``, ``"local"``) one network per task.
 
     Returns
     -------
@@ -249,7 +253,7 @@ def compare_bases(dataset: StructureDataset, bases: Mapping[str, Any], n_runs: i
     given = locals()
     options = BasisComparisonOptions(**{name: given[name] for name in _BASIS}, fit_kwargs=fit_kwargs)
     plan = BasisComparisonPlan(dataset, dict(bases), n_runs=n_runs, options=options, groups=groups)
-    result = run_experiment(plan, progress=progress, desc="basis runs")
+    result = run_experiment(plan, progress=progress, desc="basis runs", executor=executor)
     return deprecated_runs_pair(result, "compare_bases") if return_runs else result
 
 

@@ -36,6 +36,7 @@ from ..analysis.metrics import r2, regression_report, rmse
 from ..data.dataset import StructureDataset
 from ..data.splits import random_split, stratified_split
 from ..errors import InputError
+from ..execution import ExecutorLike, executor_scope
 from ..models.graph import GraphNet
 from ..models.lattice import LatticeMLP
 from .engine import DEFAULTS
@@ -214,12 +215,19 @@ class ExperimentResult(list):
         return f"ExperimentResult({len(self)} rows, {len(self.runs)} runs)"
 
 
+def _train_group(plan: ExperimentPlan, group: list[int], together: bool,
+                 callbacks: list[Callable] | None) -> list[Any]:
+    """One task of :func:`run_experiment`: train one group of jobs (:meth:`ExperimentPlan.run_group`)."""
+    return plan.run_group(group, together, callbacks)
+
+
 def run_experiment(plan: ExperimentPlan, *, resume_file: str | os.PathLike | None = None,
                    vectorise: bool | None = None, progress: bool = True, desc: str = "runs",
                    on_epoch: Callable[[int, int, History], bool | None] | None = None,
                    on_start: Callable[[list[int]], None] | None = None,
                    on_finished: Callable[[int, Any, list[Any]], None] | None = None,
-                   should_stop: Callable[[], bool] | None = None) -> ExperimentResult:
+                   should_stop: Callable[[], bool] | None = None,
+                   executor: ExecutorLike = None) -> ExperimentResult:
     """Train every job of ``plan`` that is not in ``resume_file`` yet; return the :class:`ExperimentResult`.
 
     ``resume_file`` (``.jsonl``): every finished model is appended; a rerun of the same plan (same data
@@ -230,6 +238,17 @@ def run_experiment(plan: ExperimentPlan, *, resume_file: str | os.PathLike | Non
     finished model, with every finished run so far (models read from the record file first, their
     ``model`` is None). ``should_stop()`` is asked before and after each group: once True the
     driver returns what has finished; a group cut short is dropped.
+
+    ``executor`` (:func:`~mlexplore.execution.resolve_executor`): where the groups are trained. None:
+    here, one after the other. A Dask executor (a ``distributed.Client``, ``"tcp://…"``, ``"local"``):
+    each job group is a task, the plan is sent to every worker once, and the groups are trained at
+    the same time on the workers; ``on_start`` is called as each group is submitted, ``on_finished``
+    as each arrives (in the order they finish; the result's runs are in job order), ``on_epoch``
+    cannot reach a worker (an :class:`~mlexplore.errors.InputError`). Every run is the one the serial
+    driver trains (seeded by its run), so the table is the same. Each finished model is appended to
+    ``resume_file`` by this process as it arrives, before it counts: a rerun after this process died
+    trains only what is not recorded, and no job is recorded twice. An executor made here (from an
+    address or ``"local"``) is closed at the end.
     """
     from tqdm.auto import tqdm
 
@@ -245,27 +264,40 @@ def run_experiment(plan: ExperimentPlan, *, resume_file: str | os.PathLike | Non
         if on_finished is not None:
             on_finished(j, run, [finished[k] for k in sorted(finished) if k <= j])
     pending = [j for j in range(len(plan.jobs)) if j not in finished]
-    groups, together = plan.job_groups(pending, vectorise)
     stop = should_stop or (lambda: False)
-    with tqdm(total=len(plan.jobs), initial=len(finished), desc=desc, disable=not progress) as bar:
-        for group in groups:
-            if stop():
-                break
-            if on_start is not None:
-                on_start(list(group))
-            callbacks = None
-            if on_epoch is not None:
-                callbacks = [(lambda epoch, history, j=j: on_epoch(j, epoch, history)) for j in group]
-            trained = plan.run_group(group, together, callbacks)
-            if stop():
-                break  # cut short: not finished models
-            for j, run in zip(group, trained):
-                if resume_file is not None:
-                    append_task_record(resume_file, plan.to_record(run, j, fingerprint))
-                finished[j] = run
-                if on_finished is not None:
-                    on_finished(j, run, [finished[k] for k in sorted(finished)])
-            bar.update(len(group))
+    with executor_scope(executor) as ex, \
+            tqdm(total=len(plan.jobs), initial=len(finished), desc=desc, disable=not progress) as bar:
+        if on_epoch is not None and not ex.in_process:
+            raise InputError(f"on_epoch cannot reach the workers of {ex!r}: train in this process "
+                             "(executor=None) to follow the epochs", field="on_epoch")
+        groups, together = plan.job_groups(pending, vectorise)
+        shared = ex.share(plan) if groups else plan
+
+        def tasks():
+            for number, group in enumerate(groups):
+                if on_start is not None:
+                    on_start(list(group))
+                callbacks = None
+                if on_epoch is not None:
+                    callbacks = [(lambda epoch, history, j=j: on_epoch(j, epoch, history)) for j in group]
+                yield number, (shared, list(group), together, callbacks)
+
+        if not stop():
+            for number, trained in ex.run(_train_group, tasks()):
+                if stop() and ex.in_process:
+                    break  # cut short (the epoch callbacks saw the stop): not finished models
+                group = groups[number]
+                for j, run in zip(group, trained):
+                    if j in finished:  # (never twice in the records)
+                        continue
+                    if resume_file is not None:
+                        append_task_record(resume_file, plan.to_record(run, j, fingerprint))
+                    finished[j] = run
+                    if on_finished is not None:
+                        on_finished(j, run, [finished[k] for k in sorted(finished)])
+                bar.update(len(group))
+                if stop():
+                    break
     jobs = sorted(finished)
     runs = [finished[j] for j in jobs]
     return ExperimentResult(plan.summarise(runs), runs, plan, plan.summary(runs), jobs)
@@ -659,7 +691,7 @@ def summarise_task_runs(runs: Sequence[TaskRun]) -> list[dict]:
 def compare_tasks(dataset: StructureDataset, targets: Sequence[str], combinations: Sequence[Sequence[str]] | None = None,
                   model: str | None = None, n_runs: int = 3, *, progress: bool = True, return_runs: bool = False,
                   resume_file: str | os.PathLike | None = None, vectorise: bool | None = None,
-                  **options: Any) -> ExperimentResult:
+                  executor: ExecutorLike = None, **options: Any) -> ExperimentResult:
     """Train every STL and MTL combination of ``targets`` ``n_runs`` times; score on held-out test sets.
 
     The options are those of :func:`plan_task_comparison` (:class:`TaskComparisonOptions`):
@@ -690,10 +722,15 @@ def compare_tasks(dataset: StructureDataset, targets: Sequence[str], combination
     group's time divided by ``n_runs``. Default: on a CUDA device, where one small model
     leaves the GPU idle between kernel launches (4 runs of the CuAu comparison together:
     2.9× faster per model-epoch on an H100).
+
+    ``executor``: where the models are trained (:func:`run_experiment`): None here, or a Dask
+    cluster (a ``distributed.Client``, ``"tcp://host:8786"``, ``"local"``), one task per model (per
+    vectorised group), with the same table; finished models are recorded in ``resume_file`` as
+    they arrive.
     """
     plan = plan_task_comparison(dataset, targets, combinations, model, n_runs, **options)
     result = run_experiment(plan, resume_file=resume_file, vectorise=vectorise, progress=progress,
-                            desc="STL/MTL runs")
+                            desc="STL/MTL runs", executor=executor)
     return deprecated_runs_pair(result, "compare_tasks") if return_runs else result
 
 
@@ -831,7 +868,7 @@ def bag_of_models(dataset: StructureDataset, train_and_predict: Callable[[Struct
                                                                         Callable[[StructureDataset], np.ndarray]],
                   n_models: int = 5, val_fraction: float = 0.2, seed: int = 0,
                   target: Callable[[StructureDataset], np.ndarray] | None = None,
-                  progress: bool = False) -> ExperimentResult:
+                  progress: bool = False, executor: ExecutorLike = None) -> ExperimentResult:
     """Train ``n_models`` models, each on its own random split (002 §4.2.1), and score the bag.
 
     Parameters
@@ -841,6 +878,10 @@ def bag_of_models(dataset: StructureDataset, train_and_predict: Callable[[Struct
         value per structure (same quantity as ``target``).
     target:
         Reference values per structure; default energy per atom (eV/atom).
+    executor:
+        Where the models are trained (:func:`run_experiment`): None here; a Dask cluster (a
+        ``distributed.Client``, ``"tcp://…"``, ``"local"``) one model per task, which needs
+        ``train_and_predict`` and ``target`` that can be pickled (cloudpickle takes lambdas).
 
     Returns
     -------
@@ -854,4 +895,4 @@ def bag_of_models(dataset: StructureDataset, train_and_predict: Callable[[Struct
     dataset = StructureDataset.coerce(dataset, "dataset")
     plan = BagOfModelsPlan(dataset, train_and_predict, n_models=n_models, val_fraction=val_fraction, seed=seed,
                            target=target)
-    return run_experiment(plan, progress=progress, desc="bag of models")
+    return run_experiment(plan, progress=progress, desc="bag of models", executor=executor)

@@ -374,8 +374,8 @@ def fit_ldos(model: LDOSNet, features: Any, ldos: Any,
         where they are and moving each mini-batch.
     refit_output : bool
         After the loop, replace the last layer by its least-squares optimum on the training rows
-        (:func:`refit_output_layer`: it removes the mean bias that matters most for the observables).
-        With validation rows the refit is kept only if it does not raise the validation loss.
+        (:func:`refit_output_layer`: it removes the mean bias that matters most for the observables,
+        even where it raises the validation MSE a little). Not after an interrupted run.
     checkpoint_dir :
         Where ``best.pt`` and ``last.pt`` are written (:func:`~mlexplore.training.save_model`);
         ``best.pt`` ends as the returned model (with the refit output layer when it was kept).
@@ -414,12 +414,8 @@ def fit_ldos(model: LDOSNet, features: Any, ldos: Any,
                          lr_patience=lr_patience, seeds=[seed], callbacks=callback, progress=progress,
                          desc="LDOS network", checkpoint_dir=checkpoint_dir)[0]
     if refit_output and not history.interrupted:
-        before = copy.deepcopy(model.net[-1].state_dict())
-        loss_before = _val_mse(model, val) if val is not None else None
         refit_output_layer(model, x, y)
-        if val is not None and not _val_mse(model, val) <= loss_before:
-            model.net[-1].load_state_dict(before)  # the gradient-descent layer generalises better here
-        elif checkpoint_dir is not None:
+        if checkpoint_dir is not None:
             save_model(model, Path(checkpoint_dir) / "best.pt",
                        extra={"history": history.as_dict(), "epoch": history.best_epoch, "refit_output": True})
     return history
@@ -476,23 +472,6 @@ def refit_output_layer(model: LDOSNet, features: Any, ldos: Any, ridge: float = 
     last.weight.copy_(solution[:-1].T.to(dtype))
     last.bias.copy_(solution[-1].to(dtype))
     return model
-
-
-def _val_mse(model: LDOSNet, val: tuple[torch.Tensor, torch.Tensor], chunk: int = PREDICT_CHUNK) -> float:
-    """Mean square of the scaled LDOS residual on the validation rows (the loss without its weight)."""
-    total, count = 0.0, 0
-    was_training = model.training
-    model.eval()
-    device = model.output_scale.device
-    try:
-        with torch.no_grad():
-            for a in range(0, val[0].shape[0], chunk):
-                xb, yb = val[0][a:a + chunk].to(device), val[1][a:a + chunk].to(device)
-                total += float(((model(xb, scaled=True) - model.scale_ldos(yb)) ** 2).sum(dtype=torch.float64))
-                count += yb.numel()
-    finally:
-        model.train(was_training)
-    return total / count
 
 
 def _unpack_val(val: Any) -> tuple[Any, Any]:
