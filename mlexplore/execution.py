@@ -56,8 +56,8 @@ from typing import Any, Union
 
 from .errors import InputError
 
-__all__ = ["Executor", "ExecutorLike", "InProcessExecutor", "DaskExecutor", "resolve_executor", "executor_scope",
-           "thread_environment", "worker_devices", "INSTALL_HINT"]
+__all__ = ["Executor", "ExecutorLike", "InProcessExecutor", "DaskExecutor", "resolve_executor",
+           "executor_scope", "thread_environment", "worker_devices", "INSTALL_HINT"]
 
 #: how to get the Dask executor
 INSTALL_HINT = 'pip install "mlexplore[cluster]" (or: pip install "dask[distributed]")'
@@ -182,7 +182,11 @@ class InProcessExecutor(Executor):
     def run(self, func: Callable[..., Any], tasks: Iterable[Task], *, threads: int | None = None
             ) -> Iterator[tuple[Hashable, Any]]:
         threads = _check_threads(threads)
+        seen: set[Hashable] = set()
         for key, args in tasks:
+            if key in seen:
+                raise InputError(f"two tasks have the key {key!r}", field="tasks")
+            seen.add(key)
             yield key, _call_with_threads(func, threads, tuple(args))
 
     def __repr__(self) -> str:
@@ -277,7 +281,7 @@ class DaskExecutor(Executor):
     @property
     def n_workers(self) -> int:
         """Workers connected now."""
-        return len(self.client.scheduler_info(n_workers=-1)["workers"])
+        return len(self.client.nthreads())
 
     def share(self, value: Any) -> Any:
         """``value`` scattered to every worker once (a Future the tasks take as an argument); a copy on

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import importlib
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from dft_stand_in import emt
+from dft_stand_in import emt, fake
 
 from mlexplore import InputError
 from mlexplore.datasets import lattice_alloy
@@ -102,6 +103,8 @@ def test_in_process_executor_sets_the_threads_of_a_task_and_restores_them():
     assert list(ex.run(_threads_seen, [("b", ())])) == [("b", before)]  # None: untouched
     with pytest.raises(InputError, match="threads must be a whole number"):
         list(ex.run(_threads_seen, [("c", ())], threads=0))
+    with pytest.raises(InputError, match="two tasks have the key 'd'"):
+        list(ex.run(_threads_seen, [("d", ()), ("d", ())]))
     # lazy: a caller that stops asking starts no further task
     started = []
     results = ex.run(started.append, ((k, (k,)) for k in range(5)))
@@ -224,7 +227,7 @@ def test_a_killed_worker_loses_nothing_and_records_nothing_twice(cuau, cluster, 
     assert marker.exists() and len(ds) == 8  # a worker did die
     keys = [r["key"] for r in read_records(out)]
     assert len(keys) == 8 and len(set(keys)) == 8
-    assert cluster.n_workers == 2  # the nanny started a new one
+    cluster.client.wait_for_workers(2, timeout=120)  # the nanny starts a new one
     # training: the scheduler gives up at once (allowed-failures 0), the executor submits it again
     scheduler = cluster.client.cluster.scheduler
     allowed, scheduler.allowed_failures = scheduler.allowed_failures, 0
@@ -256,11 +259,12 @@ def test_a_restarted_client_resumes_from_the_records(cuau, cluster, tmp_path):
 
     with resolve_executor(address) as first, pytest.raises(ClientDied):
         run_experiment(plan, resume_file=record, progress=False, executor=first, on_finished=die_after_two)
-    assert len(_jobs_recorded(record)) == 2  # recorded before it counted
+    recorded = _jobs_recorded(record)
+    assert len(recorded) == 2  # each recorded before it counted
     submitted = []
     result = run_experiment(plan, resume_file=record, progress=False, executor=address,  # a new client
                             on_start=submitted.extend)
-    assert len(submitted) == 4 and not set(submitted) & set(_jobs_recorded(record)[:2])
+    assert sorted(submitted + recorded) == list(range(6))  # only what was not recorded
     assert _jobs_recorded(record) == list(range(6)) and result.jobs == list(range(6))
     # labelling: the same, with the calls counted on the workers
     structures = cuau[:8]
@@ -282,3 +286,19 @@ def test_a_restarted_client_resumes_from_the_records(cuau, cluster, tmp_path):
     assert len(keys) == 8 and len(set(keys)) == 8 and len(ds) == 8
     with contextlib.suppress(FileNotFoundError):  # the first client's cancelled tasks may have run or not
         assert len((tmp_path / "first.txt").read_text().splitlines()) <= 8
+
+
+def test_the_label_command_computes_on_a_cluster(cuau, cluster, tmp_path, monkeypatch, capsys):
+    from mlexplore.cli import main
+
+    label_module = importlib.import_module("mlexplore.dft.label")
+    monkeypatch.setattr(label_module, "_require_gpaw", lambda: None)
+    monkeypatch.setattr(label_module, "gpaw_calculator", fake)  # (sent to the workers with the tasks)
+    src, rec = tmp_path / "in.extxyz", tmp_path / "run.jsonl"
+    cuau[:4].save(src)
+    argv = ["label", str(src), "--out", str(rec), "--quiet", "--no-hirshfeld", "--kpts", "1,1,1"]
+    assert main([*argv, "--scheduler", cluster.client.scheduler.address, "--threads", "1"]) == 0
+    assert "4 of 4 structures labelled" in capsys.readouterr().out
+    assert sorted(r["index"] for r in read_records(rec)) == [0, 1, 2, 3]
+    assert main([*argv, "--workers", "2"]) == 2
+    assert "workers sizes a local cluster" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -328,16 +329,18 @@ def label(
                     }
                     yield i, (record, atoms, settings, factory, folder, rescue_smearing, failed_before.get(keys[i]))
 
-            for i, record in ex.run(_label_configuration, tasks(), threads=threads):
-                if record["status"] == "failed":
-                    n_failed += 1
-                    warnings.warn(f"DFT configuration {i} failed ({record['error']}); recorded in {out}",
-                                  stacklevel=2)
-                append_record(out, record)
-                bar.update(1)
-                bar.set_postfix(failed=n_failed)
-                if on_record is not None:
-                    on_record(record)
+            # (closing: an error here, e.g. in on_record, cancels the tasks still running)
+            with contextlib.closing(ex.run(_label_configuration, tasks(), threads=threads)) as results:
+                for i, record in results:
+                    if record["status"] == "failed":
+                        n_failed += 1
+                        warnings.warn(f"DFT configuration {i} failed ({record['error']}); recorded in {out}",
+                                      stacklevel=2)
+                    append_record(out, record)
+                    bar.update(1)
+                    bar.set_postfix(failed=n_failed)
+                    if on_record is not None:
+                        on_record(record)
     by_key = latest_records(read_records(out))
     ordered = [by_key[k] for k in dict.fromkeys(keys) if k in by_key and by_key[k]["status"] == "ok"]
     if not ordered:

@@ -274,7 +274,7 @@ def default_energy_grid(eigenvalues: Any, e_fermi: float, kT: float, sigma: floa
     return np.arange(lo, hi + 1) * spacing
 
 
-def _new_api(calc: Any) -> tuple[Any, Any]:
+def as_new_api(calc: Any) -> tuple[Any, Any]:
     """``(calculator, tempdir)``: the new-API calculator (a legacy one written to a .gpw and read back;
     the temporary directory, to be removed by the caller, or None)."""
     try:
@@ -381,7 +381,7 @@ def compute_ldos(calc: Any, *, energies: Any = None, sigma: float = 0.1, spacing
         raise InputError(f"dtype must be float32 or float64, got {dtype}", field="dtype")
     if spin not in (None, 0, 1):
         raise InputError(f"spin must be None, 0 or 1, got {spin!r}", field="spin")
-    calc, tmp = _new_api(calc)
+    calc, tmp = as_new_api(calc)
     try:
         try:
             dft = calc.dft

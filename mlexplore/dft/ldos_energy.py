@@ -83,7 +83,7 @@ import numpy as np
 
 from ..analysis.ldos import check_energy_grid, fermi_dirac
 from ..errors import InputError, check_positive
-from .ldos import _new_api
+from .ldos import as_new_api
 
 __all__ = ["total_energy_from_density", "density_energy_terms", "harris_foulkes_energy_terms",
            "fermi_dirac_entropy_energy"]
@@ -195,7 +195,7 @@ def _energy_terms(calc: Any, density: Any, band_energy: float | None, entropy_en
     from ase.units import Bohr, Ha
 
     charge_tolerance = check_positive(charge_tolerance, "charge_tolerance", zero=True)
-    calc, tmp = _new_api(calc)
+    calc, tmp = as_new_api(calc)
     try:
         dft = _checked_dft(calc)
         ref = dft.density

@@ -18,6 +18,7 @@ The TaskComparison panel drives its trainings through the same function.
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import inspect
 import itertools
@@ -282,8 +283,9 @@ def run_experiment(plan: ExperimentPlan, *, resume_file: str | os.PathLike | Non
                     callbacks = [(lambda epoch, history, j=j: on_epoch(j, epoch, history)) for j in group]
                 yield number, (shared, list(group), together, callbacks)
 
-        if not stop():
-            for number, trained in ex.run(_train_group, tasks()):
+        # (closing: leaving the loop, by a stop or an error here, cancels the tasks still running)
+        with contextlib.closing(ex.run(_train_group, tasks() if not stop() else iter(()))) as results:
+            for number, trained in results:
                 if stop() and ex.in_process:
                     break  # cut short (the epoch callbacks saw the stop): not finished models
                 group = groups[number]
