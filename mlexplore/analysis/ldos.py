@@ -513,8 +513,8 @@ class LDOSErrors:
     e_fermi : float
         Predicted − reference Fermi level (meV).
     density_mape : float
-        Mean absolute percentage error of the density over the grid points (%), MALA's density
-        measure (Ellis et al. 2021, Table I), each density at its own Fermi level.
+        Mean absolute percentage error of the density over the grid points (%), the density
+        measure MALA reports, each density at its own Fermi level.
     density_max : float
         Largest absolute density error (electrons / Å³).
     electrons : float

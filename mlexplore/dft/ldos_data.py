@@ -849,7 +849,9 @@ def write_small_set(snapshots: Sequence[LDOSSnapshot], folder: str | os.PathLike
     entries, counters, total = [], {t: 0 for t in SNAPSHOT_TAGS}, 0
     for snap in snapshots:
         shape = snap.result.grid_shape
-        stride = next(k for k in range(factor, max(shape) + 1) if all(n % k == 0 for n in shape))
+        stride = next((k for k in range(factor, max(shape) + 1) if all(n % k == 0 for n in shape)), None)
+        if stride is None:
+            raise InputError(f"no stride ≥ {factor} divides the grid {shape} of snapshot {snap.key}", field="factor")
         coarse = coarsen(snap.result, stride, energy_factor)
         coarse.ldos = coarse.ldos.astype(np.float32, copy=False)
         name = f"{prefix}_{snap.tag}{counters.get(snap.tag, 0)}.npz"
