@@ -55,6 +55,8 @@ CANDIDATES = {
                                            + _g4(), cutoff=5.0, elements=["Al"]),
     "radial-6A": lambda: SymmetryFunctions([G2(4.0, rs) for rs in np.arange(0, 6.0, 0.5)]
                                            + [G2(1.0, rs) for rs in (0.0, 2.0, 4.0)], cutoff=6.0, elements=["Al"]),
+    "short-4A": lambda: SymmetryFunctions([G2(4.0, rs) for rs in np.arange(0, 4.0, 0.5)]
+                                          + [G2(1.0, rs) for rs in (0.0, 2.0)] + _g4(), cutoff=4.1, elements=["Al"]),
     "fine-4.7A": lambda: SymmetryFunctions([G2(8.0, rs) for rs in np.arange(0, 4.7, 0.35)] + [G2(1.0, rs) for rs in
                                                                                               (0.0, 2.0, 4.0)]
                                            + _g4((1, 2, 4, 16)), cutoff=4.7, elements=["Al"]),

@@ -335,7 +335,7 @@ def test_the_shipped_small_set_loads_and_integrates_to_its_references():
     card = aluminium_ldos_card()
     snaps = load_aluminium_ldos()
     assert snaps and len(snaps) == card["card"]["n_snapshots"]
-    assert card["card"]["total_bytes"] <= 2.2e6
+    assert card["card"]["total_bytes"] <= 3.2e6  # 4 snapshots of 9³ points × 271 energies: 2.8 MB
     settings = LDOSSettings.from_dict(card["card"]["settings"])
     assert {s.tag for s in snaps} >= {"train", "test"}
     for s in snaps:
