@@ -51,15 +51,14 @@ def _g4(zetas=(1, 4)):
 #: the descriptors compared (the first is the library's preset); names say what they hold
 CANDIDATES = {
     "al-ldos": lambda: from_preset("al-ldos", elements=["Al"]),
-    "coarse-5A": lambda: SymmetryFunctions([G2(eta, rs) for eta in (1.0, 4.0) for rs in (0.0, 1.0, 2.0, 3.0, 4.0)]
-                                           + _g4(), cutoff=5.0, elements=["Al"]),
+    "wide-6A": lambda: SymmetryFunctions([G2(4.0, rs) for rs in np.arange(0, 6.0, 0.5)]
+                                         + [G2(1.0, rs) for rs in (0.0, 2.0, 4.0)] + _g4(), cutoff=6.0, elements=["Al"]),
     "radial-6A": lambda: SymmetryFunctions([G2(4.0, rs) for rs in np.arange(0, 6.0, 0.5)]
                                            + [G2(1.0, rs) for rs in (0.0, 2.0, 4.0)], cutoff=6.0, elements=["Al"]),
+    "coarse-5A": lambda: SymmetryFunctions([G2(eta, rs) for eta in (1.0, 4.0) for rs in (0.0, 1.0, 2.0, 3.0, 4.0)]
+                                           + _g4(), cutoff=5.0, elements=["Al"]),
     "short-4A": lambda: SymmetryFunctions([G2(4.0, rs) for rs in np.arange(0, 4.0, 0.5)]
                                           + [G2(1.0, rs) for rs in (0.0, 2.0)] + _g4(), cutoff=4.1, elements=["Al"]),
-    "fine-4.7A": lambda: SymmetryFunctions([G2(8.0, rs) for rs in np.arange(0, 4.7, 0.35)] + [G2(1.0, rs) for rs in
-                                                                                              (0.0, 2.0, 4.0)]
-                                           + _g4((1, 2, 4, 16)), cutoff=4.7, elements=["Al"]),
 }
 
 

@@ -42,11 +42,14 @@ _EXCHANGE_SPIN = ([SpinSelf(1), SpinSelf(2), SpinPair("dot", 1), SpinPair("dot",
 
 #: Grid points of aluminium (MALA's first case, 003): the LDOS at a point is set by how far the nearest
 #: atoms are (the density piles up between neighbours 2.9 Å apart and thins at the atoms' PAW cores), so
-#: the radial terms resolve distance finely: narrow Gaussians (η = 4 Å⁻², ~0.35 Å wide) every 0.5 Å
-#: from the point out to 5.5 Å, broad ones (η = 1) at 0, 2, 4 Å, and 4 broad angular terms; R_c = 6 Å.
-_AL_LDOS = ([G2(4.0, rs) for rs in (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5)]
+#: the radial terms resolve distance finely: narrow Gaussians (η = 8 Å⁻², ~0.25 Å wide) every 0.35 Å from
+#: the point out to 4.55 Å, broad ones (η = 1) at 0, 2, 4 Å, and 8 broad angular terms (ζ = 1, 2, 4, 16);
+#: R_c = 4.7 Å, MALA's. Measured against 6 Å sets (README, scripts/ldos_study.py): they fit 32-atom cells'
+#: band energies better but do not transfer to a 108-atom cell (−49 against +5 meV/atom): beyond half the
+#: 32-atom cell (4.12 Å) an environment sees atoms twice through periodic images.
+_AL_LDOS = ([G2(8.0, round(0.35 * k, 2)) for k in range(14)]
             + [G2(1.0, rs) for rs in (0.0, 2.0, 4.0)]
-            + [G4(0.05, zeta, lam) for zeta in (1, 4) for lam in (-1, 1)])
+            + [G4(0.05, zeta, lam) for zeta in (1, 2, 4, 16) for lam in (-1, 1)])
 
 #: Table 1 of 004 exactly as printed: G2 η (Å⁻²) and G9 (η, λ, ζ).
 LOEFFLER_AU_AS_PRINTED = {
@@ -86,9 +89,9 @@ PRESETS: dict[str, dict] = {
                     "doc": "BCC iron, nearest-neighbour shell: 15 G2 + 8 G4 + 9 signed exchange terms "
                            "(|S|, Σ(S_i·S_j)^ξ f_c, Gaussians of S_i·S_j at −4…4 μB²), R_c = 3 Å, for spin "
                            "Monte Carlo from 2-atom non-collinear data"},
-    "al-ldos": {"terms": _AL_LDOS, "cutoff": 6.0, "cutoff_function": "cosine",
-                "doc": "grid points of aluminium for an LDOS surrogate (003): 12 narrow + 3 broad G2, 4 G4, "
-                       "R_c = 6 Å (scripts/ldos_study.py compares it with other sets)"},
+    "al-ldos": {"terms": _AL_LDOS, "cutoff": 4.7, "cutoff_function": "cosine",
+                "doc": "grid points of aluminium for an LDOS surrogate (003): 14 narrow + 3 broad G2, 8 G4, "
+                       "R_c = 4.7 Å (scripts/ldos_study.py compares it with other sets)"},
     "loeffler-au": {"terms": _loeffler_terms(), "cutoff": 6.0, "cutoff_function": "polynomial",
                     "doc": "Salazar (004) table 1: 8 G2 + 18 G9, R_c = 6 Å, r_s = 0 (two typos corrected)"},
 }
