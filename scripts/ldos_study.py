@@ -136,7 +136,7 @@ def main() -> None:
                         help="keep every n-th energy of the broadened LDOS (2: 0.1 eV, MALA's spacing; the "
                              "σ = 0.15 eV Gaussians stay resolved)")
     parser.add_argument("--descriptors", default="al-ldos", help=f"comma-separated, of {', '.join(CANDIDATES)}")
-    parser.add_argument("--epochs", type=int, default=150)
+    parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--patience", type=int, default=20)
     parser.add_argument("--hidden", default="100,100")
     parser.add_argument("--batch-size", type=int, default=1024)
