@@ -20,9 +20,9 @@ from .datasets import REGISTRY
 from .datasets.generate import OUTPUT_FORMATS, check_output_file, generate_dataset
 from .demo import run_demo
 from .descriptors import PRESETS, load_basis
-from .dft import DFTSettings, failed_records, label, parse_kpts, parse_magmoms, parse_mixer
+from .dft import DFTSettings, failure_summary, label, parse_kpts, parse_magmoms, parse_mixer
 from .errors import InputError, describe_error
-from .execution import resolve_executor
+from .execution import add_cluster_arguments, resolve_executor
 from .io import parse_numbers, parse_pairs, parse_value, read, write_predictions
 from .models import GraphNet, LatticeMLP
 from .training import (DEFAULTS, ActiveLearning, Potential, compare_tasks, evaluate_potential, format_evaluation,
@@ -76,17 +76,11 @@ def _cmd_label(args: argparse.Namespace) -> None:
     print(f"{len(data)} structures from {args.file}; records in {args.out} (a rerun resumes)")
     t0 = time.perf_counter()
     with resolve_executor(args.scheduler, workers=args.workers) as executor:
-        if args.scheduler:
-            print(f"computing on {executor!r}")
         labelled = label(data, args.out, settings=settings, progress=not args.quiet, retry_failed=args.retry_failed,
                          log_dir=args.log_dir, rescue_smearing=args.rescue_smearing, reverse=args.reverse,
                          executor=executor, threads=args.threads)
-    failed = [r for r in failed_records(args.out) if r.get("settings") == settings.to_dict()]  # (not other runs')
     print(f"{labelled.summary()}\n\n{len(labelled)} of {len(data)} structures labelled "
-          f"({time.perf_counter() - t0:.1f} s this run)")
-    if failed:
-        print("".join(f"  failed: structure {r['index']}: {r['error'].splitlines()[0]}\n" for r in failed)
-              + "  (a rerun skips them; --retry-failed or --rescue-smearing 0.3 tries again)")
+          f"({time.perf_counter() - t0:.1f} s this run)\n" + failure_summary(args.out, settings), end="")
     if args.dataset:
         labelled.save(args.dataset)
         print(f"wrote the labelled structures to {args.dataset}")
@@ -226,11 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     arg("--retry-failed", action="store_true", help="compute failed structures again")
     arg("--log-dir", help="one GPAW text log per structure in this folder")
     arg("--reverse", action="store_true", help="from the last structure down (a second process on the same --out)")
-    arg("--scheduler", metavar="tcp://HOST:PORT|local", help="compute on a Dask cluster, one task per structure "
-        "(local: worker processes on this machine; needs mlexplore[cluster]); records are written here as they arrive")
-    arg("--workers", type=int, metavar="N", help="worker processes of --scheduler local (default: the usable cores)")
-    arg("--threads", type=int, metavar="N", help="OpenMP threads per structure (default: 1 on a cluster, else as "
-        "OMP_NUM_THREADS)")
+    add_cluster_arguments(arg, "structure")
     arg = command("train", _cmd_train, "fit a BP potential to the labelled structures in a file", "Split FILE at "
                   "random, train a Behler-Parrinello network on energies (and forces), print the scores of every set "
                   "and write the model. Ctrl-C stops training and keeps the best model so far.", "file --format "

@@ -57,7 +57,7 @@ from typing import Any, Union
 from .errors import InputError
 
 __all__ = ["Executor", "ExecutorLike", "InProcessExecutor", "DaskExecutor", "resolve_executor",
-           "executor_scope", "thread_environment", "worker_devices", "INSTALL_HINT"]
+           "executor_scope", "thread_environment", "worker_devices", "add_cluster_arguments", "INSTALL_HINT"]
 
 #: how to get the Dask executor
 INSTALL_HINT = 'pip install "mlexplore[cluster]" (or: pip install "dask[distributed]")'
@@ -94,6 +94,19 @@ def thread_environment(threads: int) -> dict[str, str]:
     return {name: str(threads) for name in THREAD_VARIABLES}
 
 
+def add_cluster_arguments(add_argument: Callable[..., Any], what: str = "task") -> None:
+    """The ``--scheduler``, ``--workers`` and ``--threads`` options of a command whose work goes through
+    :func:`resolve_executor` (``add_argument``: a parser's ``add_argument``; ``what``: one task's
+    noun, e.g. "structure"). One definition for ``mlexplore label`` and ``scripts/generate_dft.py``."""
+    add_argument("--scheduler", metavar="tcp://HOST:PORT|local",
+                 help=f"compute on a Dask cluster, one task per {what} (local: worker processes here; needs "
+                      "mlexplore[cluster]; docs/cluster.md); the records are written here as results arrive")
+    add_argument("--workers", type=int, metavar="N", help="worker processes of --scheduler local (default: the "
+                 "usable cores)")
+    add_argument("--threads", type=int, metavar="N", help=f"OpenMP/BLAS threads per {what} (default: 1 on a "
+                 "cluster, else as OMP_NUM_THREADS)")
+
+
 def _call_with_threads(func: Callable[..., Any], threads: int | None, args: Sequence[Any]) -> Any:
     """``func(*args)`` with ``threads`` threads, set three ways and restored afterwards: the environment
     (:func:`thread_environment`, for libraries that read it when they start, e.g. a GPAW imported by
@@ -120,6 +133,23 @@ def _call_with_threads(func: Callable[..., Any], threads: int | None, args: Sequ
                 os.environ[k] = v
         if torch is not None and torch.get_num_threads() != torch_before:
             torch.set_num_threads(torch_before)
+
+
+def _call_as_client(func: Callable[..., Any], threads: int | None, default_dtype: str | None,
+                    args: Sequence[Any]) -> Any:
+    """:func:`_call_with_threads` with torch's default dtype set to the client's (``"float64"``,
+    …; None: untouched) and restored afterwards: a task builds the same tensors on a worker as in the
+    client's process (a notebook that set ``torch.set_default_dtype(torch.float64)`` gets the serial
+    run's results from the cluster too)."""
+    torch = sys.modules.get("torch") if default_dtype is None else __import__("torch")
+    if default_dtype is None or torch is None:
+        return _call_with_threads(func, threads, args)
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(getattr(torch, default_dtype))
+    try:
+        return _call_with_threads(func, threads, args)
+    finally:
+        torch.set_default_dtype(before)
 
 
 class Executor(abc.ABC):
@@ -295,9 +325,11 @@ class DaskExecutor(Executor):
 
         threads = _check_threads(threads)
         name = getattr(func, "__name__", "task")
+        torch = sys.modules.get("torch")  # the client's default dtype goes with every task
+        default_dtype = str(torch.get_default_dtype()).removeprefix("torch.") if torch is not None else None
 
         def submit(key: Hashable, args: Sequence[Any]) -> Any:
-            future = self.client.submit(_call_with_threads, func, threads, tuple(args), pure=False,
+            future = self.client.submit(_call_as_client, func, threads, default_dtype, tuple(args), pure=False,
                                         key=f"{name}-{key}-{os.urandom(6).hex()}")
             pending[future] = key
             return future

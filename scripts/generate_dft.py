@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from mlexplore.dft import label  # noqa: E402
 from mlexplore.dft.configs import SHIPPED_SETTINGS, shipped_plan  # noqa: E402
 from mlexplore.dft.export import export_dataset  # noqa: E402
-from mlexplore.execution import Executor, resolve_executor  # noqa: E402
+from mlexplore.execution import Executor, add_cluster_arguments, resolve_executor  # noqa: E402
 
 #: eV. A configuration whose SCF does not converge at the run's 0.1 eV is tried once more,
 #: first converged at this width and then at 0.1 eV from that density (see mlexplore.dft.label).
@@ -72,12 +72,7 @@ def main() -> None:
                         help="compute nothing: write the package files from the records as they are")
     parser.add_argument("--reverse", action="store_true",
                         help="work from the last configuration down: a second process on the same set")
-    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT|local",
-                        help="compute on a Dask cluster, one task per configuration (instead of --reverse pairs)")
-    parser.add_argument("--workers", type=int, metavar="N",
-                        help="worker processes of --scheduler local (default: the usable cores)")
-    parser.add_argument("--threads", type=int, metavar="N",
-                        help="GPAW OpenMP threads per configuration (default 1)")
+    add_cluster_arguments(parser.add_argument, "configuration")  # instead of --reverse pairs
     args = parser.parse_args()
     with resolve_executor(None if args.export_only else args.scheduler, workers=args.workers) as executor:
         for name in args.names:

@@ -302,3 +302,24 @@ def test_the_label_command_computes_on_a_cluster(cuau, cluster, tmp_path, monkey
     assert sorted(r["index"] for r in read_records(rec)) == [0, 1, 2, 3]
     assert main([*argv, "--workers", "2"]) == 2
     assert "workers sizes a local cluster" in capsys.readouterr().err
+
+
+def _default_dtype() -> str:
+    import torch
+
+    return str(torch.get_default_dtype())
+
+
+def test_tasks_build_tensors_in_the_clients_default_dtype(cluster):
+    """A notebook (or a test module) that set torch's default dtype gets the same from its tasks on
+    the workers as in process: the executor carries it with each task and restores the worker's."""
+    import torch
+
+    before = torch.get_default_dtype()
+    try:
+        for dtype in (torch.float64, torch.float32):
+            torch.set_default_dtype(dtype)
+            got = dict(cluster.run(_default_dtype, [(k, ()) for k in range(4)]))
+            assert set(got.values()) == {str(dtype)}
+    finally:
+        torch.set_default_dtype(before)

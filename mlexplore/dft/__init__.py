@@ -7,7 +7,7 @@ run resumes where it stopped. ``compute_ldos(calc)`` gives the local density of 
 real-space grid of a converged GPAW calculation, with GPAW's references (for the LDOS surrogate).
 """
 
-from .label import failed_records, gpaw_calculator, label, pattern_kept
+from .label import failed_records, failure_summary, gpaw_calculator, label, pattern_kept
 from .records import append_record, latest_records, read_new_records, read_records, records_to_dataset
 from .settings import DEFAULT_MAGMOMS, DFTSettings
 from .options import parse_kpts, parse_magmoms, parse_mixer
@@ -18,7 +18,7 @@ from .ldos_data import (AL_LATTICE_CONSTANT_933K, KT_933K, LDOSSettings, LDOSSna
                         aluminium_snapshots, broaden, coarsen, gpaw_ldos, label_ldos, ldos_checks, load_aluminium_ldos,
                         load_ldos_set, load_plan, save_plan, write_small_set)
 
-__all__ = ["label", "DFTSettings", "DEFAULT_MAGMOMS", "gpaw_calculator", "failed_records", "pattern_kept",
+__all__ = ["label", "DFTSettings", "DEFAULT_MAGMOMS", "gpaw_calculator", "failed_records", "failure_summary", "pattern_kept",
            "read_records", "read_new_records", "latest_records", "append_record", "records_to_dataset", "parse_kpts", "parse_magmoms", "parse_mixer",
            "compute_ldos", "LDOSResult", "default_energy_grid", "LDOS_FORMAT", "aluminium_snapshots", "LDOSSettings",
            "label_ldos", "gpaw_ldos", "coarsen", "broaden", "total_energy_from_density", "density_energy_terms",

@@ -355,6 +355,16 @@ def failed_records(out: str | os.PathLike) -> list[dict]:
     return [r for r in latest_records(read_records(out)).values() if r["status"] == "failed"]
 
 
+def failure_summary(out: str | os.PathLike, settings: DFTSettings | None = None) -> str:
+    """One line per configuration of ``out`` that is failed now (with ``settings``: of that run's
+    settings only, not another run's in the same file) and what to do about it; ``""`` when none."""
+    failed = [r for r in failed_records(out) if settings is None or r.get("settings") == settings.to_dict()]
+    if not failed:
+        return ""
+    return ("".join(f"  failed: structure {r['index']}: {r['error'].splitlines()[0]}\n" for r in failed)
+            + "  (a rerun skips them; --retry-failed or --rescue-smearing 0.3 tries again)\n")
+
+
 def pattern_kept(initial: np.ndarray, final: np.ndarray, threshold: float = 0.5) -> bool:
     """Did the SCF keep a collinear moment pattern?
 
