@@ -54,7 +54,7 @@ import sys
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from typing import Any, Union
 
-from .errors import InputError
+from .errors import InputError, check_whole
 
 __all__ = ["Executor", "ExecutorLike", "InProcessExecutor", "DaskExecutor", "resolve_executor",
            "executor_scope", "thread_environment", "worker_devices", "add_cluster_arguments", "INSTALL_HINT"]
@@ -80,11 +80,7 @@ def _distributed(field: str) -> Any:
 
 
 def _check_threads(threads: int | None) -> int | None:
-    if threads is None:
-        return None
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise InputError(f"threads must be a whole number ≥ 1 (or None), got {threads!r}", field="threads")
-    return threads
+    return None if threads is None else check_whole(threads, "threads", 1)
 
 
 def thread_environment(threads: int) -> dict[str, str]:
@@ -141,9 +137,10 @@ def _call_as_client(func: Callable[..., Any], threads: int | None, default_dtype
     …; None: untouched) and restored afterwards: a task builds the same tensors on a worker as in the
     client's process (a notebook that set ``torch.set_default_dtype(torch.float64)`` gets the serial
     run's results from the cluster too)."""
-    torch = sys.modules.get("torch") if default_dtype is None else __import__("torch")
-    if default_dtype is None or torch is None:
+    if default_dtype is None:
         return _call_with_threads(func, threads, args)
+    import torch
+
     before = torch.get_default_dtype()
     torch.set_default_dtype(getattr(torch, default_dtype))
     try:
@@ -414,8 +411,8 @@ def resolve_executor(executor: ExecutorLike = None, *, workers: int | None = Non
     """
     if workers is not None and executor != "local":
         raise InputError(f"workers sizes a local cluster (executor='local'), not {executor!r}", field="workers")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise InputError(f"workers must be a whole number ≥ 1, got {workers!r}", field="workers")
+    if workers is not None:
+        workers = check_whole(workers, "workers", 1)
     if executor is None:
         return InProcessExecutor()
     if isinstance(executor, Executor):

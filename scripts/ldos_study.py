@@ -75,23 +75,17 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _free_energy_errors(snapshot, predicted: np.ndarray, settings: LDOSSettings, sigma: float) -> dict:
+def _free_energy_errors(snapshot, predicted: np.ndarray, settings: LDOSSettings) -> dict:
     """GPAW's SCF of the snapshot again, then F of the DFT and of the predicted density (meV/atom)."""
     from ase import Atoms
-    from gpaw import GPAW, PW, FermiDirac
 
-    from mlexplore.dft import fermi_dirac_entropy_energy, total_energy_from_density
+    from mlexplore.dft import fermi_dirac_entropy_energy, ldos_scf, total_energy_from_density
 
     r = snapshot.result
-    atoms = Atoms(numbers=r.numbers, positions=r.positions, cell=r.cell, pbc=True)
-    extra = {} if settings.h is None else {"h": settings.h}
-    atoms.calc = GPAW(mode=PW(settings.ecut), xc=settings.xc, kpts={"size": settings.kpts_for(atoms),
-                      "gamma": settings.gamma}, occupations=FermiDirac(settings.kT), nbands=settings.nbands,
-                      convergence={"bands": f"CBM+{settings.converge_above_fermi:g}"}, maxiter=settings.maxiter,
-                      txt=None, **extra)
     t0 = time.perf_counter()
-    gpaw_free = atoms.get_potential_energy(force_consistent=True)
+    atoms = ldos_scf(Atoms(numbers=r.numbers, positions=r.positions, cell=r.cell, pbc=True), settings)
     scf = time.perf_counter() - t0
+    gpaw_free = atoms.get_potential_energy(force_consistent=True)
     out = {"gpaw_free_energy": gpaw_free, "scf_seconds": scf}
     for name, ldos in (("dft", r.ldos), ("predicted", predicted)):
         o = ldos_observables(ldos, r.energies, r.voxel_volume, r.n_electrons, r.kT)
@@ -188,7 +182,7 @@ def main() -> None:
                    "band_energy_vs_gpaw": 1000 * (o.band_energy - r.band_energy) / len(r.numbers),
                    "predict_seconds": seconds, "gpaw_seconds": float(s.record.get("compute_seconds", float("nan")))}
             if args.energy and s.tag == "test":
-                row.update(_free_energy_errors(s, pred, settings, args.sigma))
+                row.update(_free_energy_errors(s, pred, settings))
             run["snapshots"].append(row)
             rows.append(row)
             print(_table([row]).splitlines()[-1], flush=True)

@@ -121,7 +121,7 @@ from ..io.files import atomic_write
 from .ldos import LDOSResult, compute_ldos
 from .records import PendingWork, append_record, latest_records, read_records
 
-__all__ = ["aluminium_snapshots", "LDOSSettings", "label_ldos", "gpaw_ldos", "coarsen", "ldos_checks",
+__all__ = ["aluminium_snapshots", "LDOSSettings", "label_ldos", "gpaw_ldos", "ldos_scf", "coarsen", "broaden", "ldos_checks",
            "load_ldos_set", "load_aluminium_ldos", "aluminium_ldos_card", "LDOSSnapshot", "write_small_set",
            "save_plan", "load_plan", "AL_LATTICE_CONSTANT_933K", "KT_933K", "SNAPSHOT_TAGS", "SHIPPED_LDOS_MANIFEST",
            "RECORDS_NAME"]
@@ -431,8 +431,10 @@ class LDOSSettings:
 # One snapshot with GPAW
 # ----------------------------------------------------------------------------------------------
 
-def gpaw_ldos(atoms: Atoms, settings: LDOSSettings, txt: Any = None) -> LDOSResult:
-    """Run GPAW on ``atoms`` with ``settings`` and return its LDOS on the fixed energy grid (float32).
+def ldos_scf(atoms: Atoms, settings: LDOSSettings, txt: Any = None) -> Atoms:
+    """GPAW's self-consistent run of ``atoms`` with ``settings``: a copy of the cell with the converged
+    calculator attached (what :func:`gpaw_ldos` takes the LDOS of, and what
+    :func:`~mlexplore.dft.total_energy_from_density` needs of the same snapshot).
 
     Parameters
     ----------
@@ -441,11 +443,6 @@ def gpaw_ldos(atoms: Atoms, settings: LDOSSettings, txt: Any = None) -> LDOSResu
     settings : LDOSSettings
     txt : str or None
         GPAW's text log (``None``: none).
-
-    Returns
-    -------
-    LDOSResult
-        Its ``seconds`` is the LDOS step's wall time (:func:`~mlexplore.dft.compute_ldos`), not the SCF's.
     """
     try:
         from gpaw import GPAW, PW, FermiDirac
@@ -460,6 +457,19 @@ def gpaw_ldos(atoms: Atoms, settings: LDOSSettings, txt: Any = None) -> LDOSResu
                      convergence={"bands": f"CBM+{settings.converge_above_fermi:g}"},
                      maxiter=settings.maxiter, txt=txt, **extra)
     work.get_potential_energy()
+    return work
+
+
+def gpaw_ldos(atoms: Atoms, settings: LDOSSettings, txt: Any = None) -> LDOSResult:
+    """Run GPAW on ``atoms`` with ``settings`` (:func:`ldos_scf`) and return its LDOS on the fixed
+    energy grid (float32).
+
+    Returns
+    -------
+    LDOSResult
+        Its ``seconds`` is the LDOS step's wall time (:func:`~mlexplore.dft.compute_ldos`), not the SCF's.
+    """
+    work = ldos_scf(atoms, settings, txt)
     return compute_ldos(work.calc, energies=settings.energies, sigma=settings.sigma, dtype=np.float32)
 
 

@@ -289,9 +289,7 @@ def run_experiment(plan: ExperimentPlan, *, resume_file: str | os.PathLike | Non
                 if stop() and ex.in_process:
                     break  # cut short (the epoch callbacks saw the stop): not finished models
                 group = groups[number]
-                for j, run in zip(group, trained):
-                    if j in finished:  # (never twice in the records)
-                        continue
+                for j, run in zip(group, trained):  # (groups hold pending jobs, each once: recorded once)
                     if resume_file is not None:
                         append_task_record(resume_file, plan.to_record(run, j, fingerprint))
                     finished[j] = run

@@ -378,7 +378,7 @@ def fit_ldos(model: LDOSNet, features: Any, ldos: Any,
         even where it raises the validation MSE a little). Not after an interrupted run.
     checkpoint_dir :
         Where ``best.pt`` and ``last.pt`` are written (:func:`~mlexplore.training.save_model`);
-        ``best.pt`` ends as the returned model (with the refit output layer when it was kept).
+        ``best.pt`` ends as the returned model (with the refit output layer).
     callback :
         ``callback(epoch, history)`` after every epoch; returning False stops.
     progress : bool
@@ -436,8 +436,8 @@ def refit_output_layer(model: LDOSNet, features: Any, ldos: Any, ridge: float = 
     LDOS, and gradient descent stopped early leaves it biased. A bias of 0.5 % of the occupied states
     moves E_F by ~40 meV and the band energy by ~70 meV/atom in a 32-atom Al cell (E_b − N E_F is
     what a count error scales); at the least-squares optimum the training residual has zero mean at
-    every energy. Measured (Al 933 K, 3 training snapshots, ``al-ldos``, 60 epochs; three held-out
-    snapshots): electron-count error at the DFT Fermi level from −0.25/−0.44/−0.36 to
+    every energy. Measured (Al 933 K, 3 training snapshots, ``wide-6A`` of ``scripts/ldos_study.py``
+    — a 6 Å set of 15 G2 and 4 G4 —, 60 epochs; three held-out snapshots): electron-count error at the DFT Fermi level from −0.25/−0.44/−0.36 to
     +0.06/−0.11/−0.05 electrons of 96, band energy from +45/+81/+67 to −25/+7/−3 meV/atom, density
     MAPE from 1.04/3.06/1.23 % to 1.01/2.67/1.10 %.
 
